@@ -1,0 +1,26 @@
+"""arena: multi-agent environments in which agents tune a gamification economy.
+
+Importing the package registers the environments (nothing else happens at import time):
+
+* ``pettingzoo.make("parallel", "arena/Economy-v0", **kwargs)`` (also ``"aec"``);
+* ``gymnasium.make("arena/EconomySingle-v0", opponents=..., **kwargs)``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def _register() -> None:
+    import gymnasium
+    import pettingzoo
+
+    if "arena/Economy-v0" not in pettingzoo.parallel_registry:
+        pettingzoo.register("parallel", "arena/Economy-v0", entry_point="arena_env.economy_v0:parallel_env")
+    if "arena/Economy-v0" not in pettingzoo.aec_registry:
+        pettingzoo.register("aec", "arena/Economy-v0", entry_point="arena_env.economy_v0:env")
+    if "arena/EconomySingle-v0" not in gymnasium.registry:
+        gymnasium.register("arena/EconomySingle-v0", entry_point="arena_env.wrappers.single:EconomySingleEnv")
+
+
+_register()

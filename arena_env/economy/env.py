@@ -1,0 +1,608 @@
+"""Economy arena: a simulated gamification economy as a PettingZoo parallel environment.
+
+Description
+-----------
+A population of ``n_users`` users is recruited over time and randomised to a control variant and
+``n_agents`` treatment variants.  Each treatment's economy (the ten XP parameters of the TendedLoop
+Arena protocol) is controlled by one agent; the control keeps the tenant config.  Every step is one
+simulated day: each agent may propose an update, the proposal goes through the five guardrails
+(control lock, status gate, circuit breaker, rate limiter, delta clamp, then integer rounding and
+hard bounds), the applied configs drive one day of user behaviour (activity choice with a reference
+point and inflation, capped scans, first-scan and streak bonuses, feedback/photos with substitution,
+reports, missions, churn, novelty, weekdays, rank among site peers shared across variants, an
+optional tenant-wide XP budget), and the six engagement metrics are updated with tests against the
+control.  The model is written out in ``docs/model.md``; the scenarios in ``docs/scenarios.md``.
+
+Agents
+------
+``variant_0`` ... ``variant_{n_agents-1}``; agent ``variant_k`` controls treatment ``k + 1`` (variant 0
+of the experiment is the control and is not an agent).  Agents are fixed at construction.
+
+Action space
+------------
+``action_mode="continuous"`` (default): ``Box(-1, 1, (10,), float32)``.  Component ``i`` is the
+relative change of parameter ``i`` as a fraction of the delta limit: the request is
+``current_i + a_i * max(current_i * delta_limit_pct / 100, 1)``.  Components equal to 0 leave the
+parameter untouched; an all-zero action is a *hold*, which does not consume the rate limit.
+
+==== ====================  ====  ==== ====================
+ i    parameter           def.  i    parameter
+==== ====================  ====  ==== ====================
+ 0    scanXp               10    5    firstScanOfDayXp (15)
+ 1    feedbackXp           15    6    streakBonusPerDay (5)
+ 2    issueReportXp        25    7    streakBonusCap (50)
+ 3    statusReportXp       20    8    scanDailyCap (20)
+ 4    photoXp              10    9    feedbackDailyCap (10)
+==== ====================  ====  ==== ====================
+
+``action_mode="discrete"``: ``Discrete(1 + len(presets))``; 0 holds, ``k`` requests the scenario's
+preset ``k - 1`` (resolved over the tenant config).  ``action_mode="absolute"``: ``Box(lo, hi, (10,))``
+of target values (the hard bounds).  Every proposal goes through the guardrails, so a request may be
+clamped or rejected; ``infos[agent]["decision"]`` says what happened.
+
+Invalid actions: a wrong shape or dtype, an unknown agent, or a discrete index out of range raise
+``ValueError`` naming the agent before any state changes.  Non-finite components are *sanitised*:
+the agent holds for that step and ``infos[agent]["action_error"]`` says so; continuous components
+outside [-1, 1] are clipped and ``infos[agent]["action_clipped"]`` is True.  A missing agent holds.
+
+Observation space
+-----------------
+``Box(-1, 1e4, (70,), float32)`` per agent (every entry is a share, a ratio to a default, a scaled
+metric, a clipped count of steps or a sine/cosine):
+
+=======  ======================================================================================
+index    content
+=======  ======================================================================================
+0        enrolled / expected size of the variant (allocation share x n_users)
+1        active today / enrolled
+2        active in the last 7 days / enrolled
+3        total scans / (enrolled x days elapsed)
+4        experiment day / max_days
+5-28     the variant's six metrics, 4 values each in ``METRIC_NAMES`` order: value / scale,
+         std / scale, sample size / n_users, confidence (0 low, 0.5 medium, 1 high);
+         scales: SCAN_FREQUENCY 10, XP_VELOCITY 100, STREAK_LENGTH 10, the rates 1
+29-52    the same for the control
+53-62    the variant's current config / the tenant config (parameter order above)
+63       steps until the next update is allowed (0 = now), clipped to 0..100
+64       circuit breaker open (0/1)
+65       share of the last accepted update's touched parameters that were clamped
+66       anomaly flag (0/1)
+67       experiment RUNNING (0/1)
+68, 69   sin, cos of 2 pi weekday / 7
+=======  ======================================================================================
+
+Reward
+------
+Per agent per day, the scenario's objective (``objective`` in the scenario)::
+
+    r = sum_m w_m * (o_m(variant) - o_m(control)) - xp_cost * (xp(variant) - xp(control))
+
+where ``o`` are the day's values of the metrics (``metrics.daily_outcomes``) and ``xp`` the XP issued
+today per enrolled user.  The default weights are the TendedLoop composite (0.4 scan frequency, 3.5
+retention, 2.5 feedback quality).  A policy that matches the control earns 0 in expectation.
+
+Episode end
+-----------
+Truncation after ``max_days`` steps.  Termination when the experiment is COMPLETED (a scheduled or
+researcher ``complete``).  Then ``agents`` is empty.
+
+Arguments
+---------
+``scenario`` (name in ``configs/scenarios/`` or a path, default ``"default"``), ``n_users``,
+``n_agents`` (1-4), ``max_days``, ``backend`` (``"numba"`` | ``"numpy"``), ``render_mode``
+(``"ansi"``), ``action_mode`` (``"continuous"`` | ``"discrete"`` | ``"absolute"``), ``num_threads``
+(Numba threads, default: Numba's), ``info_level`` (``"full"`` | ``"light"``: light omits the metric
+dictionaries and tests from infos), and any other top-level scenario key by keyword (mappings merge
+key by key into the scenario's).
+
+Seeding
+-------
+``reset(seed=s)`` fixes everything: population, traits, every daily draw (counter-based, keyed by
+seed, day, user and purpose).  The same seed gives bit-identical trajectories for any thread count;
+the two backends agree exactly on integers and to 1e-9 on floats.  ``reset()`` without a seed
+continues deterministically from the last seed (episode counter); the very first reset without a
+seed draws one from the operating system.
+
+Version history
+---------------
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import gymnasium
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from arena_env._numba import set_threads
+
+from . import kernels as K
+from . import metrics as M
+from . import model
+from .guardrails import RUNNING, COMPLETED, PAUSED, GuardrailConfig, Guardrails
+from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES, resolve, to_dict, to_vector
+from .scenario import METRIC_NAMES, Scenario, ScenarioError, load
+
+OBS_DIM = 70
+OBS_LOW, OBS_HIGH = -1.0, 1.0e4  # every entry is a share, a ratio, a scaled metric or sin/cos
+METRIC_SCALE = np.array([10.0, 100.0, 1.0, 1.0, 10.0, 1.0])
+ACTION_MODES = ("continuous", "discrete", "absolute")
+BACKENDS = ("numba", "numpy")
+_CONF = {"low": 0.0, "medium": 0.5, "high": 1.0}
+_LOG1P_LEN = 1024
+_SHORT = ("scans/d", "XP/d", "retain", "missions", "streak", "feedback")  # render headers, METRIC_NAMES order
+_PARAM_SHORT = ("scan", "fb", "issue", "status", "photo", "first", "strk/d", "strkcap", "scancap", "fbcap")
+
+
+def _backend_module(name: str):
+    if name == "numba":
+        return K
+    from . import reference
+    return reference
+
+
+class EconomyEnv(ParallelEnv):
+    """The economy arena (see the module docstring for the full specification)."""
+
+    metadata = {"name": "economy_v0", "render_modes": ["ansi"], "is_parallelizable": True, "render_fps": 1}
+
+    def __init__(self, scenario: str | Scenario = "default", *, n_users: int | None = None,
+                 n_agents: int | None = None, max_days: int | None = None, backend: str = "numba",
+                 render_mode: str | None = None, action_mode: str = "continuous",
+                 num_threads: int | None = None, info_level: str = "full", **overrides):
+        self._init_kwargs = dict(scenario=scenario, n_users=n_users, n_agents=n_agents, max_days=max_days,
+                                 backend=backend, render_mode=render_mode, action_mode=action_mode,
+                                 num_threads=num_threads, info_level=info_level, **overrides)
+        for key, val in (("n_users", n_users), ("n_agents", n_agents), ("max_days", max_days)):
+            if val is not None:
+                overrides[key] = val
+        if isinstance(scenario, Scenario):
+            if overrides:
+                raise ValueError("keyword overrides need a scenario name or path, not a Scenario object")
+            sc = scenario
+        else:
+            sc = load(scenario, **overrides)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode={action_mode!r}: expected one of {', '.join(ACTION_MODES)}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}: expected None or one of {self.metadata['render_modes']}")
+        if info_level not in ("full", "light"):
+            raise ValueError(f"info_level={info_level!r}: expected 'full' or 'light'")
+        if action_mode == "discrete" and not sc.presets:
+            raise ScenarioError(f"{sc.source}: presets: action_mode='discrete' needs presets in the scenario")
+        self.scenario = sc
+        self.backend = backend
+        self.render_mode = render_mode
+        self.action_mode = action_mode
+        self.num_threads = num_threads
+        self.info_level = info_level
+        set_threads(num_threads)
+
+        V = sc.n_variants
+        self.possible_agents = [f"variant_{k}" for k in range(sc.n_agents)]
+        self.agents: list[str] = []
+        self._agent_variant = {a: k + 1 for k, a in enumerate(self.possible_agents)}
+
+        # derived constants
+        g = sc.guardrails
+        lo = np.array([ABSOLUTE_BOUNDS[k][0] for k in PARAM_NAMES], dtype=np.int64)
+        hi = np.array([ABSOLUTE_BOUNDS[k][1] for k in PARAM_NAMES], dtype=np.int64)
+        for k, (a, b) in (g.bounds or {}).items():
+            lo[PARAM_NAMES.index(k)], hi[PARAM_NAMES.index(k)] = a, b
+        self.guardrail_config = GuardrailConfig(
+            update_interval_min=g.update_interval_min, delta_limit_pct=g.delta_limit_pct,
+            retention_cliff=g.retention_cliff, cliff_min_sample=g.cliff_min_sample,
+            anomaly_run=g.anomaly_run, lo=lo, hi=hi)
+        self.tenant_vector = to_vector(sc.tenant_config)
+        self.preset_vectors = np.array([to_vector(resolve(sc.tenant, p.overrides)) for p in sc.presets],
+                                       dtype=np.int64).reshape(len(sc.presets), N_PARAMS)
+        alloc = np.ones(V) if sc.allocation is None else np.asarray(sc.allocation, dtype=np.float64)
+        self._expected_size = np.maximum(alloc / alloc.sum() * sc.n_users, 1.0)
+        w = sc.objective.weights or {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}
+        self.objective_weights = np.array([float(w.get(m, 0.0)) for m in METRIC_NAMES])
+        self.n_sites = -(-sc.n_users // sc.site_size)
+        self.sites_per_chunk = model.sites_per_chunk(sc.site_size)
+        self.n_chunks = model.chunk_count(sc.n_users, sc.site_size)
+        self._sg_tab = model.segment_table(sc)
+        self._novelty = model.novelty_table(sc)
+        self._log1p = model.log1p_table(_LOG1P_LEN)
+
+        obs_space = gymnasium.spaces.Box(OBS_LOW, OBS_HIGH, (OBS_DIM,), np.float32)
+        if action_mode == "continuous":
+            act_space = gymnasium.spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
+        elif action_mode == "discrete":
+            act_space = gymnasium.spaces.Discrete(1 + len(sc.presets))
+        else:
+            act_space = gymnasium.spaces.Box(lo.astype(np.float32), hi.astype(np.float32), (N_PARAMS,), np.float32)
+        self.observation_spaces = {a: obs_space for a in self.possible_agents}
+        self.action_spaces = {a: act_space for a in self.possible_agents}
+        self._seed: int | None = None
+        self._episode = 0
+        self.day = 0
+
+    # ---------------------------------------------------------------- spaces
+    def observation_space(self, agent):
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent):
+        return self.action_spaces[agent]
+
+    @property
+    def kernels(self):
+        """The backend module (``kernels`` or ``reference``)."""
+        return _backend_module(self.backend)
+
+    # ----------------------------------------------------------------- reset
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            self._seed = int(seed) % (1 << 63)
+            self._episode = 0
+        elif self._seed is None:
+            self._seed = int(np.random.SeedSequence().entropy) % (1 << 63)
+            self._episode = 0
+        else:
+            self._episode += 1
+        sc = self.scenario
+        # the episode's own seed: the given seed for episode 0, then a hash of (seed, episode)
+        self.episode_seed = self._seed if self._episode == 0 else int(
+            np.random.SeedSequence([self._seed, self._episode]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        V = sc.n_variants
+        self.users = model.init_population(sc, self.episode_seed)
+        self._site_prev = np.zeros((self.n_sites, 3))
+        self._site_next = np.zeros((self.n_sites, 3))
+        self._agg_i = np.zeros((self.n_chunks, V, K.N_AI), dtype=np.int64)
+        self._agg_f = np.zeros((self.n_chunks, V, K.N_AF))
+        self.history_i = np.zeros((sc.max_days, V, K.N_AI), dtype=np.int64)
+        self.history_f = np.zeros((sc.max_days, V, K.N_AF))
+        self.config = np.tile(self.tenant_vector, (V, 1))
+        self.effective_config = self.config.astype(np.float64)
+        self._vs_tab = model.variant_segment_table(sc, self.effective_config)
+        self._vs_key = self.effective_config.tobytes()
+        self.guardrails = Guardrails(V, self.guardrail_config,
+                                     clamp=self.kernels.clamp_updates)
+        self.guardrails.launch()
+        if sc.recruiting_days == 0:
+            self.guardrails.start()
+        self.budget_scale = 1.0
+        self.day = 0
+        self.decisions: list[dict] = []
+        self._last_clamp_share = np.zeros(V)
+        self._tests = np.full((V, M.N_METRICS, K.N_TEST_FIELDS), np.nan)
+        self._mean = np.zeros((V, M.N_METRICS))
+        self._var = np.full((V, M.N_METRICS), np.nan)
+        self._n = np.zeros((V, M.N_METRICS), dtype=np.int64)
+        self._today_i = np.zeros((V, K.N_AI), dtype=np.int64)
+        self._total_scans = np.zeros(V, dtype=np.int64)
+        self.agents = list(self.possible_agents)
+        obs = self._observations()
+        infos = {a: self._info(a, None, {}) for a in self.agents}
+        return obs, infos
+
+    # ------------------------------------------------------------ researcher
+    def _variant_of(self, agent) -> int:
+        if agent in self._agent_variant:
+            return self._agent_variant[agent]
+        raise ValueError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}")
+
+    def reset_circuit_breaker(self, agent: str) -> bool:
+        """Researcher action: close the circuit breaker of ``agent``'s variant (the only way)."""
+        return self.guardrails.reset_breaker(self._variant_of(agent))
+
+    def trip_circuit_breaker(self, agent: str) -> bool:
+        """Researcher action: open the circuit breaker of ``agent``'s variant."""
+        return self.guardrails.trip_breaker(self._variant_of(agent))
+
+    def pause(self) -> None:
+        """Researcher action: pause the experiment (updates are rejected, users keep going)."""
+        self.guardrails.pause()
+
+    def resume(self) -> None:
+        """Researcher action: resume a paused experiment."""
+        self.guardrails.resume()
+
+    def complete(self) -> None:
+        """Researcher action: complete the experiment; the next step terminates every agent."""
+        self.guardrails.complete()
+
+    def _run_schedule(self, day: int) -> list[dict]:
+        done = []
+        for a in self.scenario.schedule:
+            if a.day != day:
+                continue
+            targets = range(1, self.scenario.n_variants) if a.variant is None else [a.variant]
+            if a.action == "reset_breaker":
+                for v in targets:
+                    self.guardrails.reset_breaker(v)
+            elif a.action == "trip_breaker":
+                for v in targets:
+                    self.guardrails.trip_breaker(v)
+            elif a.action == "pause" and self.guardrails.status == RUNNING:
+                self.guardrails.pause()
+            elif a.action == "resume" and self.guardrails.status == PAUSED:
+                self.guardrails.resume()
+            elif a.action == "complete" and self.guardrails.status in (RUNNING, PAUSED):
+                self.guardrails.complete()
+            done.append({"day": day, "action": a.action, "variant": a.variant})
+        return done
+
+    # ------------------------------------------------------------------ step
+    def _parse_actions(self, actions) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Validate every action first (nothing changes on error); return the proposals."""
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict agent -> action, got {type(actions).__name__}")
+        for a in actions:
+            if a not in self._agent_variant:
+                raise ValueError(f"actions: unknown agent {a!r}; agents are {', '.join(self.possible_agents)}")
+            if a not in self.agents:
+                raise ValueError(f"actions: agent {a!r} is done; act only for env.agents")
+        V = self.scenario.n_variants
+        req = np.zeros((V, N_PARAMS))
+        has = np.zeros((V, N_PARAMS), dtype=bool)
+        notes: dict[str, dict] = {}
+        pct = self.guardrail_config.delta_limit_pct
+        for agent, act in actions.items():
+            v = self._agent_variant[agent]
+            cur = self.config[v].astype(np.float64)
+            if self.action_mode == "discrete":
+                if isinstance(act, np.ndarray) and act.shape == ():
+                    act = act.item()
+                if isinstance(act, (bool, np.bool_)) or not isinstance(act, (int, np.integer)):
+                    raise ValueError(f"action of {agent}: expected an integer preset index, got {act!r}")
+                n = 1 + len(self.scenario.presets)
+                if not 0 <= act < n:
+                    raise ValueError(f"action of {agent}: {act} is out of range; expected 0 (hold) .. {n - 1}")
+                if act > 0:
+                    req[v] = self.preset_vectors[act - 1]
+                    has[v] = req[v] != cur
+                continue
+            try:
+                arr = np.asarray(act, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"action of {agent}: expected {N_PARAMS} numbers, got {act!r}") from None
+            if arr.shape != (N_PARAMS,):
+                raise ValueError(f"action of {agent}: expected shape ({N_PARAMS},) in the order "
+                                 f"{', '.join(PARAM_NAMES)}, got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                bad = [PARAM_NAMES[i] for i in np.flatnonzero(~np.isfinite(arr))]
+                notes[agent] = {"action_error": f"non-finite values for {', '.join(bad)}: treated as a hold"}
+                continue
+            if self.action_mode == "continuous":
+                if np.any(np.abs(arr) > 1.0):
+                    notes[agent] = {"action_clipped": True}
+                    arr = np.clip(arr, -1.0, 1.0)
+                step = np.maximum(cur * pct / 100.0, 1.0)
+                req[v] = cur + arr * step
+                has[v] = arr != 0.0
+            else:  # absolute targets: only the parameters whose rounded target differs are touched
+                req[v] = arr
+                has[v] = np.sign(arr) * np.floor(np.abs(arr) + 0.5) != cur
+        return req, has, notes
+
+    def step(self, actions):
+        if not self.agents:
+            raise RuntimeError("the episode is over (or reset() was never called): call reset() before step()")
+        req, has, notes = self._parse_actions(actions)
+        sc = self.scenario
+        day = self.day
+        scheduled = self._run_schedule(day)
+        if self.guardrails.status == "RECRUITING" and day >= sc.recruiting_days:
+            self.guardrails.start()
+        now = day * sc.step_minutes
+        self.config, records = self.guardrails.submit(now, self.config, req, has)
+        decision_of = {}
+        for rec in records:
+            decision_of[rec["variant"]] = rec
+            if rec["accepted"]:
+                touched = len(rec["economyOverrides"]) or 1
+                self._last_clamp_share[rec["variant"]] = len(rec["clampedDeltas"]) / touched
+        self.decisions.extend(records)
+
+        # budget: pay out pro rata when yesterday's demand exceeded the tenant's daily budget
+        eff = self.config.astype(np.float64)
+        if self.budget_scale < 1.0:
+            eff = np.floor(eff * self.budget_scale)
+            eff[:, K.P_SCAN_CAP] = self.config[:, K.P_SCAN_CAP]
+            eff[:, K.P_FB_CAP] = self.config[:, K.P_FB_CAP]
+        key = eff.tobytes()
+        if key != self._vs_key:
+            self._vs_tab = model.variant_segment_table(sc, eff)
+            self._vs_key = key
+        self.effective_config = eff
+
+        set_threads(self.num_threads)
+        u = self.users
+        self.kernels.step_population(
+            day, self.episode_seed, sc.site_size, self.sites_per_chunk,
+            u["variant"], u["segment"], u["enroll_day"], u["last_active"], u["streak"], u["flags"],
+            u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["ref_xp"], u["sat"],
+            u["scan_ema"], u["xp_ema"], u["trait"], u["fb_trait"],
+            eff, self._vs_tab, self._sg_tab, model.global_vector(sc, day), self._novelty, self._log1p,
+            self._site_prev, self._site_next, self._agg_i, self._agg_f,
+        )
+        self._site_prev, self._site_next = self._site_next, self._site_prev
+        today_i = self._agg_i.sum(axis=0)
+        today_f = self._agg_f.sum(axis=0)
+        self.history_i[day] = today_i
+        self.history_f[day] = today_f
+        self._today_i = today_i
+        self._total_scans += today_i[:, K.A_SCANS]
+        window_i = self.history_i[max(0, day - sc.metric_window + 1):day + 1].sum(axis=0)
+        mean, var, n, succ, trials = M.summarize(today_i, today_f, window_i)
+        self._mean, self._var, self._n = mean, var, n
+        self.kernels.compare_to_control(mean, np.nan_to_num(var, nan=0.0), n, succ, trials, M.IS_BINARY, self._tests)
+
+        # tenant budget for tomorrow
+        xp_today = M.xp_total(today_i)
+        if sc.budget.daily_xp_per_user is not None:
+            budget = sc.budget.daily_xp_per_user * max(int(today_i[:, K.A_ENROLLED].sum()), 1)
+            demand = float(xp_today.sum()) / max(self.budget_scale, 1e-9)
+            self.budget_scale = 1.0 if demand <= budget else budget / demand
+
+        enrolled = today_i[:, K.A_ENROLLED]
+        tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)
+
+        # rewards
+        out = M.daily_outcomes(today_i, mean)
+        xp_pu = xp_today / np.maximum(enrolled, 1)
+        lift = out - out[0]
+        rew = lift @ self.objective_weights - sc.objective.xp_cost * (xp_pu - xp_pu[0])
+        if enrolled[0] == 0:
+            rew[:] = 0.0
+
+        self.day = day + 1
+        truncated = self.day >= sc.max_days
+        terminated = self.guardrails.status in (COMPLETED, "ARCHIVED")
+        agents = list(self.agents)
+        rewards = {a: float(rew[self._agent_variant[a]]) for a in agents}
+        terms = {a: bool(terminated) for a in agents}
+        truncs = {a: bool(truncated and not terminated) for a in agents}
+        obs = self._observations()
+        extra = {"scheduled": scheduled, "breaker_tripped": [v for v in tripped]}
+        infos = {a: self._info(a, decision_of.get(self._agent_variant[a]), notes.get(a, {}), extra,
+                               lift[self._agent_variant[a]], xp_pu) for a in agents}
+        if terminated or truncated:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    # ---------------------------------------------------------- observations
+    def _metric_block(self, v: int) -> np.ndarray:
+        block = np.empty((M.N_METRICS, 4))
+        sd = np.sqrt(np.nan_to_num(self._var[v], nan=0.0))
+        block[:, 0] = self._mean[v] / METRIC_SCALE
+        block[:, 1] = sd / METRIC_SCALE
+        block[:, 2] = self._n[v] / self.scenario.n_users
+        block[:, 3] = np.where(self._n[v] >= 30, 1.0, np.where(self._n[v] >= 10, 0.5, 0.0))
+        return block.ravel()
+
+    def _observations(self) -> dict:
+        sc = self.scenario
+        ti = self._today_i
+        g = self.guardrails
+        running = 1.0 if g.status == RUNNING else 0.0
+        wd = 2.0 * math.pi * (self.day % 7) / 7.0
+        now = self.day * sc.step_minutes
+        control = self._metric_block(0)
+        obs = {}
+        for a in self.agents:
+            v = self._agent_variant[a]
+            o = np.empty(OBS_DIM, dtype=np.float64)
+            enr = max(int(ti[v, K.A_ENROLLED]), 1)
+            o[0] = ti[v, K.A_ENROLLED] / self._expected_size[v]
+            o[1] = ti[v, K.A_ACTIVE] / enr
+            o[2] = ti[v, K.A_ACTIVE7] / enr
+            o[3] = self._total_scans[v] / (enr * max(self.day, 1))
+            o[4] = self.day / sc.max_days
+            o[5:29] = self._metric_block(v)
+            o[29:53] = control
+            o[53:63] = self.config[v] / np.maximum(self.tenant_vector, 1)
+            wait = max(g.next_allowed_update(v) - now, 0.0) / sc.step_minutes
+            o[63] = min(wait, 100.0)
+            o[64] = float(g.breaker_open[v])
+            o[65] = self._last_clamp_share[v]
+            o[66] = float(g.anomaly[v])
+            o[67] = running
+            o[68] = math.sin(wd)
+            o[69] = math.cos(wd)
+            obs[a] = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)
+        return obs
+
+    def signals(self, v: int) -> dict:
+        """The protocol's ``GET /signals`` payload for variant ``v`` (0 = control)."""
+        ti = self._today_i
+        metrics = M.metric_dicts(self._mean[v:v + 1], self._var[v:v + 1], self._n[v:v + 1])[0]
+        return {"enrolled": int(ti[v, K.A_ENROLLED]), "activeToday": int(ti[v, K.A_ACTIVE]),
+                "active7d": int(ti[v, K.A_ACTIVE7]), "totalScans": int(self._total_scans[v]),
+                "experimentDays": int(self.day), "metrics": metrics}
+
+    def _info(self, agent, decision, notes, extra=None, lift=None, xp_pu=None) -> dict:
+        v = self._agent_variant[agent]
+        g = self.guardrails
+        nxt = g.next_allowed_update(v)
+        info = {
+            "day": self.day,
+            "variant": v,
+            "decision": decision,
+            "config": to_dict(self.config[v]),
+            "guardrails": {"status": g.status, "breakerOpen": bool(g.breaker_open[v]),
+                           "anomaly": bool(g.anomaly[v]),
+                           "nextAllowedUpdate": None if not math.isfinite(nxt) else nxt},
+            **notes,
+        }
+        if extra:
+            info.update(extra)
+        if lift is not None:
+            info["xp_per_user"] = float(xp_pu[v])
+            info["lift"] = {m: float(lift[i]) for i, m in enumerate(METRIC_NAMES)}
+        if self.info_level == "full":
+            info["signals"] = self.signals(v)
+            info["tests"] = M.test_dicts(self._tests[[0, v]])[1] if self.day > 0 else {}
+        return info
+
+    # ------------------------------------------------------------------ misc
+    def ledger(self) -> dict[str, np.ndarray]:
+        """XP issued so far per rule, each an int64 array over variants (0 = control)."""
+        h = self.history_i[:self.day].sum(axis=0)
+        return {rule: h[:, K.A_XP_SCAN + i].copy() for i, rule in enumerate(K.XP_RULES)}
+
+    def render(self):
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without render_mode; pass render_mode='ansi'")
+            return None
+        return self._render_text()
+
+    def _render_text(self) -> str:
+        sc = self.scenario
+        lines = [f"day {self.day}/{sc.max_days}  scenario {sc.name}  status {self.guardrails.status}"
+                 f"  budget scale {self.budget_scale:.2f}"]
+        head = f"{'variant':<11}{'enrolled':>9}{'active':>8}{'churned':>8}" + "".join(
+            f"{m:>10}" for m in _SHORT) + f"{'XP/user':>9}  config ({' '.join(_PARAM_SHORT)})"
+        lines.append(head)
+        ti = self._today_i
+        xp = M.xp_total(ti) / np.maximum(ti[:, K.A_ENROLLED], 1)
+        for v in range(sc.n_variants):
+            name = "control" if v == 0 else self.possible_agents[v - 1]
+            flags = (" [breaker]" if self.guardrails.breaker_open[v] else "") + (
+                " [anomaly]" if self.guardrails.anomaly[v] else "")
+            cfg = " ".join(f"{c}" for c in self.config[v])
+            lines.append(f"{name:<11}{ti[v, K.A_ENROLLED]:>9}{ti[v, K.A_ACTIVE]:>8}{ti[v, K.A_CHURNED]:>8}"
+                         + "".join(f"{self._mean[v, m]:>10.3f}" for m in range(M.N_METRICS))
+                         + f"{xp[v]:>9.1f}  {cfg}{flags}")
+        for v in range(1, sc.n_variants):
+            t = self._tests[v]
+            sig = [METRIC_NAMES[m] for m in range(M.N_METRICS)
+                   if np.isfinite(p := (t[m, K.T_P_FISHER] if M.IS_BINARY[m] else t[m, K.T_P_WELCH])) and p < 0.05]
+            lines.append(f"  {self.possible_agents[v - 1]} vs control, significant (p<0.05): {', '.join(sig) or 'none'}")
+        return "\n".join(lines)
+
+    def close(self):
+        pass
+
+    def state(self):
+        """A compact global state vector: every variant's observation block (for centralised critics)."""
+        return np.concatenate([self._metric_block(v) for v in range(self.scenario.n_variants)]).astype(np.float32)
+
+    def __deepcopy__(self, memo):
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, val in self.__dict__.items():
+            setattr(new, k, copy.deepcopy(val, memo))
+        return new
+
+
+def parallel_env(**kwargs) -> EconomyEnv:
+    """The economy arena as a PettingZoo ParallelEnv (keyword arguments as :class:`EconomyEnv`)."""
+    return EconomyEnv(**kwargs)
+
+
+def aec_env(**kwargs):
+    """The economy arena in PettingZoo's AEC form (through ``parallel_to_aec``)."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    return parallel_to_aec(EconomyEnv(**kwargs))

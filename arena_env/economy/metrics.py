@@ -1,0 +1,148 @@
+"""The six engagement metrics per variant, and each treatment's tests against the control.
+
+Inputs are the per-variant aggregates of the population step (``kernels.A_*`` / ``F_*`` columns),
+today's and the trailing window's.  Definitions (docs/metrics.md has the full text):
+
+=====================  ============================================  ===========  ==============
+metric                 value (per variant)                           unit of n    test vs control
+=====================  ============================================  ===========  ==============
+SCAN_FREQUENCY         mean over enrolled users of scans/day          user         Welch t
+                       (trailing-window average per user)
+XP_VELOCITY            mean over enrolled users of XP/day (same)      user         Welch t
+RETENTION_RATE         share of enrolled users active in the last     user         Fisher exact
+                       7 days (churned users count as inactive)
+MISSION_COMPLETION     completed / resolved missions in the window    mission      Fisher exact
+STREAK_LENGTH          mean current streak over enrolled users        user         Welch t
+FEEDBACK_QUALITY       scans with written feedback / scans, window    scan         Fisher exact
+=====================  ============================================  ===========  ==============
+
+Confidence is by sample size: ``high`` for n >= 30, ``medium`` for n >= 10, else ``low``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels as K
+from .scenario import METRIC_NAMES
+
+N_METRICS = len(METRIC_NAMES)
+SF, XPV, RR, MC, SL, FQ = range(N_METRICS)
+IS_BINARY = np.array([False, False, True, True, False, True])
+TEST_KIND = tuple("fisher" if b else "welch" for b in IS_BINARY)
+
+CONFIDENCE_LEVELS = ("low", "medium", "high")
+
+
+def confidence(n: int) -> str:
+    """``high`` for n >= 30, ``medium`` for 10 <= n < 30, ``low`` below (the protocol's bands)."""
+    return "high" if n >= 30 else "medium" if n >= 10 else "low"
+
+
+def xp_total(agg_i: np.ndarray) -> np.ndarray:
+    """XP issued per variant (sum of the ledger columns), int64 (V,) or (..., V)."""
+    return agg_i[..., K.A_XP_SCAN:K.A_XP_MISSION + 1].sum(axis=-1)
+
+
+def _mean_var(total, total_sq, n):
+    n = n.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1.0), 0.0)
+        var = np.where(n > 1, (total_sq - n * mean * mean) / np.maximum(n - 1.0, 1.0), np.nan)
+    return mean, np.where(np.isnan(var), var, np.maximum(var, 0.0))
+
+
+def _prop(succ, trials):
+    n = trials.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, succ / np.maximum(n, 1.0), 0.0)
+        var = np.where(n > 1, p * (1.0 - p) * n / np.maximum(n - 1.0, 1.0), np.nan)
+    return p, var
+
+
+def summarize(today_i: np.ndarray, today_f: np.ndarray, window_i: np.ndarray):
+    """Metric arrays for every variant.
+
+    Args:
+        today_i: int64 (V, N_AI) today's aggregates; today_f: float64 (V, N_AF);
+        window_i: int64 (V, N_AI) aggregates summed over the trailing metric window.
+
+    Returns:
+        ``mean, var, n, succ, trials`` each (V, 6) in ``METRIC_NAMES`` order; ``var`` is the sample
+        variance of the metric's unit (NaN when n < 2); succ/trials are 0 for non-binary metrics.
+    """
+    V = today_i.shape[0]
+    mean = np.zeros((V, N_METRICS))
+    var = np.zeros((V, N_METRICS))
+    n = np.zeros((V, N_METRICS), dtype=np.int64)
+    succ = np.zeros((V, N_METRICS), dtype=np.int64)
+    trials = np.zeros((V, N_METRICS), dtype=np.int64)
+    enrolled = today_i[:, K.A_ENROLLED]
+    mean[:, SF], var[:, SF] = _mean_var(today_f[:, K.F_SCAN_SUM], today_f[:, K.F_SCAN_SQ], enrolled)
+    mean[:, XPV], var[:, XPV] = _mean_var(today_f[:, K.F_XP_SUM], today_f[:, K.F_XP_SQ], enrolled)
+    mean[:, SL], var[:, SL] = _mean_var(today_i[:, K.A_STREAK_SUM].astype(np.float64),
+                                        today_i[:, K.A_STREAK_SQ].astype(np.float64), enrolled)
+    n[:, SF] = n[:, XPV] = n[:, SL] = enrolled
+    for m, s, t in ((RR, today_i[:, K.A_ACTIVE7], enrolled),
+                    (MC, window_i[:, K.A_M_DONE], window_i[:, K.A_M_DONE] + window_i[:, K.A_M_FAILED]),
+                    (FQ, window_i[:, K.A_FEEDBACK], window_i[:, K.A_SCANS])):
+        succ[:, m], trials[:, m], n[:, m] = s, t, t
+        mean[:, m], var[:, m] = _prop(s, t)
+    return mean, var, n, succ, trials
+
+
+def metric_dicts(mean, var, n) -> list[dict]:
+    """Per variant, ``{NAME: {value, stdDev, sampleSize, confidence}}`` (the protocol's shape)."""
+    out = []
+    for v in range(mean.shape[0]):
+        d = {}
+        for m, name in enumerate(METRIC_NAMES):
+            sd = float(np.sqrt(var[v, m])) if np.isfinite(var[v, m]) else 0.0
+            d[name] = {"value": float(mean[v, m]), "stdDev": sd, "sampleSize": int(n[v, m]),
+                       "confidence": confidence(int(n[v, m]))}
+        out.append(d)
+    return out
+
+
+def _num(x):
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def test_dicts(tests: np.ndarray) -> list[dict]:
+    """Per treatment row of ``compare_to_control``'s output, ``{NAME: {...}}`` with JSON-safe numbers
+    (None where undefined).  Row 0 (the control) maps to an empty dict."""
+    out = [{}]
+    for v in range(1, tests.shape[0]):
+        d = {}
+        for m, name in enumerate(METRIC_NAMES):
+            t = tests[v, m]
+            p = t[K.T_P_FISHER] if IS_BINARY[m] else t[K.T_P_WELCH]
+            rec = {"test": TEST_KIND[m], "difference": _num(t[K.T_DIFF]), "ciLow": _num(t[K.T_CI_LO]),
+                   "ciHigh": _num(t[K.T_CI_HI]), "pValue": _num(p), "cohensD": _num(t[K.T_COHEN_D]),
+                   "significant": bool(np.isfinite(p) and p < 0.05)}
+            if IS_BINARY[m]:
+                rec.update(oddsRatio=_num(t[K.T_OR]), orCiLow=_num(t[K.T_OR_LO]), orCiHigh=_num(t[K.T_OR_HI]))
+            else:
+                rec.update(t=_num(t[K.T_STAT]), df=_num(t[K.T_DF]))
+            d[name] = rec
+        out.append(d)
+    return out
+
+
+def daily_outcomes(today_i: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The day's values of the six metrics per variant, (V, 6), used by the reward.
+
+    Scans, XP and feedback quality are today's (scans or XP per enrolled user; feedback / scans);
+    retention and streaks are current by definition; mission completion is the window's value.
+    """
+    enrolled = np.maximum(today_i[:, K.A_ENROLLED], 1).astype(np.float64)
+    scans = today_i[:, K.A_SCANS].astype(np.float64)
+    out = np.empty((today_i.shape[0], N_METRICS))
+    out[:, SF] = scans / enrolled
+    out[:, XPV] = xp_total(today_i) / enrolled
+    out[:, RR] = today_i[:, K.A_ACTIVE7] / enrolled
+    out[:, MC] = mean[:, MC]
+    out[:, SL] = today_i[:, K.A_STREAK_SUM] / enrolled
+    out[:, FQ] = np.where(scans > 0, today_i[:, K.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)
+    return out

@@ -1,0 +1,180 @@
+"""The economy model around the kernels: population initialisation and the daily tables.
+
+The per-user loop lives in :func:`arena_env.economy.kernels.step_population`.  Everything that
+depends only on the variant's config and the user's segment (incentive curves, expected XP,
+Poisson means) is computed here once per day into small tables, so the kernel does no
+transcendental work that is the same for many users.  Both backends use these functions, so the
+twin comparison is about the kernels alone.  The equations are in ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from arena_env.rng import uniform_np
+
+from . import kernels as K
+from .scenario import Scenario
+
+# streams of the initial draws (days far past any experiment day)
+_INIT_DAY = 1 << 40
+_I_SEGMENT, _I_VARIANT, _I_ENROLL, _I_DAY, _I_TRAIT1, _I_TRAIT2, _I_FB1, _I_FB2 = range(8)
+
+CHUNK_USERS = 4096
+"""Target users per chunk; the chunking is fixed by the scenario, never by the thread count."""
+
+
+def sites_per_chunk(site_size: int) -> int:
+    return max(1, CHUNK_USERS // site_size)
+
+
+def chunk_count(n_users: int, site_size: int) -> int:
+    n_sites = -(-n_users // site_size)
+    spc = sites_per_chunk(site_size)
+    return -(-n_sites // spc)
+
+
+def _normal(seed: int, users: np.ndarray, s1: int, s2: int) -> np.ndarray:
+    """Box-Muller standard normals from two counter-based uniforms."""
+    u1 = 1.0 - uniform_np(seed, _INIT_DAY, users, s1)  # (0, 1]
+    u2 = uniform_np(seed, _INIT_DAY, users, s2)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def init_population(sc: Scenario, seed: int) -> dict[str, np.ndarray]:
+    """Draw the population of a scenario: variants, segments, arrival days and traits.
+
+    Returns the user state arrays of :data:`kernels.USER_FIELDS` (struct of arrays).  Users are
+    randomised to control and treatments with the scenario's allocation weights, independently of
+    their segment and site.
+    """
+    n = sc.n_users
+    users = np.arange(n, dtype=np.int64)
+    state = {name: np.zeros(n, dtype=dt) for name, dt in K.USER_FIELDS}
+
+    w = np.array([s.weight for s in sc.segments], dtype=np.float64)
+    seg = np.searchsorted(np.cumsum(w / w.sum()), uniform_np(seed, _INIT_DAY, users, _I_SEGMENT), side="right")
+    seg = np.minimum(seg, len(w) - 1)
+    alloc = np.ones(sc.n_variants) if sc.allocation is None else np.asarray(sc.allocation, dtype=np.float64)
+    var = np.searchsorted(np.cumsum(alloc / alloc.sum()), uniform_np(seed, _INIT_DAY, users, _I_VARIANT), side="right")
+    var = np.minimum(var, sc.n_variants - 1)
+
+    enroll = np.zeros(n, dtype=np.int64)
+    u_init = uniform_np(seed, _INIT_DAY, users, _I_ENROLL)
+    u_day = uniform_np(seed, _INIT_DAY, users, _I_DAY)
+    for g, s in enumerate(sc.segments):
+        m = seg == g
+        lo = s.recruit_from
+        hi = s.recruit_until if s.recruit_until is not None else max(lo, sc.recruitment.days)
+        if lo == 0:
+            first = u_init < sc.recruitment.initial_fraction
+            span_lo = 1 if hi >= 1 else 0
+        else:
+            first = np.zeros(n, dtype=bool)
+            span_lo = lo
+        days = span_lo + np.floor(u_day * (hi - span_lo + 1)).astype(np.int64)
+        enroll[m] = np.where(first[m], 0, np.minimum(days[m], hi))
+    state["variant"][:] = var
+    state["segment"][:] = seg
+    state["enroll_day"][:] = np.minimum(enroll, 32000)
+    state["last_active"][:] = state["enroll_day"] - 1
+    base_sd = np.array([s.trait_sd for s in sc.segments])
+    fb_mu = np.array([s.feedback_logit for s in sc.segments])
+    fb_sd = np.array([s.feedback_sd for s in sc.segments])
+    state["trait"][:] = base_sd[seg] * _normal(seed, users, _I_TRAIT1, _I_TRAIT2)
+    state["fb_trait"][:] = fb_mu[seg] + fb_sd[seg] * _normal(seed, users, _I_FB1, _I_FB2)
+    state["sat"][:] = 0.5
+    state["ref_xp"][:] = -1.0  # set to the anticipated reward on the day of enrolment
+    return state
+
+
+def segment_table(sc: Scenario) -> np.ndarray:
+    """Per-segment constants, (G, N_SG), columns ``SG_*`` of :mod:`kernels`."""
+    t = np.zeros((len(sc.segments), K.N_SG))
+    for g, s in enumerate(sc.segments):
+        t[g, K.SG_BASE] = s.base_logit
+        t[g, K.SG_BETA_XP] = s.beta_xp
+        t[g, K.SG_BETA_REF] = s.beta_ref
+        t[g, K.SG_LOSS_AVERSION] = s.loss_aversion
+        t[g, K.SG_BETA_STREAK] = s.beta_streak
+        t[g, K.SG_BETA_SAT] = s.beta_sat
+        t[g, K.SG_RHO_REF] = s.ref_rate
+        t[g, K.SG_CHURN_BASE] = s.churn_logit
+        t[g, K.SG_CHURN_IDLE] = s.churn_idle
+        t[g, K.SG_CHURN_STREAK] = s.churn_streak
+        t[g, K.SG_CHURN_SAT] = s.churn_sat
+        t[g, K.SG_SAT_BASE] = s.sat_base
+        t[g, K.SG_SAT_REF] = s.sat_ref
+        t[g, K.SG_SAT_RANK] = s.sat_rank
+        t[g, K.SG_SAT_XP] = s.sat_xp
+    return t
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def variant_segment_table(sc: Scenario, cfg: np.ndarray) -> np.ndarray:
+    """Incentive responses per (variant, segment), (V, G, N_VS), from the effective configs ``cfg``.
+
+    ``cfg`` is float64 (V, 10) in ``params.PARAM_NAMES`` order.
+    """
+    V, G = cfg.shape[0], len(sc.segments)
+    t = np.zeros((V, G, K.N_VS))
+    for v in range(V):
+        c = cfg[v]
+        scan_xp, fb_xp, issue_xp, status_xp, photo_xp, first_xp = (c[K.P_SCAN], c[K.P_FEEDBACK], c[K.P_ISSUE],
+                                                                   c[K.P_STATUS], c[K.P_PHOTO], c[K.P_FIRST])
+        for g, s in enumerate(sc.segments):
+            lam = s.scans_per_day * ((scan_xp + 1.0) / 11.0) ** s.scan_elasticity
+            scan_lam = max(lam - 1.0, 0.0)
+            s_exp = min(lam, c[K.P_SCAN_CAP])
+            fb_shift = (s.feedback_elasticity * math.log((fb_xp + 1.0) / 16.0)
+                        - s.substitution * math.log(((scan_xp + 1.0) / (fb_xp + 1.0)) / (11.0 / 16.0)))
+            q_f = 1.0 / (1.0 + math.exp(-(s.feedback_logit + fb_shift)))
+            f_exp = min(s_exp * q_f, c[K.P_FB_CAP])
+            photo_p = 1.0 / (1.0 + math.exp(-(_logit(s.photo_prob) + s.photo_elasticity * math.log((photo_xp + 1.0) / 11.0))))
+            issue_lam = s.issue_rate * ((issue_xp + 1.0) / 26.0) ** s.report_elasticity
+            status_lam = s.status_rate * ((status_xp + 1.0) / 21.0) ** s.report_elasticity
+            row = t[v, g]
+            row[K.VS_ANTICIPATED] = (first_xp + scan_xp * s_exp + fb_xp * f_exp + photo_xp * f_exp * photo_p
+                                     + issue_xp * issue_lam + status_xp * status_lam)
+            row[K.VS_SCAN_LAM] = scan_lam
+            row[K.VS_SCAN_EXPNEG] = math.exp(-scan_lam)
+            row[K.VS_FB_LOGIT] = fb_shift
+            row[K.VS_PHOTO_P] = photo_p
+            row[K.VS_ISSUE_LAM] = issue_lam
+            row[K.VS_ISSUE_EXPNEG] = math.exp(-issue_lam)
+            row[K.VS_STATUS_LAM] = status_lam
+            row[K.VS_STATUS_EXPNEG] = math.exp(-status_lam)
+    return t
+
+
+def novelty_table(sc: Scenario) -> np.ndarray:
+    """Novelty boost by segment and days since enrolment, (G, max_days + 1)."""
+    age = np.arange(sc.max_days + 1, dtype=np.float64)
+    return np.stack([s.novelty * np.exp(-age / s.novelty_days) for s in sc.segments])
+
+
+def log1p_table(n: int) -> np.ndarray:
+    """log(1 + k) for k = 0..n-1 (streak and idle lengths are looked up, not computed)."""
+    return np.log1p(np.arange(n, dtype=np.float64))
+
+
+def global_vector(sc: Scenario, day: int) -> np.ndarray:
+    e = sc.economy
+    gl = np.zeros(K.N_GL)
+    gl[K.GL_XP_UNIT] = e.xp_unit
+    gl[K.GL_INFLATION] = e.inflation_xp
+    gl[K.GL_RANK] = e.rank_strength
+    gl[K.GL_ALPHA] = 2.0 / (sc.metric_window + 1.0)
+    gl[K.GL_RHO_SAT] = e.satisfaction_rate
+    gl[K.GL_MISSION_PERIOD] = e.mission_period
+    gl[K.GL_MISSION_STRETCH] = e.mission_stretch
+    gl[K.GL_MISSION_MIN_RATE] = e.mission_min_rate
+    gl[K.GL_MISSION_XP] = e.mission_xp
+    gl[K.GL_WEEKDAY] = e.weekday[day % 7]
+    return gl
+

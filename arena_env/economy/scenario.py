@@ -1,0 +1,383 @@
+"""Scenarios: YAML files loaded into validated, frozen dataclasses.
+
+A scenario is data: every constant of the economy model lives in it, none in code.  ``load(name)``
+finds ``configs/scenarios/<name>.yaml`` (or takes a path), merges keyword overrides into it, and
+validates the result.  Unknown keys and out-of-range values raise :class:`ScenarioError` naming the
+file and the dotted key, with the allowed range or keys.  Nothing is ``eval``'d.
+
+The fields, their meaning, units and ranges are documented in ``docs/scenarios.md``; each dataclass
+field carries its range in ``metadata``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .params import ABSOLUTE_BOUNDS, PARAM_NAMES, resolve
+
+METRIC_NAMES: tuple[str, ...] = (
+    "SCAN_FREQUENCY",
+    "XP_VELOCITY",
+    "RETENTION_RATE",
+    "MISSION_COMPLETION",
+    "STREAK_LENGTH",
+    "FEEDBACK_QUALITY",
+)
+
+_ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_DIRS = [_ROOT / "configs" / "scenarios"]
+"""Where scenario names are looked up (``ARENA_SCENARIO_PATH`` entries come first)."""
+
+
+class ScenarioError(ValueError):
+    """A scenario file or override is invalid; the message names the file, the key and the fix."""
+
+
+def _r(lo=None, hi=None, doc=""):
+    return {"range": (lo, hi), "doc": doc}
+
+
+def _f(default, lo=None, hi=None, doc=""):
+    return field(default=default, metadata=_r(lo, hi, doc))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A user segment: its share of the population and its behavioural constants."""
+
+    name: str = _f("users")
+    weight: float = _f(1.0, 0.0, None, "relative share of the population")
+    recruit_from: int = _f(0, 0, 32000, "first day users of this segment arrive")
+    recruit_until: int | None = _f(None, 0, 32000, "last arrival day (default: recruitment.days)")
+    base_logit: float = _f(-0.8, -10.0, 10.0, "activity logit of an average user")
+    trait_sd: float = _f(1.0, 0.0, 5.0, "spread of personal engagement (logit)")
+    beta_xp: float = _f(1.0, 0.0, 10.0, "weight of the perceived value of today's XP")
+    beta_ref: float = _f(0.8, 0.0, 10.0, "weight of the gain or loss against the reference point")
+    loss_aversion: float = _f(2.25, 1.0, 10.0, "a cut weighs this many times more than a raise")
+    ref_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of the reference point")
+    beta_streak: float = _f(0.35, 0.0, 5.0, "extra effort to keep a live streak, per log(1+streak)")
+    beta_sat: float = _f(1.0, 0.0, 10.0, "weight of satisfaction in the activity logit")
+    scans_per_day: float = _f(3.0, 1.0, 60.0, "mean scans of an active day at scanXp 10")
+    scan_elasticity: float = _f(0.35, 0.0, 3.0, "d log(scans) / d log(scanXp + 1)")
+    feedback_logit: float = _f(-1.6, -10.0, 10.0, "per-scan feedback logit at the defaults")
+    feedback_sd: float = _f(0.8, 0.0, 5.0, "spread of personal feedback propensity (logit)")
+    feedback_elasticity: float = _f(0.6, 0.0, 5.0, "response of feedback to log(feedbackXp + 1)")
+    substitution: float = _f(0.5, 0.0, 5.0, "feedback lost as scanning pays more than feedback (log ratio)")
+    photo_prob: float = _f(0.3, 0.001, 0.999, "P(photo | feedback) at photoXp 10")
+    photo_elasticity: float = _f(0.5, 0.0, 5.0, "response of photos to log(photoXp + 1)")
+    issue_rate: float = _f(0.05, 0.0, 5.0, "issue reports per active day at issueReportXp 25")
+    status_rate: float = _f(0.08, 0.0, 5.0, "status reports per active day at statusReportXp 20")
+    report_elasticity: float = _f(0.7, 0.0, 5.0, "d log(reports) / d log(XP + 1)")
+    novelty: float = _f(0.6, 0.0, 5.0, "activity logit boost on the day of enrolment")
+    novelty_days: float = _f(10.0, 0.1, 1000.0, "time constant of the novelty decay, days")
+    churn_logit: float = _f(-6.5, -20.0, 5.0, "daily churn logit of an engaged user")
+    churn_idle: float = _f(0.9, 0.0, 10.0, "churn per log(1 + idle days)")
+    churn_streak: float = _f(0.3, 0.0, 10.0, "churn protection per log(1 + streak)")
+    churn_sat: float = _f(2.0, 0.0, 20.0, "churn protection per unit of satisfaction")
+    sat_base: float = _f(0.0, -10.0, 10.0, "satisfaction logit at neutral rewards")
+    sat_ref: float = _f(1.0, 0.0, 10.0, "satisfaction response to gains/losses vs the reference")
+    sat_rank: float = _f(0.5, 0.0, 10.0, "satisfaction response to rank among site peers")
+    sat_xp: float = _f(0.5, 0.0, 10.0, "satisfaction response to perceived XP value")
+
+
+@dataclass(frozen=True)
+class Recruitment:
+    initial_fraction: float = _f(0.5, 0.0, 1.0, "share of users enrolled on day 0")
+    days: int = _f(14, 0, 32000, "the others arrive uniformly over days 1..days")
+
+
+@dataclass(frozen=True)
+class Economy:
+    xp_unit: float = _f(50.0, 1.0, 1e6, "XP scale of the perceived-value curve log(1 + XP/unit)")
+    inflation_xp: float = _f(4000.0, 1.0, 1e9, "cumulative XP at which the same reward feels half as large")
+    rank_strength: float = _f(0.5, 0.0, 10.0, "weight of rank among site peers (0 turns interference off)")
+    satisfaction_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of satisfaction")
+    mission_period: int = _f(7, 1, 365, "days per mission")
+    mission_stretch: float = _f(1.0, 0.0, 10.0, "mission target = stretch x recent scans/day x period")
+    mission_min_rate: float = _f(0.5, 0.0, 100.0, "floor of the recent scan rate used for targets")
+    mission_xp: int = _f(100, 0, 100000, "XP for a completed mission (not an agent parameter)")
+    weekday: tuple[float, ...] = _f((0.05, 0.05, 0.05, 0.0, -0.05, -0.35, -0.45), -5.0, 5.0,
+                                     "activity logit shift per weekday, day 0 is a Monday")
+
+
+@dataclass(frozen=True)
+class Objective:
+    weights: dict[str, float] = _f(None, -100.0, 100.0, "reward weight per metric (lift over control)")
+    xp_cost: float = _f(0.012, 0.0, 100.0, "reward units per XP issued per enrolled user (over control)")
+
+
+@dataclass(frozen=True)
+class GuardrailSettings:
+    update_interval_min: int = _f(60, 5, 43200, "minimum simulated minutes between accepted updates")
+    delta_limit_pct: float = _f(50.0, 5.0, 100.0, "max change per update, percent of the current value")
+    retention_cliff: float = _f(0.30, 0.0, 1.0, "retention below this trips the circuit breaker")
+    cliff_min_sample: int = _f(30, 1, 10**9, "enrolled users needed before the breaker can trip")
+    anomaly_run: int = _f(4, 1, 1000, "consecutive max-delta updates that raise the anomaly flag")
+    bounds: dict[str, tuple[int, int]] = _f(None, None, None, "hard bounds per parameter [lo, hi]")
+
+
+@dataclass(frozen=True)
+class Budget:
+    daily_xp_per_user: float | None = _f(None, 0.0, 1e9, "tenant-wide XP per enrolled user per day (null: none)")
+
+
+@dataclass(frozen=True)
+class ScheduledAction:
+    day: int = _f(0, 0, 32000, "day at whose start the action happens")
+    action: str = _f("reset_breaker", None, None, "one of " + ", ".join(
+        ("reset_breaker", "trip_breaker", "pause", "resume", "complete")))
+    variant: int | None = _f(None, 1, 4, "treatment index (1..n_agents) for breaker actions; null = all")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str = _f("preset")
+    overrides: dict[str, int] = _f(None, None, None, "parameter overrides over the tenant config")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario.  See docs/scenarios.md for every field."""
+
+    name: str = _f("scenario")
+    description: str = _f("")
+    n_users: int = _f(10000, 10, 10_000_000, "users recruited over the experiment")
+    n_agents: int = _f(2, 1, 4, "treatment variants, each controlled by one agent")
+    max_days: int = _f(90, 1, 32000, "episode length in steps")
+    step_minutes: int = _f(1440, 1, 10080, "simulated minutes per step")
+    allocation: tuple[float, ...] | None = _f(None, 0.0, None, "weights of control and treatments (null: equal)")
+    site_size: int = _f(50, 1, 100000, "users per site (shared leaderboard)")
+    metric_window: int = _f(7, 1, 365, "trailing window of the metrics, days")
+    recruiting_days: int = _f(0, 0, 32000, "days in RECRUITING before RUNNING (updates rejected)")
+    tenant: dict[str, int] = _f(None, None, None, "tenant config over the global defaults")
+    recruitment: Recruitment = field(default_factory=Recruitment)
+    economy: Economy = field(default_factory=Economy)
+    objective: Objective = field(default_factory=Objective)
+    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    budget: Budget = field(default_factory=Budget)
+    schedule: tuple[ScheduledAction, ...] = _f((), None, None, "researcher actions by day")
+    presets: tuple[Preset, ...] = _f((), None, None, "named configurations (the discrete action set)")
+    segments: tuple[Segment, ...] = _f((), None, None, "user segments")
+    source: str = _f("<keywords>", None, None, "where the scenario came from")
+
+    @property
+    def n_variants(self) -> int:
+        return self.n_agents + 1
+
+    @property
+    def tenant_config(self) -> dict[str, int]:
+        return resolve(self.tenant)
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped in ``configs/scenarios/`` (and on ``ARENA_SCENARIO_PATH``)."""
+    names = set()
+    for d in _search_dirs():
+        names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def _search_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("ARENA_SCENARIO_PATH", "").split(os.pathsep) if p]
+    return [d for d in extra + SCENARIO_DIRS if d.is_dir()]
+
+
+def find(name: str | os.PathLike) -> Path:
+    """The file of a scenario given by name or path."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ScenarioError(f"scenario file {str(p)!r} does not exist")
+        return p
+    for d in _search_dirs():
+        cand = d / f"{name}.yaml"
+        if cand.is_file():
+            return cand
+    raise ScenarioError(
+        f"unknown scenario {str(name)!r}; known: {', '.join(scenario_names()) or '(none found)'} "
+        "(or pass a path to a .yaml file)"
+    )
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping, over: Mapping) -> dict:
+    """Recursive merge of mappings (``over`` wins; lists and scalars are replaced whole)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load(name: str | os.PathLike = "default", **overrides: Any) -> Scenario:
+    """Load, merge keyword overrides (nested mappings merge key by key) and validate a scenario."""
+    path = find(name)
+    data = read_yaml(path)
+    if overrides:
+        data = deep_merge(data, overrides)
+    return from_mapping(data, source=str(path))
+
+
+def from_mapping(data: Mapping, source: str = "<mapping>") -> Scenario:
+    """Validate a plain mapping into a :class:`Scenario`."""
+    data = dict(data)
+    data.pop("source", None)
+    sc = _build(Scenario, data, "", source)
+    sc = dataclasses.replace(sc, source=source)
+    _check_scenario(sc, source)
+    return sc
+
+
+def _err(source: str, key: str, msg: str) -> ScenarioError:
+    return ScenarioError(f"{source}: {key or '(top level)'}: {msg}")
+
+
+def _build(cls, data: Any, prefix: str, source: str):
+    if not isinstance(data, Mapping):
+        raise _err(source, prefix, f"expected a mapping, got {type(data).__name__} {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        raise _err(source, key, f"unknown key; allowed keys here: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(hints[name], value, fields[name].metadata.get("range", (None, None)), key, source)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, rng, key, source):
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is Union or (origin is not None and type(None) in args and len(args) == 2):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, rng, key, source)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _err(source, key, f"expected a list, got {type(value).__name__} {value!r}")
+        item = args[0]
+        return tuple(_coerce(item, v, rng, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise _err(source, key, f"expected a mapping, got {type(value).__name__} {value!r}")
+        vt = args[1]
+        return {str(k): _coerce(vt, v, rng, f"{key}.{k}", source) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _err(source, key, f"expected true or false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, str):
+            try:  # PyYAML reads 1e5 as a string: accept numeric strings
+                value = float(value)
+            except ValueError:
+                raise _err(source, key, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _err(source, key, f"expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise _err(source, key, f"must be finite, got {value!r}")
+        if tp is int:
+            if float(value) != int(value):
+                raise _err(source, key, f"expected an integer, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        lo, hi = rng
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise _err(source, key, f"{value!r} is out of range; allowed {lo if lo is not None else '-inf'}"
+                                    f"..{hi if hi is not None else 'inf'}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise _err(source, key, f"expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise _err(source, key, f"unsupported type {tp}")  # pragma: no cover - a bug in the schema
+
+
+_ACTIONS = ("reset_breaker", "trip_breaker", "pause", "resume", "complete")
+
+
+def _check_scenario(sc: Scenario, source: str) -> None:
+    """Cross-field checks that a single field's range cannot express."""
+    if not sc.segments:
+        raise _err(source, "segments", "at least one segment is required")
+    if sum(s.weight for s in sc.segments) <= 0:
+        raise _err(source, "segments", "segment weights must not all be 0")
+    for i, s in enumerate(sc.segments):
+        until = s.recruit_until if s.recruit_until is not None else max(s.recruit_from, sc.recruitment.days)
+        if until < s.recruit_from:
+            raise _err(source, f"segments[{i}].recruit_until", f"{until} is before recruit_from {s.recruit_from}")
+    if len(sc.segments) > 127:
+        raise _err(source, "segments", "at most 127 segments")
+    if sc.allocation is not None:
+        if len(sc.allocation) != sc.n_variants:
+            raise _err(source, "allocation", f"needs {sc.n_variants} weights (control first, then "
+                                             f"{sc.n_agents} treatments), got {len(sc.allocation)}")
+        if sum(sc.allocation) <= 0 or any(a <= 0 for a in sc.allocation[1:]):
+            raise _err(source, "allocation", "every treatment needs a positive weight")
+    for k in sc.tenant or {}:
+        if k not in PARAM_NAMES:
+            raise _err(source, f"tenant.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
+    for k, v in (sc.tenant or {}).items():
+        lo, hi = ABSOLUTE_BOUNDS[k]
+        if not lo <= v <= hi:
+            raise _err(source, f"tenant.{k}", f"{v} is out of range; allowed {lo}..{hi}")
+    for k in (sc.objective.weights or {}):
+        if k not in METRIC_NAMES:
+            raise _err(source, f"objective.weights.{k}", f"unknown metric; expected one of {', '.join(METRIC_NAMES)}")
+    for k, b in (sc.guardrails.bounds or {}).items():
+        if k not in PARAM_NAMES:
+            raise _err(source, f"guardrails.bounds.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
+        lo, hi = ABSOLUTE_BOUNDS[k]
+        if len(b) != 2 or not lo <= b[0] <= b[1] <= hi:
+            raise _err(source, f"guardrails.bounds.{k}", f"needs [lo, hi] with {lo} <= lo <= hi <= {hi}, got {list(b)}")
+    if len(sc.economy.weekday) != 7:
+        raise _err(source, "economy.weekday", f"needs 7 values (Monday first), got {len(sc.economy.weekday)}")
+    for i, a in enumerate(sc.schedule):
+        if a.action not in _ACTIONS:
+            raise _err(source, f"schedule[{i}].action", f"unknown action {a.action!r}; expected one of {', '.join(_ACTIONS)}")
+        if a.variant is not None and a.variant > sc.n_agents:
+            raise _err(source, f"schedule[{i}].variant", f"{a.variant} but the scenario has {sc.n_agents} treatments")
+    for i, p in enumerate(sc.presets):
+        for k, v in (p.overrides or {}).items():
+            if k not in PARAM_NAMES:
+                raise _err(source, f"presets[{i}].overrides.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
+            lo, hi = ABSOLUTE_BOUNDS[k]
+            if not lo <= v <= hi:
+                raise _err(source, f"presets[{i}].overrides.{k}", f"{v} is out of range; allowed {lo}..{hi}")
+    if sc.n_users > 2**31 - 1:
+        raise _err(source, "n_users", "too large")

@@ -1,0 +1,74 @@
+"""Counter-based random numbers keyed by (seed, day, user, stream).
+
+Every random draw of the simulation is a pure function of four integers, so a trajectory does not
+depend on the order in which users are visited, on the number of threads, or on the backend.  The
+hash is SplitMix64's finaliser applied to a mix of the four keys; a uniform double in ``[0, 1)`` is
+taken from its top 53 bits.
+
+Two implementations with the same results, bit for bit:
+
+* ``uniform(seed, day, user, stream)``: scalar, compiled with Numba, used inside the kernels;
+* ``uniform_np(seed, day, users, stream)``: vectorised NumPy over an array of user ids, used by the
+  NumPy twins in ``reference.py``.
+
+``seed`` is a non-negative integer below 2**63.  ``stream`` names the purpose of a draw (one constant
+per decision in the model, see :mod:`arena_env.economy.kernels`), so that adding a draw never shifts
+the others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._numba import jit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_K_DAY = np.uint64(0xD1B54A32D192ED03)
+_K_USER = np.uint64(0xABC98388FB8FAC03)
+_K_STREAM = np.uint64(0x8CB92BA72F3D8DD7)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@jit
+def mix64(z):
+    """SplitMix64 finaliser of a uint64."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@jit
+def key64(seed, day, user, stream):
+    """The 64-bit hash of the four keys (all non-negative integers)."""
+    z = mix64(np.uint64(seed) + _GOLDEN)
+    z = mix64(z ^ (np.uint64(day) * _K_DAY))
+    z = mix64(z ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+    return z
+
+
+@jit
+def uniform(seed, day, user, stream):
+    """A uniform double in [0, 1), a pure function of its four integer keys."""
+    return float(key64(seed, day, user, stream) >> _S11) * _INV53
+
+
+def _mix64_np(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def uniform_np(seed: int, day: int, users: np.ndarray, stream: int) -> np.ndarray:
+    """Vectorised twin of :func:`uniform` over an array of user ids (bit-identical results)."""
+    with np.errstate(over="ignore"):
+        z = _mix64_np(np.asarray([np.uint64(seed) + _GOLDEN], dtype=np.uint64))
+        z = _mix64_np(z ^ (np.uint64(day) * _K_DAY))
+        u = np.asarray(users).astype(np.uint64)
+        z = _mix64_np(z ^ (u * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+    return (z >> _S11).astype(np.float64) * _INV53

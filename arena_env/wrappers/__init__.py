@@ -1,0 +1,1 @@
+"""Adapters of the arena's environments to other APIs (single-agent Gymnasium, ...)."""

@@ -1,0 +1,82 @@
+"""Economy arena as a single-agent Gymnasium environment: ``gymnasium.make("arena/EconomySingle-v0")``.
+
+One learner controls one treatment variant; the other treatments are driven by given policies
+(default: they hold their config); the control is fixed as always.  Observation, action and reward
+are the learner's in the parallel environment (:mod:`arena_env.economy.env`, same spaces and
+documentation); ``info`` is the learner's info.
+
+Arguments: ``opponents`` (a mapping agent name -> policy, or one policy for every other agent; a
+policy is a callable ``policy(observation, info) -> action`` or an object with ``act(observation,
+info)`` and optionally ``reset(seed)``; ``None`` holds), ``learner`` (default ``"variant_0"``),
+``render_mode`` and every keyword of the parallel environment.
+
+Seeding: ``reset(seed=s)`` seeds the economy and then every opponent with ``reset(seed=s + 1 + k)``
+for the k-th other agent, so a seed fixes the whole episode.
+
+Version history: v0, initial release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import gymnasium
+
+from arena_env.economy.env import EconomyEnv
+
+
+class EconomySingleEnv(gymnasium.Env):
+    """The economy arena with one learning agent (see the module docstring)."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(self, opponents=None, learner: str = "variant_0", render_mode: str | None = None, **kwargs):
+        self.par = EconomyEnv(render_mode=render_mode, **kwargs)
+        if learner not in self.par.possible_agents:
+            raise ValueError(f"learner={learner!r}: expected one of {', '.join(self.par.possible_agents)}")
+        self.learner = learner
+        self.others = [a for a in self.par.possible_agents if a != learner]
+        if opponents is None or not isinstance(opponents, Mapping):
+            opponents = {a: opponents for a in self.others}
+        unknown = set(opponents) - set(self.others)
+        if unknown:
+            raise ValueError(f"opponents: unknown or learner agents {sorted(unknown)}; others are {self.others}")
+        self.opponents = {a: opponents.get(a) for a in self.others}
+        self.render_mode = render_mode
+        self.observation_space = self.par.observation_space(learner)
+        self.action_space = self.par.action_space(learner)
+        self._obs: dict = {}
+        self._infos: dict = {}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._obs, self._infos = self.par.reset(seed=seed, options=options)
+        for k, a in enumerate(self.others):
+            pol = self.opponents[a]
+            if pol is not None and hasattr(pol, "reset"):
+                pol.reset(None if seed is None else seed + 1 + k)
+        return self._obs[self.learner], self._infos[self.learner]
+
+    def _opponent_action(self, agent):
+        pol = self.opponents[agent]
+        if pol is None:
+            return None
+        act = pol.act if hasattr(pol, "act") else pol
+        return act(self._obs[agent], self._infos[agent])
+
+    def step(self, action):
+        actions = {self.learner: action}
+        for a in self.others:
+            act = self._opponent_action(a)
+            if act is not None:
+                actions[a] = act
+        obs, rew, term, trunc, infos = self.par.step(actions)
+        self._obs, self._infos = obs, infos
+        a = self.learner
+        return obs[a], rew[a], term[a], trunc[a], infos[a]
+
+    def render(self):
+        return self.par.render()
+
+    def close(self):
+        self.par.close()

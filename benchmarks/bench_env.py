@@ -1,0 +1,723 @@
+#!/usr/bin/env python
+"""Benchmark of the economy arena: kernel throughput, env steps, state size, thread scaling.
+
+Run from the checkout (``make bench`` does exactly this)::
+
+    .venv/bin/python benchmarks/bench_env.py                 # full run, a few minutes
+    .venv/bin/python benchmarks/bench_env.py --quick         # smoke run with small sizes, < 1 minute
+    .venv/bin/python benchmarks/bench_env.py --repeat 7 --out /tmp/bench.json
+
+Writes one JSON file (default ``benchmarks/results/bench_env.json``) with the machine description,
+every measurement (all samples and their median) and the targets with pass/fail, and prints a
+summary.  ``benchmarks/README.md`` explains every figure.
+
+Method
+------
+* **Population kernel** (``kernels.step_population`` and its NumPy twin ``reference.step_population``),
+  driven directly as ``tests/helpers.Population`` does, on the ``large`` scenario (5 variants, sites
+  of 50) with ``n_users`` overridden.  The population is first advanced to day ``WARM_DAYS`` (20,
+  after the ~14 recruitment days, so nearly everybody is enrolled) with the Numba kernel, and that
+  state is snapshotted.  Each timed sample restores the snapshot and times ``days`` consecutive days
+  from day 20 (identical work in every sample, for every backend and thread count; the backends agree
+  exactly on integers, so the enrolled counts are checked to be equal).  Each configuration gets one
+  untimed day first (compilation / cache load, thread pool start, first touch).  Configurations are
+  interleaved within each repeat so that background load hits them alike.  Only the kernel call is
+  timed (``time.perf_counter``), with the garbage collector off.
+* **Env steps**: ``EconomyEnv("large", n_users=N, n_agents=4, max_days=400)``, numba backend,
+  continuous actions pre-generated from a seeded ``np.random.default_rng`` (holds, random updates in
+  [-1, 1] every 7th day).  Each sample: ``reset(seed)``, ``WARM_DAYS`` untimed steps, then ``steps``
+  timed ``env.step`` calls (whole call, including observations, rewards and infos).
+* **State bytes**: ``USER_FIELDS`` itemsizes, the actual ``env.users`` arrays, and the per-site and
+  per-chunk buffers of a reset env, per user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import gc
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from arena_env.economy import kernels as K  # noqa: E402
+from arena_env.economy import model  # noqa: E402
+from arena_env.economy import reference as R  # noqa: E402
+from arena_env.economy.env import EconomyEnv  # noqa: E402
+from arena_env.economy.params import N_PARAMS, to_vector  # noqa: E402
+from arena_env.economy.scenario import load  # noqa: E402
+
+SCENARIO = "large"
+SEED = 20240611
+WARM_DAYS = 20  # users are recruited over the first ~14 days; measure after day 20
+ENV_MAX_DAYS = 400  # long enough that truncation never interrupts a timed block
+N_AGENTS = 4
+UPDATE_EVERY = 7  # every 7th day the agents propose random updates, otherwise they hold
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "bench_env.json"
+
+TARGETS = {
+    "kernel_vs_numpy": "numba kernel >= 5x its NumPy twin at 100k users (1 thread)",
+    "e2e_per_core": ">= 10 million enrolled user-days per second per core through env.step at 100k users",
+    "state_bytes": "<= 64 bytes of state per user",
+    "thread_scaling": "2 threads >= 1.7x one thread (population kernel at 1M users)",
+}
+
+# sizes and day counts: (n_users -> days per timed sample)
+FULL = dict(
+    kernel_days={"numba": {10_000: 40, 100_000: 14, 1_000_000: 7},
+                 "numpy": {10_000: 40, 100_000: 14, 1_000_000: 3}},
+    env_steps={1_000: 150, 10_000: 100, 100_000: 60},
+    env_full_sizes=(100_000,),
+    profile_size=100_000, profile_steps=30,
+    state_size=1_000_000,
+    repeat=5,
+)
+QUICK = dict(
+    kernel_days={"numba": {10_000: 14, 100_000: 7},
+                 "numpy": {10_000: 14, 100_000: 3}},
+    env_steps={1_000: 40, 10_000: 30},
+    env_full_sizes=(10_000,),
+    profile_size=10_000, profile_steps=10,
+    state_size=100_000,
+    repeat=3,
+)
+
+
+# ----------------------------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _median(xs):
+    return float(statistics.median(xs))
+
+
+# ------------------------------------------------------------------------ background load monitor
+class Load:
+    """CPU time used by *other* processes, from /proc/stat minus this process's own CPU time.
+
+    The benchmark shares the machine with whatever else runs; on 2 cores a single busy neighbour
+    ruins the 2-thread figures (an OpenMP region waits for its descheduled thread).  Every timed
+    sample records the average number of CPUs that other processes kept busy during it
+    (``foreign_cpus``; jiffy resolution, so noisy for very short samples), and before each sample the
+    benchmark waits (within a total budget, ``--max-wait``) until the machine looks quiet.
+    """
+
+    QUIET = 0.15  # foreign CPUs below which the machine counts as quiet
+    WINDOW = 0.25  # seconds per quiet check
+
+    def __init__(self, budget: float):
+        self.ok = Path("/proc/stat").exists()
+        self.tick = os.sysconf("SC_CLK_TCK") if self.ok else 100
+        self.budget = budget
+        self.waited = 0.0
+        self.gave_up = 0
+
+    def read(self):
+        if not self.ok:
+            return None
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / self.tick  # incl. steal
+        t = os.times()
+        return time.perf_counter(), busy, t.user + t.system
+
+    def foreign(self, a, b):
+        if a is None or b is None or b[0] - a[0] <= 0:
+            return None
+        return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / (b[0] - a[0]))
+
+    def wait_quiet(self, timeout: float = 30.0) -> None:
+        if not self.ok or self.budget - self.waited <= 0:
+            return
+        t_end = time.perf_counter() + min(timeout, self.budget - self.waited)
+        t0 = time.perf_counter()
+        while True:
+            a = self.read()
+            time.sleep(self.WINDOW)
+            f = self.foreign(a, self.read())
+            if f is None or f < self.QUIET:
+                break
+            if time.perf_counter() >= t_end:
+                self.gave_up += 1
+                break
+        self.waited += time.perf_counter() - t0
+
+
+LOAD = Load(0.0)
+
+
+class _NoGC:
+    def __enter__(self):
+        gc.collect()
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+
+
+# ------------------------------------------------------------------------------ population kernel
+class Population:
+    """A scenario's population driven directly through ``step_population`` (as tests/helpers.py)."""
+
+    def __init__(self, sc, seed: int):
+        self.sc, self.seed = sc, seed
+        self.state = model.init_population(sc, seed)
+        V = sc.n_variants
+        n_sites = -(-sc.n_users // sc.site_size)
+        self.spc = model.sites_per_chunk(sc.site_size)
+        n_chunks = model.chunk_count(sc.n_users, sc.site_size)
+        self.site_prev = np.zeros((n_sites, 3))
+        self.site_next = np.zeros((n_sites, 3))
+        self.agg_i = np.zeros((n_chunks, V, K.N_AI), dtype=np.int64)
+        self.agg_f = np.zeros((n_chunks, V, K.N_AF))
+        self.sg = model.segment_table(sc)
+        self.nov = model.novelty_table(sc)
+        self.log1p = model.log1p_table(1024)
+        self.cfg = np.tile(to_vector(sc.tenant_config), (V, 1)).astype(np.float64)  # the env's day-0 config
+        self.vs = model.variant_segment_table(sc, self.cfg)
+        self.glob = [model.global_vector(sc, d) for d in range(sc.max_days)]
+        self.cols = [self.state[n] for n, _ in K.USER_FIELDS]
+
+    def step(self, backend, day: int) -> None:
+        backend.step_population(
+            day, self.seed, self.sc.site_size, self.spc, *self.cols,
+            self.cfg, self.vs, self.sg, self.glob[day], self.nov, self.log1p,
+            self.site_prev, self.site_next, self.agg_i, self.agg_f)
+        self.site_prev, self.site_next = self.site_next, self.site_prev
+
+    def enrolled(self) -> int:
+        return int(self.agg_i[:, :, K.A_ENROLLED].sum())
+
+    def snapshot(self) -> dict:
+        snap = {n: a.copy() for n, a in self.state.items()}
+        snap["_site_prev"] = self.site_prev.copy()
+        return snap
+
+    def restore(self, snap: dict) -> None:
+        for n, a in self.state.items():
+            a[:] = snap[n]  # in place: self.cols keeps pointing at the same arrays
+        self.site_prev[:] = snap["_site_prev"]
+
+
+def _run_days(pop: Population, backend, day0: int, days: int):
+    """Run ``days`` days from ``day0``; return (kernel seconds, enrolled user-days, foreign CPUs)."""
+    t = 0.0
+    enrolled = 0
+    LOAD.wait_quiet()
+    with _NoGC():
+        a = LOAD.read()
+        for d in range(day0, day0 + days):
+            t0 = time.perf_counter()
+            pop.step(backend, d)
+            t += time.perf_counter() - t0
+            enrolled += pop.enrolled()
+        f = LOAD.foreign(a, LOAD.read())
+    return t, enrolled, f
+
+
+def bench_kernel(sizes_days: dict, threads: list[int], repeat: int, log) -> list[dict]:
+    out = []
+    sizes = sorted(set(sizes_days["numba"]) | set(sizes_days["numpy"]))
+    max_threads = max(threads)
+    for n in sizes:
+        sc = load(SCENARIO, n_users=n, max_days=ENV_MAX_DAYS)
+        t0 = time.perf_counter()
+        pop = Population(sc, SEED)
+        t_init = time.perf_counter() - t0
+        numba.set_num_threads(max_threads)
+        t0 = time.perf_counter()
+        pop.step(K, 0)  # first call: compilation or cache load
+        t_first = time.perf_counter() - t0
+        for d in range(1, WARM_DAYS):
+            pop.step(K, d)
+        snap = pop.snapshot()
+        configs = []
+        if n in sizes_days["numba"]:
+            configs += [("numba", th, sizes_days["numba"][n]) for th in threads]
+        if n in sizes_days["numpy"]:
+            configs += [("numpy", None, sizes_days["numpy"][n])]
+        samples = {c: [] for c in configs}
+        foreign = {c: [] for c in configs}
+        enrolled = {}
+        for c in configs:  # untimed warm-up day per configuration
+            be, th, _ = c
+            if th:
+                numba.set_num_threads(th)
+            pop.restore(snap)
+            pop.step(K if be == "numba" else R, WARM_DAYS)
+        for _ in range(repeat):
+            for c in configs:
+                be, th, days = c
+                if th:
+                    numba.set_num_threads(th)
+                pop.restore(snap)
+                t, e, f = _run_days(pop, K if be == "numba" else R, WARM_DAYS, days)
+                samples[c].append(t)
+                foreign[c].append(f)
+                enrolled[c] = e
+        numba.set_num_threads(max_threads)
+        # the backends agree exactly on integers: same days -> same enrolled counts
+        by_days = {}
+        for c in configs:
+            by_days.setdefault(c[2], set()).add(enrolled[c])
+        consistent = all(len(s) == 1 for s in by_days.values())
+        for c in configs:
+            be, th, days = c
+            med = _median(samples[c])
+            r = {
+                "backend": be, "threads": th if be == "numba" else 1, "n_users": n,
+                "days": days, "first_day": WARM_DAYS,
+                "enrolled_user_days": enrolled[c], "raw_user_days": n * days,
+                "enrolled_fraction": enrolled[c] / (n * days),
+                "seconds_samples": samples[c], "seconds_median": med, "seconds_min": min(samples[c]),
+                "ms_per_day": 1e3 * med / days,
+                "user_days_per_s": enrolled[c] / med,
+                "raw_user_days_per_s": n * days / med,
+                "user_days_per_s_per_thread": enrolled[c] / med / (th if be == "numba" else 1),
+                "backends_consistent": consistent,
+                "foreign_cpus_samples": foreign[c],
+            }
+            out.append(r)
+            log(f"  kernel {be:5s} threads={r['threads']} n={n:>9,d} days={days:>2d}: "
+                f"{r['ms_per_day']:9.2f} ms/day  {r['user_days_per_s'] / 1e6:8.2f} M user-days/s")
+        out.append({"n_users": n, "init_population_s": t_init, "first_kernel_call_s": t_first,
+                    "kind": "setup"})
+        del pop, snap
+        gc.collect()
+    return out
+
+
+# ------------------------------------------------------------------------------------------ env
+def _actions(possible_agents, n_steps: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    hold = np.zeros(N_PARAMS, dtype=np.float32)
+    acts = []
+    for d in range(n_steps):
+        if d % UPDATE_EVERY == UPDATE_EVERY - 1:
+            acts.append({a: rng.uniform(-1.0, 1.0, N_PARAMS).astype(np.float32) for a in possible_agents})
+        else:
+            acts.append({a: hold for a in possible_agents})
+    return acts
+
+
+class _TimedKernels:
+    """Proxy of the backend module that times ``step_population`` (for the cost breakdown)."""
+
+    def __init__(self, mod):
+        self._mod = mod
+        self.seconds = 0.0
+        self.calls = 0
+
+    def step_population(self, *args):
+        t0 = time.perf_counter()
+        self._mod.step_population(*args)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+
+    def __getattr__(self, name):
+        return getattr(self._mod, name)
+
+
+class _TimedEnv(EconomyEnv):
+    _proxy = None
+
+    @property
+    def kernels(self):
+        if self._proxy is None:
+            self._proxy = _TimedKernels(super().kernels)
+        return self._proxy
+
+
+def _make_env(cls, n_users, threads, info_level):
+    return cls(SCENARIO, n_users=n_users, n_agents=N_AGENTS, max_days=ENV_MAX_DAYS, backend="numba",
+               num_threads=threads, info_level=info_level, action_mode="continuous")
+
+
+def _env_block(env, acts, steps) -> tuple[float, int, int]:
+    """reset, WARM_DAYS untimed steps, then time ``steps`` steps; (seconds, enrolled user-days, foreign CPUs)."""
+    env.reset(seed=SEED)
+    for d in range(WARM_DAYS):
+        env.step(acts[d])
+    resets = 0
+    if steps > 1:
+        LOAD.wait_quiet()
+    with _NoGC():
+        a = LOAD.read()
+        t0 = time.perf_counter()
+        for d in range(WARM_DAYS, WARM_DAYS + steps):
+            env.step(acts[d])
+            if not env.agents:  # never with max_days=400, but keep the loop correct
+                env.reset()
+                resets += 1
+        t = time.perf_counter() - t0
+        f = LOAD.foreign(a, LOAD.read())
+    enrolled = int(env.history_i[WARM_DAYS:WARM_DAYS + steps, :, K.A_ENROLLED].sum()) if not resets else -1
+    return t, enrolled, f
+
+
+def bench_env(env_steps: dict, full_sizes, threads: list[int], repeat: int, log) -> list[dict]:
+    out = []
+    for n, steps in sorted(env_steps.items()):
+        levels = ["light"] + (["full"] if n in full_sizes else [])
+        configs = [(th, il) for il in levels for th in threads]
+        envs = {c: _make_env(EconomyEnv, n, c[0], c[1]) for c in configs}
+        acts = _actions(envs[configs[0]].possible_agents, WARM_DAYS + steps, SEED)
+        samples = {c: [] for c in configs}
+        foreign = {c: [] for c in configs}
+        enrolled = {}
+        for c in configs:  # untimed warm-up (compilation, thread pool)
+            _env_block(envs[c], acts, 1)
+        for _ in range(repeat):
+            for c in configs:
+                t, e, f = _env_block(envs[c], acts, steps)
+                samples[c].append(t)
+                foreign[c].append(f)
+                enrolled[c] = e
+        for c in configs:
+            th, il = c
+            med = _median(samples[c])
+            r = {
+                "n_users": n, "threads": th, "info_level": il, "n_agents": N_AGENTS, "steps": steps,
+                "first_day": WARM_DAYS, "seconds_samples": samples[c], "seconds_median": med,
+                "seconds_min": min(samples[c]),
+                "ms_per_step": 1e3 * med / steps, "steps_per_s": steps / med,
+                "enrolled_user_days": enrolled[c], "raw_user_days": n * steps,
+                "user_days_per_s": enrolled[c] / med,
+                "user_days_per_s_per_core": enrolled[c] / med / th,
+                "foreign_cpus_samples": foreign[c],
+            }
+            out.append(r)
+            log(f"  env    threads={th} info={il:5s} n={n:>9,d} steps={steps:>3d}: {r['ms_per_step']:8.2f} ms/step "
+                f"{r['steps_per_s']:9.1f} steps/s  {r['user_days_per_s_per_core'] / 1e6:7.2f} M user-days/s/core")
+        del envs
+        gc.collect()
+    return out
+
+
+def profile_env(n_users: int, steps: int, threads: list[int], log) -> dict:
+    """Kernel vs. the rest of ``env.step``, and a cProfile of the rest."""
+    res = {"n_users": n_users, "steps": steps, "breakdown": []}
+    for il in ("light", "full"):
+        for th in threads:
+            env = _make_env(_TimedEnv, n_users, th, il)
+            acts = _actions(env.possible_agents, WARM_DAYS + steps, SEED)
+            _env_block(env, acts, 1)
+            env.kernels.seconds, env.kernels.calls = 0.0, 0
+            env.reset(seed=SEED)
+            for d in range(WARM_DAYS):
+                env.step(acts[d])
+            env.kernels.seconds, env.kernels.calls = 0.0, 0
+            LOAD.wait_quiet()
+            with _NoGC():
+                a = LOAD.read()
+                t0 = time.perf_counter()
+                for d in range(WARM_DAYS, WARM_DAYS + steps):
+                    env.step(acts[d])
+                total = time.perf_counter() - t0
+                f = LOAD.foreign(a, LOAD.read())
+            k = env.kernels.seconds
+            b = {"threads": th, "info_level": il, "ms_per_step": 1e3 * total / steps,
+                 "kernel_ms_per_step": 1e3 * k / steps, "other_ms_per_step": 1e3 * (total - k) / steps,
+                 "kernel_share": k / total, "foreign_cpus": f}
+            res["breakdown"].append(b)
+            log(f"  step breakdown threads={th} info={il:5s} n={n_users:,d}: {b['ms_per_step']:.2f} ms/step = kernel "
+                f"{b['kernel_ms_per_step']:.2f} + other {b['other_ms_per_step']:.2f} ms "
+                f"({100 * b['kernel_share']:.0f}% kernel)")
+    # cProfile of the light 1-thread step: where the non-kernel time goes
+    env = _make_env(EconomyEnv, n_users, threads[0], "light")
+    acts = _actions(env.possible_agents, WARM_DAYS + steps, SEED)
+    env.reset(seed=SEED)
+    for d in range(WARM_DAYS):
+        env.step(acts[d])
+    prof = cProfile.Profile()
+    prof.enable()
+    for d in range(WARM_DAYS, WARM_DAYS + steps):
+        env.step(acts[d])
+    prof.disable()
+    st = pstats.Stats(prof)
+    rows = []
+    for (fn, line, name), (cc, nc, tt, ct, _) in st.stats.items():
+        try:
+            fn = str(Path(fn).resolve().relative_to(ROOT))
+        except ValueError:
+            fn = Path(fn).name if fn.startswith("/") else fn
+        rows.append({"function": f"{fn}:{line}({name})", "ncalls": nc,
+                     "tottime_ms_per_step": 1e3 * tt / steps, "cumtime_ms_per_step": 1e3 * ct / steps})
+    rows.sort(key=lambda r: -r["tottime_ms_per_step"])
+    res["profile_light_top"] = rows[:15]
+    res["profile_note"] = "cProfile (adds overhead to the Python part), threads=%d, info_level=light" % threads[0]
+    return res
+
+
+# ----------------------------------------------------------------------------------------- state
+def bench_state(n_users: int) -> dict:
+    env = _make_env(EconomyEnv, n_users, None, "light")
+    env.reset(seed=SEED)
+    fields = {name: np.dtype(dt).itemsize for name, dt in K.USER_FIELDS}
+    users_nbytes = sum(a.nbytes for a in env.users.values())
+    site = env._site_prev.nbytes + env._site_next.nbytes
+    chunk = env._agg_i.nbytes + env._agg_f.nbytes
+    fixed = {
+        "history": env.history_i.nbytes + env.history_f.nbytes,
+        "tables": env._vs_tab.nbytes + env._sg_tab.nbytes + env._novelty.nbytes + env._log1p.nbytes,
+    }
+    r = {
+        "n_users": n_users, "n_sites": env.n_sites, "n_chunks": env.n_chunks,
+        "site_size": env.scenario.site_size, "sites_per_chunk": env.sites_per_chunk,
+        "n_variants": env.scenario.n_variants,
+        "user_fields_itemsize": fields,
+        "user_fields_bytes": sum(fields.values()),
+        "users_arrays_bytes_per_user": users_nbytes / n_users,
+        "site_buffers_bytes_per_user": site / n_users,
+        "chunk_aggregates_bytes_per_user": chunk / n_users,
+        "fixed_bytes_not_per_user": fixed,
+        "max_days": env.scenario.max_days,
+    }
+    r["total_bytes_per_user"] = (r["users_arrays_bytes_per_user"] + r["site_buffers_bytes_per_user"]
+                                 + r["chunk_aggregates_bytes_per_user"])
+    return r
+
+
+# --------------------------------------------------------------------------------------- targets
+def _find(rows, **kw):
+    for r in rows:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def evaluate_targets(kernel, env, state, threads, quick) -> dict:
+    t = {}
+
+    def _at(nominal, sizes):
+        """The nominal size if measured, else the largest measured size below it (--quick)."""
+        below = [s for s in sizes if s <= nominal]
+        return nominal if nominal in sizes else (max(below) if below else min(sizes))
+
+    # 1. numba >= 5x numpy at 100k, both single-threaded
+    n = _at(100_000, [r["n_users"] for r in kernel if r.get("backend") == "numpy"])
+    nb, npy = _find(kernel, backend="numba", threads=1, n_users=n), _find(kernel, backend="numpy", n_users=n)
+    ratio = nb["user_days_per_s"] / npy["user_days_per_s"]
+    t["kernel_vs_numpy"] = {"target": TARGETS["kernel_vs_numpy"], "n_users": n, "threshold": 5.0,
+                            "value": ratio, "unit": "x", "passed": ratio >= 5.0}
+    # 2. end to end per core at 100k, light infos; the figure is the single-thread one
+    e_sizes = sorted({r["n_users"] for r in env})
+    n = _at(100_000, e_sizes)
+    r1 = _find(env, n_users=n, threads=1, info_level="light")
+    per_core = {str(r["threads"]): r["user_days_per_s_per_core"] for r in env
+                if r["n_users"] == n and r["info_level"] == "light"}
+    v = r1["user_days_per_s_per_core"]
+    t["e2e_per_core"] = {"target": TARGETS["e2e_per_core"], "n_users": n, "threshold": 10e6, "value": v,
+                         "unit": "enrolled user-days/s/core (1 thread, info_level=light)",
+                         "per_core_by_threads": per_core, "passed": v >= 10e6}
+    # 3. state bytes
+    v = state["total_bytes_per_user"]
+    t["state_bytes"] = {"target": TARGETS["state_bytes"], "n_users": state["n_users"], "threshold": 64.0,
+                        "value": v, "unit": "bytes/user (user arrays + site + chunk buffers)", "passed": v <= 64.0}
+    # 4. thread scaling at 1M
+    if 2 in threads:
+        n = _at(1_000_000, [r["n_users"] for r in kernel if r.get("backend") == "numba"])
+        a, b = _find(kernel, backend="numba", threads=1, n_users=n), _find(kernel, backend="numba", threads=2, n_users=n)
+        s = b["user_days_per_s"] / a["user_days_per_s"]
+        t["thread_scaling"] = {"target": TARGETS["thread_scaling"], "n_users": n, "threshold": 1.7, "value": s,
+                               "unit": "x", "passed": s >= 1.7}
+    else:
+        t["thread_scaling"] = {"target": TARGETS["thread_scaling"], "passed": None,
+                               "note": "not evaluated: fewer than 2 Numba threads available"}
+    nominal = {"kernel_vs_numpy": 100_000, "e2e_per_core": 100_000, "state_bytes": None, "thread_scaling": 1_000_000}
+    for key, tv in t.items():
+        if nominal[key] is not None and tv.get("n_users") not in (None, nominal[key]):
+            tv["note"] = (f"indicative only: evaluated at {tv['n_users']:,} users instead of {nominal[key]:,}"
+                          + (" (--quick)" if quick else ""))
+    return t
+
+
+def scaling(kernel, threads) -> list[dict]:
+    out = []
+    if 2 not in threads:
+        return out
+    for n in sorted({r["n_users"] for r in kernel if r.get("backend") == "numba"}):
+        a, b = _find(kernel, backend="numba", threads=1, n_users=n), _find(kernel, backend="numba", threads=2, n_users=n)
+        if a and b:
+            s = b["user_days_per_s"] / a["user_days_per_s"]
+            out.append({"n_users": n, "speedup_2_vs_1": s, "parallel_efficiency": s / 2})
+    return out
+
+
+# ----------------------------------------------------------------------------------------- report
+def _fmt_rate(x):
+    return f"{x / 1e6:10.2f}"
+
+
+def _bg(r) -> str:
+    fs = [f for f in r.get("foreign_cpus_samples", []) if f is not None]
+    return f"{max(fs):.2f}" if fs else "-"
+
+
+def summary(res) -> str:
+    L = []
+    m = res["machine"]
+    L.append(f"Machine: {m['cpu_model']} ({m['processor'] or 'processor n/a'}), {m['cpu_count']} CPUs, "
+             f"NUMBA_NUM_THREADS={m['numba_num_threads']}, threading layer {m.get('numba_threading_layer')}, "
+             f"Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}")
+    bl = res["background_load"]
+    L.append(f"Load average start {m['loadavg_start']}, end {m.get('loadavg_end')}; other processes during timed "
+             f"samples: median {bl['foreign_cpus_median']}, max {bl['foreign_cpus_max']} CPUs "
+             f"({bl['samples_over_0.5_cpu']}/{bl['samples']} samples > 0.5 CPU; waited {bl['waited_s']:.0f} s)")
+    L.append("('bg cpu' = the most CPUs other processes kept busy during any sample of that row; > ~0.3 means the "
+             "row, especially a 2-thread row, is disturbed)")
+    L.append("")
+    L.append("1. Population kernel (scenario 'large', days from %d, median of %d)" % (WARM_DAYS, res["repeat"]))
+    L.append(f"{'backend':<8}{'thr':>4}{'n_users':>11}{'days':>5}{'ms/day':>10}{'M ud/s':>10}{'M raw ud/s':>11}"
+             f"{'M ud/s/thr':>11}{'enrolled':>9}{'bg cpu':>7}")
+    for r in res["kernel"]:
+        if "backend" not in r:
+            continue
+        L.append(f"{r['backend']:<8}{r['threads']:>4}{r['n_users']:>11,d}{r['days']:>5}{r['ms_per_day']:>10.2f}"
+                 f"{_fmt_rate(r['user_days_per_s'])}{r['raw_user_days_per_s'] / 1e6:>11.2f}"
+                 f"{r['user_days_per_s_per_thread'] / 1e6:>11.2f}{r['enrolled_fraction']:>9.3f}{_bg(r):>7}")
+    L.append("")
+    L.append("2. env.step, %d agents, numba backend (median of %d)" % (N_AGENTS, res["repeat"]))
+    L.append(f"{'thr':>4}{'info':>7}{'n_users':>11}{'steps':>6}{'ms/step':>10}{'steps/s':>10}{'M ud/s':>10}"
+             f"{'M ud/s/core':>12}{'bg cpu':>7}")
+    for r in res["env"]:
+        L.append(f"{r['threads']:>4}{r['info_level']:>7}{r['n_users']:>11,d}{r['steps']:>6}{r['ms_per_step']:>10.2f}"
+                 f"{r['steps_per_s']:>10.1f}{_fmt_rate(r['user_days_per_s'])}{r['user_days_per_s_per_core'] / 1e6:>12.2f}"
+                 f"{_bg(r):>7}")
+    p = res.get("profile")
+    if p:
+        L.append("")
+        L.append(f"   env.step breakdown at {p['n_users']:,} users:")
+        for b in p["breakdown"]:
+            L.append(f"     threads={b['threads']} info={b['info_level']:5s}: {b['ms_per_step']:.2f} ms = kernel "
+                     f"{b['kernel_ms_per_step']:.2f} + other {b['other_ms_per_step']:.2f} "
+                     f"({100 * b['kernel_share']:.0f}% kernel)")
+    s = res["state"]
+    L.append("")
+    L.append(f"3. State per user at {s['n_users']:,} users: fields {s['user_fields_bytes']} B, arrays "
+             f"{s['users_arrays_bytes_per_user']:.2f} B, site buffers {s['site_buffers_bytes_per_user']:.2f} B, chunk "
+             f"aggregates {s['chunk_aggregates_bytes_per_user']:.3f} B -> total {s['total_bytes_per_user']:.2f} B/user")
+    L.append("")
+    L.append("4. Thread scaling (population kernel, 2 threads vs 1)")
+    for r in res["scaling"]:
+        L.append(f"   {r['n_users']:>11,d} users: {r['speedup_2_vs_1']:.2f}x (efficiency {100 * r['parallel_efficiency']:.0f}%)")
+    L.append("")
+    L.append("5. Targets")
+    for key, t in res["targets"].items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["passed"]]
+        val = t.get("value")
+        if key == "e2e_per_core":
+            val_s = f"{val / 1e6:.2f} M"
+        elif val is not None:
+            val_s = f"{val:.2f}"
+        else:
+            val_s = "-"
+        L.append(f"   [{verdict}] {t['target']}: {val_s}" + (f"  ({t['note']})" if t.get("note") else ""))
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT.relative_to(ROOT)})")
+    ap.add_argument("--quick", action="store_true", help="fast smoke run with small sizes (< 1 minute)")
+    ap.add_argument("--repeat", type=int, default=None, help="timed samples per configuration (median reported); "
+                    "default 5, 3 with --quick")
+    ap.add_argument("--max-wait", type=float, default=None,
+                    help="total seconds the run may spend waiting for other processes to go quiet before "
+                    "timed samples (default 180, 20 with --quick; 0 disables)")
+    args = ap.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    LOAD.budget = args.max_wait if args.max_wait is not None else (20.0 if args.quick else 180.0)
+    repeat = args.repeat if args.repeat is not None else plan["repeat"]
+    if repeat < 1:
+        ap.error("--repeat must be >= 1")
+
+    def log(msg):
+        print(msg, flush=True)
+
+    t_start = time.perf_counter()
+    res = {"benchmark": "arena_env economy bench_env", "quick": args.quick, "repeat": repeat,
+           "scenario": SCENARIO, "seed": SEED, "warm_days": WARM_DAYS, "machine": machine()}
+    threads = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
+    log(f"bench_env: {'quick' if args.quick else 'full'} run, repeat={repeat}, threads={threads}")
+
+    log("[1/4] population kernel")
+    res["kernel"] = bench_kernel(plan["kernel_days"], threads, repeat, log)
+    try:
+        res["machine"]["numba_threading_layer"] = numba.threading_layer()
+    except ValueError:
+        res["machine"]["numba_threading_layer"] = None
+    log("[2/4] env.step")
+    res["env"] = bench_env(plan["env_steps"], plan["env_full_sizes"], threads, repeat, log)
+    log("[3/4] env.step breakdown and profile")
+    res["profile"] = profile_env(plan["profile_size"], plan["profile_steps"], threads, log)
+    log("[4/4] state bytes")
+    res["state"] = bench_state(plan["state_size"])
+    res["scaling"] = scaling(res["kernel"], threads)
+    res["targets"] = evaluate_targets(res["kernel"], res["env"], res["state"], threads, args.quick)
+    res["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    fs = [f for sec in ("kernel", "env") for r in res[sec] for f in r.get("foreign_cpus_samples", []) if f is not None]
+    res["background_load"] = {
+        "quiet_threshold_cpus": Load.QUIET, "wait_budget_s": LOAD.budget, "waited_s": LOAD.waited,
+        "gave_up_waiting": LOAD.gave_up,
+        "foreign_cpus_median": _median(fs) if fs else None, "foreign_cpus_max": max(fs) if fs else None,
+        "samples_over_0.5_cpu": sum(f > 0.5 for f in fs), "samples": len(fs),
+    }
+    res["wall_seconds"] = time.perf_counter() - t_start
+
+    out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    log("")
+    log(summary(res))
+    log("")
+    log(f"wrote {out} ({res['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

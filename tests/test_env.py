@@ -1,0 +1,299 @@
+"""The economy parallel env: API conformance, spaces, actions, guardrails in the loop, infos."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pettingzoo
+import pytest
+from pettingzoo.test import parallel_api_test
+
+import arena_env  # noqa: F401  (registers the envs)
+from arena_env import economy_v0
+from arena_env.economy import kernels as K
+from arena_env.economy.env import OBS_DIM, EconomyEnv
+from arena_env.economy.scenario import scenario_names
+
+ALL_SCENARIOS = scenario_names()
+
+
+def test_shipped_scenarios_are_the_documented_set():
+    for name in ("default", "tiny", "large", "churn-crisis", "gaming-prone", "nonstationary", "interference",
+                 "budget"):
+        assert name in ALL_SCENARIOS
+
+
+@pytest.mark.parametrize("name", ALL_SCENARIOS)
+def test_parallel_api(name):
+    kwargs = {"n_users": 30000} if name == "large" else {}  # the API does not depend on the size
+    env = economy_v0.parallel_env(scenario=name, max_days=12, **kwargs)
+    parallel_api_test(env, num_cycles=15)
+    assert env.scenario.max_days == 12  # the test's max_cycles does not leak into the episode length
+
+
+def test_large_scenario_runs_at_full_size():
+    env = EconomyEnv("large", max_days=2, info_level="light")
+    obs, _ = env.reset(seed=0)
+    assert env.scenario.n_users == 1_000_000
+    obs, rew, term, trunc, infos = env.step({a: np.zeros(10, np.float32) for a in env.agents})
+    assert env.history_i[0, :, K.A_ENROLLED].sum() > 400_000
+    assert all(trunc.values()) is False
+
+
+def test_registry_and_aec_form():
+    env = pettingzoo.make("parallel", "arena/Economy-v0", scenario="tiny", max_days=3)
+    assert isinstance(env.unwrapped, EconomyEnv)
+    aec = pettingzoo.make("aec", "arena/Economy-v0", scenario="tiny", max_days=3)
+    aec.reset(seed=1)
+    steps = 0
+    for agent in aec.agent_iter():
+        obs, rew, term, trunc, info = aec.last()
+        aec.step(None if term or trunc else np.zeros(10, np.float32))
+        steps += 1
+    assert steps == 3 * 2 + 2  # 3 days x 2 agents, then one final pass per agent
+
+
+def test_spaces_and_agents_fixed_at_construction():
+    env = EconomyEnv("tiny", n_agents=3)
+    assert env.possible_agents == ["variant_0", "variant_1", "variant_2"]
+    assert env.observation_space("variant_0") is env.observation_space("variant_0")
+    assert env.action_space("variant_1").shape == (10,)
+    obs, infos = env.reset(seed=0)
+    for a in env.agents:
+        assert obs[a].shape == (OBS_DIM,) and obs[a].dtype == np.float32
+        assert env.observation_space(a).contains(obs[a])
+    with pytest.raises(ValueError, match="n_agents"):
+        EconomyEnv("tiny", n_agents=5)
+
+
+def test_episode_truncates_at_max_days():
+    env = EconomyEnv("tiny", max_days=4)
+    env.reset(seed=0)
+    for day in range(4):
+        obs, rew, term, trunc, infos = env.step({})
+    assert all(trunc.values()) and not any(term.values())
+    assert env.agents == []
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({})
+
+
+def test_scheduled_completion_terminates():
+    env = EconomyEnv("tiny", max_days=10, schedule=[{"day": 3, "action": "complete"}])
+    env.reset(seed=0)
+    for _ in range(3):
+        _, _, term, trunc, _ = env.step({})
+        assert not any(term.values())
+    _, _, term, trunc, infos = env.step({})
+    assert all(term.values()) and not any(trunc.values())
+    assert infos["variant_0"]["guardrails"]["status"] == "COMPLETED"
+    assert env.agents == []
+
+
+def test_hold_does_not_consume_rate_limit_and_updates_go_through_guardrails():
+    env = EconomyEnv("tiny", guardrails={"update_interval_min": 2880})  # one update per 2 days
+    env.reset(seed=0)
+    hold = np.zeros(10, np.float32)
+    up = hold.copy()
+    up[0] = 1.0  # +100% of the delta limit on scanXp
+    _, _, _, _, infos = env.step({"variant_0": hold, "variant_1": hold})
+    assert infos["variant_0"]["decision"] is None
+    _, _, _, _, infos = env.step({"variant_0": up})
+    d = infos["variant_0"]["decision"]
+    assert d["accepted"] and d["appliedConfig"] == {"scanXp": 15}
+    assert infos["variant_0"]["config"]["scanXp"] == 15
+    _, _, _, _, infos = env.step({"variant_0": up})  # a day later: rate limited
+    d = infos["variant_0"]["decision"]
+    assert not d["accepted"] and d["rejectionReason"] == "RATE_LIMITED"
+    assert d["nextAllowedUpdate"] == 1 * 1440 + 2880
+    assert infos["variant_0"]["config"]["scanXp"] == 15
+    _, _, _, _, infos = env.step({"variant_0": up})
+    assert infos["variant_0"]["decision"]["appliedConfig"] == {"scanXp": 23}  # compounding clamp
+
+
+def test_discrete_and_absolute_modes():
+    env = EconomyEnv("tiny", action_mode="discrete")
+    assert env.action_space("variant_0").n == 1 + len(env.scenario.presets)
+    env.reset(seed=0)
+    rich = [p.name for p in env.scenario.presets].index("rich") + 1
+    _, _, _, _, infos = env.step({"variant_0": rich, "variant_1": 0})
+    assert infos["variant_0"]["decision"]["accepted"]
+    assert infos["variant_0"]["config"]["scanXp"] == 15
+    assert infos["variant_1"]["decision"] is None
+    with pytest.raises(ValueError, match="out of range"):
+        env.step({"variant_0": 99})
+    env = EconomyEnv("tiny", action_mode="absolute")
+    env.reset(seed=0)
+    target = np.array([12, 15, 25, 20, 10, 15, 5, 50, 20, 10], np.float32)
+    _, _, _, _, infos = env.step({"variant_0": target})
+    assert infos["variant_0"]["decision"]["appliedConfig"] == {"scanXp": 12}
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(9, np.float32), "shape"),
+    (np.zeros((2, 10), np.float32), "shape"),
+    ("up", "expected"),
+])
+def test_malformed_actions_raise_before_any_change(bad, match):
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+    before = copy.deepcopy(env.users)
+    with pytest.raises(ValueError, match=match) as exc:
+        env.step({"variant_0": np.zeros(10, np.float32), "variant_1": bad})
+    assert "variant_1" in str(exc.value)
+    assert env.day == 0
+    for k in before:
+        np.testing.assert_array_equal(before[k], env.users[k])
+    with pytest.raises(ValueError, match="unknown agent"):
+        env.step({"variant_9": np.zeros(10)})
+
+
+def test_non_finite_and_out_of_range_actions_are_sanitised_and_recorded():
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+    nan = np.zeros(10, np.float32)
+    nan[2] = np.nan
+    big = np.zeros(10, np.float32)
+    big[0] = 7.0
+    _, _, _, _, infos = env.step({"variant_0": nan, "variant_1": big})
+    assert "issueReportXp" in infos["variant_0"]["action_error"]
+    assert infos["variant_0"]["decision"] is None
+    assert infos["variant_0"]["config"]["issueReportXp"] == 25
+    assert infos["variant_1"]["action_clipped"] is True
+    assert infos["variant_1"]["config"]["scanXp"] == 15  # clipped to +1 x the delta limit
+    assert np.all(np.isfinite(env.users["ref_xp"]))
+
+
+def test_infos_carry_decision_signals_and_tests():
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+    for _ in range(8):
+        _, _, _, _, infos = env.step({})
+    info = infos["variant_1"]
+    sig = info["signals"]
+    assert set(sig) == {"enrolled", "activeToday", "active7d", "totalScans", "experimentDays", "metrics"}
+    m = sig["metrics"]["RETENTION_RATE"]
+    assert 0.0 <= m["value"] <= 1.0 and m["confidence"] == "high" and m["sampleSize"] == sig["enrolled"]
+    t = info["tests"]["SCAN_FREQUENCY"]
+    assert t["test"] == "welch" and t["ciLow"] <= t["difference"] <= t["ciHigh"]
+    f = info["tests"]["FEEDBACK_QUALITY"]
+    assert f["test"] == "fisher" and f["oddsRatio"] > 0
+    light = EconomyEnv("tiny", info_level="light")
+    light.reset(seed=0)
+    _, _, _, _, li = light.step({})
+    assert "signals" not in li["variant_0"] and "decision" in li["variant_0"]
+
+
+def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective():
+    env = EconomyEnv("default", n_users=6000, max_days=30, info_level="light")
+    env.reset(seed=3)
+    total = {a: 0.0 for a in env.agents}
+    while env.agents:
+        _, rew, _, _, infos = env.step({})
+        for a, r in rew.items():
+            total[a] += r
+        lift = infos["variant_0"]["lift"]
+        w = env.objective_weights
+        expected = sum(w[i] * lift[m] for i, m in enumerate(lift)) - env.scenario.objective.xp_cost * (
+            infos["variant_0"]["xp_per_user"] - (env.history_i[env.day - 1, 0, K.A_XP_SCAN:K.A_XP_MISSION + 1].sum()
+                                                 / env.history_i[env.day - 1, 0, K.A_ENROLLED]))
+        assert rew["variant_0"] == pytest.approx(expected, abs=1e-9)
+    # holding arms differ from the control only by sampling noise
+    assert abs(total["variant_0"]) < 3.0 and abs(total["variant_1"]) < 3.0
+
+
+def test_breaker_trips_on_retention_cliff_and_only_researcher_resets_it():
+    env = EconomyEnv("tiny", guardrails={"retention_cliff": 0.99})
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({})
+    assert infos["variant_0"]["guardrails"]["breakerOpen"]
+    up = np.zeros(10, np.float32)
+    up[0] = 0.5
+    _, _, _, _, infos = env.step({"variant_0": up})
+    assert infos["variant_0"]["decision"]["rejectionReason"] == "CIRCUIT_BREAKER_ACTIVE"
+    for _ in range(3):
+        env.step({})
+    assert env.guardrails.breaker_open[1]
+    env.reset_circuit_breaker("variant_0")
+    assert not env.guardrails.breaker_open[1]
+
+
+def test_status_gate_while_recruiting_and_paused():
+    env = EconomyEnv("tiny", recruiting_days=2)
+    env.reset(seed=0)
+    up = np.zeros(10, np.float32)
+    up[1] = 0.5
+    _, _, _, _, infos = env.step({"variant_0": up})
+    assert infos["variant_0"]["decision"]["rejectionReason"] == "EXPERIMENT_NOT_RUNNING"
+    env.step({})
+    _, _, _, _, infos = env.step({"variant_0": up})
+    assert infos["variant_0"]["decision"]["accepted"]
+    env.pause()
+    _, _, _, _, infos = env.step({"variant_1": up})
+    assert infos["variant_1"]["decision"]["rejectionReason"] == "EXPERIMENT_NOT_RUNNING"
+
+
+def test_anomaly_flag_after_four_max_delta_updates():
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+    up = np.zeros(10, np.float32)
+    up[6] = 1.0
+    flags = []
+    for _ in range(5):
+        _, _, _, _, infos = env.step({"variant_0": up})
+        flags.append(infos["variant_0"]["decision"]["anomaly"])
+    assert flags == [False, False, False, True, True]
+    assert env.guardrails.anomaly[1] and not env.guardrails.anomaly[2]
+
+
+def test_ledger_conservation():
+    env = EconomyEnv("default", n_users=5000, max_days=40, info_level="light")
+    env.reset(seed=2)
+    rng = np.random.default_rng(0)
+    while env.agents:
+        env.step({a: rng.uniform(-1, 1, 10).astype(np.float32) * (env.day % 5 == 0) for a in env.agents})
+    ledger = env.ledger()
+    per_variant = sum(ledger.values())
+    by_user = np.bincount(env.users["variant"], weights=env.users["cum_xp"].astype(np.float64),
+                          minlength=env.scenario.n_variants)
+    np.testing.assert_array_equal(per_variant, by_user.astype(np.int64))
+    assert all(v.sum() > 0 for k, v in ledger.items() if k not in ("issueReport", "statusReport"))
+    assert ledger["mission"].sum() % env.scenario.economy.mission_xp == 0
+    done = env.history_i[:, :, K.A_M_DONE].sum(axis=0)
+    np.testing.assert_array_equal(ledger["mission"], done * env.scenario.economy.mission_xp)
+
+
+def test_pickle_and_deepcopy_continue_identically():
+    env = EconomyEnv("tiny")
+    env.reset(seed=4)
+    for _ in range(5):
+        env.step({"variant_0": np.full(10, 0.3, np.float32)})
+    clones = [pickle.loads(pickle.dumps(env)), copy.deepcopy(env)]
+    runs = []
+    for e in [env] + clones:
+        out = []
+        for _ in range(5):
+            obs, rew, *_ = e.step({"variant_1": np.full(10, -0.2, np.float32)})
+            out.append((obs["variant_1"].copy(), rew["variant_1"]))
+        runs.append(out)
+    for other in runs[1:]:
+        for (o1, r1), (o2, r2) in zip(runs[0], other):
+            np.testing.assert_array_equal(o1, o2)
+            assert r1 == r2
+
+
+def test_render_ansi_shows_every_variant():
+    env = EconomyEnv("tiny", render_mode="ansi")
+    env.reset(seed=0)
+    env.step({})
+    text = env.render()
+    for name in ("control", "variant_0", "variant_1", "RETENTION_", "day 1/30"):
+        assert name in text
+
+
+def test_unknown_keyword_is_a_clear_error():
+    with pytest.raises(ValueError, match="bogus"):
+        EconomyEnv("tiny", bogus=1)
+    with pytest.raises(ValueError, match="backend"):
+        EconomyEnv("tiny", backend="cuda")

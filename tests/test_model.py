@@ -1,0 +1,179 @@
+"""The economy model behaves as a product manager would expect (docs/model.md).
+
+Each test drives treatments to chosen configs (absolute actions, clamped by the guardrails on the
+way) and compares them with the control over the same days.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arena_env.economy import kernels as K
+from arena_env.economy import model, scenario
+from arena_env.economy.env import EconomyEnv
+from arena_env.economy.params import DEFAULT_VECTOR, PARAM_INDEX
+from tests.helpers import Population
+
+
+def drive(targets, scenario_name="default", days=35, seed=1, **kw):
+    """Run with treatment k heading to ``targets[k]`` (absolute mode); return the env at the end."""
+    kw.setdefault("n_users", 9000)
+    env = EconomyEnv(scenario_name, n_agents=len(targets), max_days=days, action_mode="absolute",
+                     info_level="light", **kw)
+    env.reset(seed=seed)
+    rewards = np.zeros(len(targets))
+    while env.agents:
+        _, rew, _, _, _ = env.step({a: np.asarray(t, np.float32) for a, t in zip(env.agents, targets)})
+        rewards += [rew[a] for a in env.possible_agents]
+    env.total_rewards = rewards
+    return env
+
+
+def ratio(env, num, den=K.A_ENROLLED, start=15):
+    """Treatment / control ratio of sum(num) / sum(den) over days start..end, per treatment."""
+    h = env.history_i[start:env.day]
+    n = h[..., num].sum(axis=0) if isinstance(num, int) else sum(h[..., c] for c in num).sum(axis=0)
+    d = h[..., den].sum(axis=0).astype(float)
+    r = n / d
+    return r[1:] / r[0]
+
+
+def with_param(name, value):
+    t = DEFAULT_VECTOR.copy()
+    t[PARAM_INDEX[name]] = value
+    return t
+
+
+@pytest.mark.parametrize("param, value, num, den, direction", [
+    ("scanXp", 30, K.A_SCANS, K.A_ACTIVE, +1),           # more scans per active day
+    ("feedbackXp", 45, K.A_FEEDBACK, K.A_SCANS, +1),     # more feedback per scan
+    ("issueReportXp", 100, K.A_ISSUES, K.A_ACTIVE, +1),
+    ("statusReportXp", 80, K.A_STATUS, K.A_ACTIVE, +1),
+    ("photoXp", 40, K.A_PHOTOS, K.A_FEEDBACK, +1),
+    ("firstScanOfDayXp", 60, K.A_ACTIVE, K.A_ENROLLED, +1),  # more users come back each day
+    ("streakBonusPerDay", 15, K.A_STREAK_SUM, K.A_ENROLLED, +1),  # longer streaks
+    ("streakBonusCap", 200, K.A_XP_STREAK, K.A_ACTIVE, +1),
+    ("scanDailyCap", 2, K.A_SCANS, K.A_ACTIVE, -1),
+    ("feedbackDailyCap", 1, K.A_FEEDBACK, K.A_SCANS, -1),
+])
+def test_every_parameter_matters(param, value, num, den, direction):
+    env = drive([with_param(param, value)])
+    assert env.config[1, PARAM_INDEX[param]] == value  # reached through the delta clamp
+    r = ratio(env, num, den)[0]
+    assert (r - 1.0) * direction > 0.03, f"{param}={value}: treatment/control ratio {r:.3f}"
+
+
+def test_objective_has_an_interior_optimum():
+    """Scaling every XP value by 0.25 or by 4 both lose against the defaults (the control)."""
+    base = DEFAULT_VECTOR.astype(float)
+    low, high = base.copy(), base.copy()
+    low[:8] = np.round(base[:8] * 0.25)
+    high[:8] = np.round(base[:8] * 4)
+    env = drive([low, high], days=60)
+    assert env.total_rewards[0] < -5 and env.total_rewards[1] < -5, env.total_rewards
+    # and the reason differs: stingy loses engagement, lavish pays too much XP for what it buys
+    assert ratio(env, K.A_ACTIVE)[0] < 0.9
+    assert ratio(env, K.A_ACTIVE)[1] > 1.05
+
+
+def preset_totals(name, seeds=(1, 2)):
+    env = EconomyEnv(name, n_agents=len(scenario.load(name).presets[:4]), action_mode="discrete", info_level="light")
+    tot = np.zeros(env.scenario.n_agents)
+    for seed in seeds:
+        env.reset(seed=seed)
+        while env.agents:
+            _, rew, _, _, _ = env.step({a: k + 1 for k, a in enumerate(env.agents)})
+            tot += [rew[a] for a in env.possible_agents]
+    return {p.name: t for p, t in zip(env.scenario.presets, tot)}
+
+
+def test_best_preset_differs_between_scenarios():
+    best = {name: max(t := preset_totals(name), key=t.get) for name in ("default", "churn-crisis", "nonstationary")}
+    assert len(set(best.values())) >= 2, best
+
+
+def test_loss_aversion_cuts_hurt_more_than_raises_help():
+    """From day 20, one treatment gets +50% XP and another -33%: the drop is larger than the gain."""
+    base = DEFAULT_VECTOR.astype(float)
+    up, down = base.copy(), base.copy()
+    up[:8] = np.round(base[:8] * 1.5)
+    down[:8] = np.round(base[:8] / 1.5)
+    env = EconomyEnv("default", n_users=40000, n_agents=2, max_days=28, action_mode="absolute", info_level="light",
+                     recruitment={"initial_fraction": 1.0, "days": 0})
+    env.reset(seed=5)
+    while env.agents:
+        acts = {a: (t if env.day >= 20 else base).astype(np.float32) for a, t in zip(env.agents, (up, down))}
+        env.step(acts)
+    def rate(v, d0, d1):
+        h = env.history_i[d0:d1]
+        return h[:, v, K.A_ACTIVE].sum() / h[:, v, K.A_ENROLLED].sum()
+    change = [rate(v, 21, 26) / rate(0, 21, 26) - rate(v, 12, 20) / rate(0, 12, 20) for v in (1, 2)]
+    assert change[0] > 0 and change[1] < 0
+    assert -change[1] > change[0], change
+
+
+def test_inflation_same_rewards_feel_smaller_after_much_xp():
+    sc = scenario.load("tiny", n_users=4000, recruitment={"initial_fraction": 1.0, "days": 0})
+    fresh = Population(sc, 3, K)
+    rich = Population(sc, 3, K)
+    rich.state["cum_xp"][:] = 40000
+    active = []
+    for p in (fresh, rich):
+        total = 0
+        for day in range(10):
+            total += p.step(day)[0][:, K.A_ACTIVE].sum()
+        active.append(total)
+    assert active[1] < 0.95 * active[0]
+
+
+def test_substitution_scan_farming_lowers_feedback_quality():
+    env = drive([with_param("scanXp", 60)], scenario_name="gaming-prone")
+    assert ratio(env, K.A_FEEDBACK, K.A_SCANS)[0] < 0.9
+    assert ratio(env, K.A_SCANS, K.A_ACTIVE)[0] > 1.2
+
+
+def test_churned_users_stay_in_the_denominators():
+    env = drive([DEFAULT_VECTOR], days=60)
+    h = env.history_i
+    assert np.all(np.diff(h[:, :, K.A_ENROLLED], axis=0) >= 0)
+    assert np.all(np.diff(h[:, :, K.A_CHURNED], axis=0) >= 0)
+    assert h[-1, :, K.A_CHURNED].min() > 0
+    assert h[-1, :, K.A_ENROLLED].sum() == env.scenario.n_users
+    assert np.all(h[-1, :, K.A_ACTIVE7] <= h[-1, :, K.A_ENROLLED] - h[-1, :, K.A_CHURNED] + 7 * h[-7:, :, K.A_CHURNED_TODAY].sum(0))
+
+
+def test_interference_only_through_the_shared_leaderboard():
+    """With rank effects off, what a treatment does leaves the control's users untouched, bit for bit;
+    with them on, a treatment that pumps XP pushes the control's users down the ranks."""
+    rich = DEFAULT_VECTOR.astype(float)
+    rich[:8] *= 4
+    segs = [{"name": "a", "sat_rank": 0.0}, {"name": "b", "sat_rank": 0.0, "base_logit": -1.8}]
+    off = dict(economy={"rank_strength": 0.0}, segments=segs, days=30, n_users=12000)
+    a = drive([DEFAULT_VECTOR], **off)
+    b = drive([rich], **off)
+    np.testing.assert_array_equal(a.history_i[:, 0], b.history_i[:, 0])
+    on = dict(economy={"rank_strength": 3.0}, days=30, n_users=12000)
+    c = drive([DEFAULT_VECTOR], "interference", **on)
+    d = drive([rich], "interference", **on)
+    act = [e.history_i[10:, 0, K.A_ACTIVE].sum() / e.history_i[10:, 0, K.A_ENROLLED].sum() for e in (c, d)]
+    assert act[1] < act[0] * 0.99, act
+
+
+def test_tenant_budget_pays_pro_rata():
+    rich = DEFAULT_VECTOR.astype(float)
+    rich[:8] *= 3
+    env = drive([rich, rich, rich], "budget", days=30)
+    assert env.budget_scale < 0.8
+    assert np.all(env.effective_config[1:, 0] < env.config[1:, 0])
+    xp = env.history_i[20:, :, K.A_XP_SCAN:K.A_XP_MISSION + 1].sum(axis=(0, 2)).sum()
+    user_days = env.history_i[20:, :, K.A_ENROLLED].sum()
+    assert xp / user_days < 1.3 * env.scenario.budget.daily_xp_per_user
+
+
+def test_nonstationary_population_changes_mid_experiment():
+    sc = scenario.load("nonstationary")
+    st = model.init_population(sc, 0)
+    newcomers = st["segment"] == 1
+    assert st["enroll_day"][newcomers].min() >= 40
+    assert st["enroll_day"][~newcomers].max() <= 14
