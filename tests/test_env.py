@@ -260,8 +260,10 @@ def test_ledger_conservation():
     np.testing.assert_array_equal(per_variant, by_user.astype(np.int64))
     assert all(v.sum() > 0 for k, v in ledger.items() if k not in ("issueReport", "statusReport"))
     assert ledger["mission"].sum() % env.scenario.economy.mission_xp == 0
-    done = env.history_i[:, :, K.A_M_DONE].sum(axis=0)
-    np.testing.assert_array_equal(ledger["mission"], done * env.scenario.economy.mission_xp)
+    reached = env.history_i[:, :, K.A_M_REACHED].sum(axis=0)
+    np.testing.assert_array_equal(ledger["mission"], reached * env.scenario.economy.mission_xp)
+    resolved = env.history_i[:, :, [K.A_M_DONE, K.A_M_FAILED]].sum(axis=(0, 2))
+    assert np.all(env.history_i[:, :, K.A_M_DONE].sum(axis=0) <= reached) and np.all(resolved > reached)
 
 
 def test_pickle_and_deepcopy_continue_identically():
@@ -288,7 +290,7 @@ def test_render_ansi_shows_every_variant():
     env.reset(seed=0)
     env.step({})
     text = env.render()
-    for name in ("control", "variant_0", "variant_1", "RETENTION_", "day 1/30"):
+    for name in ("control", "variant_0", "variant_1", "retain", "day 1/30"):
         assert name in text
 
 
@@ -297,3 +299,24 @@ def test_unknown_keyword_is_a_clear_error():
         EconomyEnv("tiny", bogus=1)
     with pytest.raises(ValueError, match="backend"):
         EconomyEnv("tiny", backend="cuda")
+
+
+def test_empty_objective_weights_mean_zero_reward():
+    env = EconomyEnv("tiny", objective={"weights": {}, "xp_cost": 0.0})
+    env.reset(seed=0)
+    _, rew, _, _, _ = env.step({"variant_0": np.ones(10, np.float32)})
+    assert rew == {"variant_0": 0.0, "variant_1": 0.0}
+    default = EconomyEnv("tiny")
+    assert default.objective_weights.tolist() == [0.4, 0.0, 3.5, 0.0, 0.0, 2.5]
+
+
+def test_illegal_scheduled_lifecycle_actions_are_reported_not_applied():
+    env = EconomyEnv("tiny", schedule=[{"day": 1, "action": "resume"}, {"day": 2, "action": "pause"},
+                                       {"day": 4, "action": "resume"}])
+    env.reset(seed=0)
+    seen = []
+    for _ in range(5):
+        _, _, _, _, infos = env.step({})
+        seen += infos["variant_0"]["scheduled"]
+    assert [(s["action"], s["applied"]) for s in seen] == [("resume", False), ("pause", True), ("resume", True)]
+    assert env.guardrails.status == "RUNNING"

@@ -168,7 +168,7 @@ def test_config_defaults_presets_and_validation():
     with pytest.raises(AttributeError):
         cfg.delta_limit_pct = 10  # frozen
     bad = {
-        "update_interval_min": [4, 1441, 60.5, True, "60"],
+        "update_interval_min": [4, gr.MAX_UPDATE_INTERVAL_MIN + 1, 60.5, True, "60"],
         "delta_limit_pct": [4.9, 100.1, float("nan")],
         "retention_cliff": [-0.1, 1.1],
         "cliff_min_sample": [-1, 2.5],

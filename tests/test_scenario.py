@@ -76,3 +76,16 @@ def test_scenarios_are_frozen():
     with pytest.raises(AttributeError):
         sc.n_users = 5
     assert scenario.from_mapping({"name": "x", "segments": [{"name": "a"}]}).n_agents == 2
+
+
+def test_control_needs_a_positive_allocation(tmp_path):
+    p = write(tmp_path, BASE + "allocation: [0, 1, 1]\n")
+    with pytest.raises(ScenarioError, match="allocation: .*control included"):
+        load(p)
+
+
+def test_scenario_path_variable_and_yml(tmp_path, monkeypatch):
+    (tmp_path / "mine.yml").write_text(BASE)
+    monkeypatch.setenv("ARENA_SCENARIO_PATH", str(tmp_path))
+    assert "mine" in scenario_names()
+    assert load("mine").source.endswith("mine.yml")

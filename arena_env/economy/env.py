@@ -122,7 +122,7 @@ from arena_env._numba import set_threads
 from . import kernels as K
 from . import metrics as M
 from . import model
-from .guardrails import RUNNING, COMPLETED, PAUSED, GuardrailConfig, Guardrails
+from .guardrails import COMPLETED, RUNNING, TRANSITIONS, GuardrailConfig, Guardrails
 from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES, resolve, to_dict, to_vector
 from .scenario import METRIC_NAMES, Scenario, ScenarioError, load
 
@@ -133,6 +133,7 @@ ACTION_MODES = ("continuous", "discrete", "absolute")
 BACKENDS = ("numba", "numpy")
 _CONF = {"low": 0.0, "medium": 0.5, "high": 1.0}
 _LOG1P_LEN = 1024
+DEFAULT_WEIGHTS = {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}  # TendedLoop composite
 _SHORT = ("scans/d", "XP/d", "retain", "missions", "streak", "feedback")  # render headers, METRIC_NAMES order
 _PARAM_SHORT = ("scan", "fb", "issue", "status", "photo", "first", "strk/d", "strkcap", "scancap", "fbcap")
 
@@ -203,7 +204,7 @@ class EconomyEnv(ParallelEnv):
                                        dtype=np.int64).reshape(len(sc.presets), N_PARAMS)
         alloc = np.ones(V) if sc.allocation is None else np.asarray(sc.allocation, dtype=np.float64)
         self._expected_size = np.maximum(alloc / alloc.sum() * sc.n_users, 1.0)
-        w = sc.objective.weights or {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}
+        w = DEFAULT_WEIGHTS if sc.objective.weights is None else sc.objective.weights  # {} means all zero
         self.objective_weights = np.array([float(w.get(m, 0.0)) for m in METRIC_NAMES])
         self.n_sites = -(-sc.n_users // sc.site_size)
         self.sites_per_chunk = model.sites_per_chunk(sc.site_size)
@@ -312,24 +313,27 @@ class EconomyEnv(ParallelEnv):
         self.guardrails.complete()
 
     def _run_schedule(self, day: int) -> list[dict]:
+        """Carry out the scenario's researcher actions of ``day``; a lifecycle action that is not legal
+        in the current status (e.g. ``resume`` while running) is skipped and reported with
+        ``"applied": False``."""
         done = []
+        g = self.guardrails
         for a in self.scenario.schedule:
             if a.day != day:
                 continue
             targets = range(1, self.scenario.n_variants) if a.variant is None else [a.variant]
+            applied = True
             if a.action == "reset_breaker":
                 for v in targets:
-                    self.guardrails.reset_breaker(v)
+                    g.reset_breaker(v)
             elif a.action == "trip_breaker":
                 for v in targets:
-                    self.guardrails.trip_breaker(v)
-            elif a.action == "pause" and self.guardrails.status == RUNNING:
-                self.guardrails.pause()
-            elif a.action == "resume" and self.guardrails.status == PAUSED:
-                self.guardrails.resume()
-            elif a.action == "complete" and self.guardrails.status in (RUNNING, PAUSED):
-                self.guardrails.complete()
-            done.append({"day": day, "action": a.action, "variant": a.variant})
+                    g.trip_breaker(v)
+            else:
+                applied = a.action in TRANSITIONS[g.status]
+                if applied:
+                    getattr(g, a.action)()
+            done.append({"day": day, "action": a.action, "variant": a.variant, "applied": applied})
         return done
 
     # ------------------------------------------------------------------ step
@@ -416,6 +420,8 @@ class EconomyEnv(ParallelEnv):
             self._vs_key = key
         self.effective_config = eff
 
+        glob = model.global_vector(sc, day)
+        glob[K.GL_MISSION_XP] = math.floor(glob[K.GL_MISSION_XP] * self.budget_scale)
         set_threads(self.num_threads)
         u = self.users
         self.kernels.step_population(
@@ -423,7 +429,7 @@ class EconomyEnv(ParallelEnv):
             u["variant"], u["segment"], u["enroll_day"], u["last_active"], u["streak"], u["flags"],
             u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["ref_xp"], u["sat"],
             u["scan_ema"], u["xp_ema"], u["trait"], u["fb_trait"],
-            eff, self._vs_tab, self._sg_tab, model.global_vector(sc, day), self._novelty, self._log1p,
+            eff, self._vs_tab, self._sg_tab, glob, self._novelty, self._log1p,
             self._site_prev, self._site_next, self._agg_i, self._agg_f,
         )
         self._site_prev, self._site_next = self._site_next, self._site_prev
@@ -532,7 +538,8 @@ class EconomyEnv(ParallelEnv):
             "config": to_dict(self.config[v]),
             "guardrails": {"status": g.status, "breakerOpen": bool(g.breaker_open[v]),
                            "anomaly": bool(g.anomaly[v]),
-                           "nextAllowedUpdate": None if not math.isfinite(nxt) else nxt},
+                           "nextAllowedUpdate": None if not math.isfinite(nxt) else
+                           (int(nxt) if float(nxt).is_integer() else nxt)},
             **notes,
         }
         if extra:
@@ -585,7 +592,8 @@ class EconomyEnv(ParallelEnv):
         pass
 
     def state(self):
-        """A compact global state vector: every variant's observation block (for centralised critics)."""
+        """A compact global state: the 24-value metric block of every variant, control first
+        (value, std, n and confidence of the six metrics, scaled as in the observation)."""
         return np.concatenate([self._metric_block(v) for v in range(self.scenario.n_variants)]).astype(np.float32)
 
     def __deepcopy__(self, memo):

@@ -10,7 +10,7 @@ rejects it with its code (a rejection is a normal decision, not an error)::
     4. rate limiter     >= update_interval_min since the
                         variant's last ACCEPTED update     -> RATE_LIMITED (+ nextAllowedUpdate)
     5. delta clamp      not a rejection: each touched parameter moves at most delta_limit_pct of its
-                        current value (at least one unit), then hard bounds; see ``_guard_kernels``.
+                        current value (at least one unit), then hard bounds; see ``kernels.clamp_updates``.
 
 A *hold* (every touched parameter equals its current value after rounding half away from zero) is
 not an update attempt: it yields no decision record, changes no state and does not consume the
@@ -30,7 +30,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import kernels
-from ._guard_reference import round_half_away
+from .reference import round_half_away
 from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES
 
 __all__ = [

@@ -7,11 +7,15 @@ today's and the trailing window's.  Definitions (docs/metrics.md has the full te
 metric                 value (per variant)                           unit of n    test vs control
 =====================  ============================================  ===========  ==============
 SCAN_FREQUENCY         mean over enrolled users of scans/day          user         Welch t
-                       (trailing-window average per user)
+                       (per-user moving average, window-equivalent
+                       rate 2 / (metric_window + 1))
 XP_VELOCITY            mean over enrolled users of XP/day (same)      user         Welch t
 RETENTION_RATE         share of enrolled users active in the last     user         Fisher exact
-                       7 days (churned users count as inactive)
+                       7 days, by definition whatever the window
+                       (churned users count as inactive)
 MISSION_COMPLETION     completed / resolved missions in the window    mission      Fisher exact
+                       (a mission resolves at the end of its period
+                       or when its user churns)
 STREAK_LENGTH          mean current streak over enrolled users        user         Welch t
 FEEDBACK_QUALITY       scans with written feedback / scans, window    scan         Fisher exact
 =====================  ============================================  ===========  ==============

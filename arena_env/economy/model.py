@@ -16,7 +16,11 @@ import numpy as np
 from arena_env.rng import uniform_np
 
 from . import kernels as K
+from .params import DEFAULTS
 from .scenario import Scenario
+
+# incentive curves are normalised at the protocol's defaults: (x + 1) / (default + 1)
+_REF = {k: DEFAULTS[k] + 1.0 for k in DEFAULTS}
 
 # streams of the initial draws (days far past any experiment day)
 _INIT_DAY = 1 << 40
@@ -128,16 +132,17 @@ def variant_segment_table(sc: Scenario, cfg: np.ndarray) -> np.ndarray:
         scan_xp, fb_xp, issue_xp, status_xp, photo_xp, first_xp = (c[K.P_SCAN], c[K.P_FEEDBACK], c[K.P_ISSUE],
                                                                    c[K.P_STATUS], c[K.P_PHOTO], c[K.P_FIRST])
         for g, s in enumerate(sc.segments):
-            lam = s.scans_per_day * ((scan_xp + 1.0) / 11.0) ** s.scan_elasticity
+            lam = s.scans_per_day * ((scan_xp + 1.0) / _REF["scanXp"]) ** s.scan_elasticity
             scan_lam = max(lam - 1.0, 0.0)
             s_exp = min(lam, c[K.P_SCAN_CAP])
-            fb_shift = (s.feedback_elasticity * math.log((fb_xp + 1.0) / 16.0)
-                        - s.substitution * math.log(((scan_xp + 1.0) / (fb_xp + 1.0)) / (11.0 / 16.0)))
+            fb_shift = (s.feedback_elasticity * math.log((fb_xp + 1.0) / _REF["feedbackXp"])
+                        - s.substitution * math.log(((scan_xp + 1.0) / (fb_xp + 1.0))
+                                                    / (_REF["scanXp"] / _REF["feedbackXp"])))
             q_f = 1.0 / (1.0 + math.exp(-(s.feedback_logit + fb_shift)))
             f_exp = min(s_exp * q_f, c[K.P_FB_CAP])
-            photo_p = 1.0 / (1.0 + math.exp(-(_logit(s.photo_prob) + s.photo_elasticity * math.log((photo_xp + 1.0) / 11.0))))
-            issue_lam = s.issue_rate * ((issue_xp + 1.0) / 26.0) ** s.report_elasticity
-            status_lam = s.status_rate * ((status_xp + 1.0) / 21.0) ** s.report_elasticity
+            photo_p = 1.0 / (1.0 + math.exp(-(_logit(s.photo_prob) + s.photo_elasticity * math.log((photo_xp + 1.0) / _REF["photoXp"]))))
+            issue_lam = s.issue_rate * ((issue_xp + 1.0) / _REF["issueReportXp"]) ** s.report_elasticity
+            status_lam = s.status_rate * ((status_xp + 1.0) / _REF["statusReportXp"]) ** s.report_elasticity
             row = t[v, g]
             row[K.VS_ANTICIPATED] = (first_xp + scan_xp * s_exp + fb_xp * f_exp + photo_xp * f_exp * photo_p
                                      + issue_xp * issue_lam + status_xp * status_lam)
@@ -176,5 +181,6 @@ def global_vector(sc: Scenario, day: int) -> np.ndarray:
     gl[K.GL_MISSION_MIN_RATE] = e.mission_min_rate
     gl[K.GL_MISSION_XP] = e.mission_xp
     gl[K.GL_WEEKDAY] = e.weekday[day % 7]
+    gl[K.GL_GAIN_CLIP] = e.gain_clip
     return gl
 

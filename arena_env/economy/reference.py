@@ -8,25 +8,27 @@ inside each chunk, as the kernel does, so even the float aggregates agree bit fo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from arena_env.rng import uniform_np
 
-from ._guard_reference import *  # noqa: F401,F403
-from ._stats_reference import *  # noqa: F401,F403
-from .kernels import (
+from .kernels import (  # noqa: F401  (the twins share the kernels' constants)
     A_ACTIVE, A_ACTIVE7, A_CHURNED, A_CHURNED_TODAY, A_ENROLLED, A_FEEDBACK, A_ISSUES, A_M_DONE,
-    A_M_FAILED, A_NEW, A_PHOTOS, A_SCANS, A_STATUS, A_STREAK_SQ, A_STREAK_SUM, A_XP_FEEDBACK,
-    A_XP_FIRST, A_XP_ISSUE, A_XP_MISSION, A_XP_PHOTO, A_XP_SCAN, A_XP_STATUS, A_XP_STREAK,
-    F_SAT_SUM, F_SCAN_SQ, F_SCAN_SUM, F_XP_SQ, F_XP_SUM, FLAG_CHURNED, GL_ALPHA, GL_INFLATION,
+    A_M_FAILED, A_M_REACHED, A_NEW, A_PHOTOS, A_SCANS, A_STATUS, A_STREAK_SQ, A_STREAK_SUM, A_XP_FEEDBACK,
+    A_XP_FIRST, A_XP_ISSUE, A_XP_MISSION, A_XP_PHOTO, A_XP_SCAN, A_XP_STATUS, A_XP_STREAK, FLAG_CHURNED,
+    F_SAT_SUM, F_SCAN_SQ, F_SCAN_SUM, F_XP_SQ, F_XP_SUM, GL_ALPHA, GL_GAIN_CLIP, GL_INFLATION,
     GL_MISSION_MIN_RATE, GL_MISSION_PERIOD, GL_MISSION_STRETCH, GL_MISSION_XP, GL_RANK, GL_RHO_SAT,
-    GL_WEEKDAY, GL_XP_UNIT, P_FB_CAP, P_FEEDBACK, P_FIRST, P_ISSUE, P_PHOTO, P_SCAN, P_SCAN_CAP,
-    P_STATUS, P_STREAK_CAP, P_STREAK_DAY, S_ACTIVE, S_CHURN, S_FEEDBACK, S_ISSUE, S_PHOTO, S_SCANS,
-    S_STATUS, SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_STREAK, SG_BETA_XP, SG_CHURN_BASE,
-    SG_CHURN_IDLE, SG_CHURN_SAT, SG_CHURN_STREAK, SG_LOSS_AVERSION, SG_RHO_REF, SG_SAT_BASE,
-    SG_SAT_RANK, SG_SAT_REF, SG_SAT_XP, SITE_N, SITE_SQ, SITE_SUM, VS_ANTICIPATED, VS_FB_LOGIT,
-    VS_ISSUE_EXPNEG, VS_ISSUE_LAM, VS_PHOTO_P, VS_SCAN_EXPNEG, VS_SCAN_LAM, VS_STATUS_EXPNEG,
-    VS_STATUS_LAM,
+    GL_WEEKDAY, GL_XP_UNIT, N_TEST_FIELDS, P_FB_CAP, P_FEEDBACK, P_FIRST, P_ISSUE, P_PHOTO, P_SCAN,
+    P_SCAN_CAP, P_STATUS, P_STREAK_CAP, P_STREAK_DAY, SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_STREAK,
+    SG_BETA_XP, SG_CHURN_BASE, SG_CHURN_IDLE, SG_CHURN_SAT, SG_CHURN_STREAK, SG_LOSS_AVERSION,
+    SG_RHO_REF, SG_SAT_BASE, SG_SAT_RANK, SG_SAT_REF, SG_SAT_XP, SITE_N, SITE_SQ, SITE_SUM, S_ACTIVE,
+    S_CHURN, S_FEEDBACK, S_ISSUE, S_PHOTO, S_SCANS, S_STATUS, T_CI_HI, T_CI_LO, T_COHEN_D, T_DF, T_DIFF,
+    T_OR, T_OR_HI, T_OR_LO, T_P_FISHER, T_P_WELCH, T_STAT, VS_ANTICIPATED, VS_FB_LOGIT, VS_ISSUE_EXPNEG,
+    VS_ISSUE_LAM, VS_PHOTO_P, VS_SCAN_EXPNEG, VS_SCAN_LAM, VS_STATUS_EXPNEG, VS_STATUS_LAM, _CF_EPS,
+    _CF_MAXIT, _FISHER_LOG_FLOOR, _FISHER_REL, _FISHER_SCALE, _LGAMMA_HALF, _LOG_ALPHA, _NEWTON_MAXIT,
+    _SERIES_MIN_DF, _Z975,
 )
 
 
@@ -83,6 +85,7 @@ def step_population(
     status = np.zeros(n, dtype=np.int64)
     xp = np.zeros(n, dtype=np.int64)
     m_done = np.zeros(n, dtype=np.int64)
+    m_reached = np.zeros(n, dtype=np.int64)
     m_failed = np.zeros(n, dtype=np.int64)
     churn_today = np.zeros(n, dtype=np.int64)
     sat_contrib = np.zeros(n, dtype=np.float64)
@@ -104,8 +107,10 @@ def step_population(
 
     # missions
     due = (aage % period) == 0
-    fail = due & (aage > 0) & (m_target[au] > 0)
-    m_failed[a[fail]] = 1
+    resolve = due & (aage > 0)
+    open_before = m_target[au] > 0
+    m_failed[a[resolve & open_before]] += 1
+    m_done[a[resolve & ~open_before]] += 1
     rate = np.maximum(scan_ema[au].astype(np.float64), glob[GL_MISSION_MIN_RATE])
     tgt = np.clip(np.floor(glob[GL_MISSION_STRETCH] * rate * period + 0.5), 1, 250)
     m_target[au[due]] = tgt[due].astype(np.uint8)
@@ -119,7 +124,7 @@ def step_population(
     ref = np.where(ref < 0.0, anticipated, ref)
     gain = (anticipated - ref) / np.where(ref > 1.0, ref, 1.0)
     gain = np.where(gain < 0.0, gain * sg[:, SG_LOSS_AVERSION], gain)
-    gain = np.clip(gain, -3.0, 3.0)
+    gain = np.clip(gain, -glob[GL_GAIN_CLIP], glob[GL_GAIN_CLIP])
 
     s_n = site_prev[:, SITE_N]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -174,7 +179,7 @@ def step_population(
 
     pos = a[b]  # positions within uid
     scans[pos], fb[pos], photos[pos], issues[pos], status[pos], xp[pos] = sc, f, ph, iss, sts, bx
-    m_done[pos] = done
+    m_reached[pos] = done
     for col, val in ((A_XP_SCAN, x_scan), (A_XP_FIRST, x_first), (A_XP_STREAK, sb), (A_XP_FEEDBACK, x_fb),
                      (A_XP_PHOTO, x_photo), (A_XP_ISSUE, x_issue), (A_XP_STATUS, x_status),
                      (A_XP_MISSION, x_mission)):
@@ -200,6 +205,11 @@ def step_population(
                   - sg[:, SG_CHURN_STREAK] * log1p_tab[ic] - sg[:, SG_CHURN_SAT] * (s_new - 0.5))
     ch = uniform_np(seed, day, au, S_CHURN) < hz
     flags[au[ch]] |= np.uint8(FLAG_CHURNED)
+    still_open = m_target[au[ch]] > 0
+    m_failed[a[ch][still_open]] += 1
+    m_done[a[ch][~still_open]] += 1
+    m_target[au[ch]] = 0
+    m_progress[au[ch]] = 0
     churn_today[a[ch]] = 1
 
     se = scan_ema[uid] + alpha * (scans - scan_ema[uid])
@@ -223,7 +233,7 @@ def step_population(
     ai[:, A_ACTIVE] = np.bincount(key, weights=active.astype(np.float64), minlength=size)
     ai[:, A_ACTIVE7] = np.bincount(key, weights=(act7[uid] != 0).astype(np.float64), minlength=size)
     for col, val in ((A_SCANS, scans), (A_FEEDBACK, fb), (A_PHOTOS, photos), (A_ISSUES, issues),
-                     (A_STATUS, status), (A_M_DONE, m_done), (A_M_FAILED, m_failed),
+                     (A_STATUS, status), (A_M_DONE, m_done), (A_M_FAILED, m_failed), (A_M_REACHED, m_reached),
                      (A_CHURNED_TODAY, churn_today), (A_STREAK_SUM, cur), (A_STREAK_SQ, cur * cur), *parts.items()):
         isum(col, val)
     agg_i[:] = ai.reshape(agg_i.shape)
@@ -239,3 +249,233 @@ def step_population(
     site_next[:, SITE_N] = np.bincount(site, minlength=n_sites)[:n_sites]
     site_next[:, SITE_SUM] = np.bincount(site, weights=xe, minlength=n_sites)[:n_sites]
     site_next[:, SITE_SQ] = np.bincount(site, weights=xe * xe, minlength=n_sites)[:n_sites]
+
+
+# ==================================================================================================
+# Guardrail 5: the delta clamp (twin of kernels.clamp_updates)
+# ==================================================================================================
+
+
+def round_half_away(x):
+    """Round floats half away from zero, exactly (2.5 -> 3, -2.5 -> -3); returns float64."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    r = np.floor(a)
+    r = np.where(a - r >= 0.5, r + 1.0, r)
+    return np.where(x >= 0.0, r, -r)
+
+
+def clamp_updates(current, requested, has_request, delta_limit_pct, lo, hi, applied, clamped, at_max):
+    """NumPy twin of :func:`arena_env.economy.kernels.clamp_updates`; fills the three outputs."""
+    cur = np.asarray(current, dtype=np.float64)
+    has = np.asarray(has_request, dtype=bool)
+    req = np.where(has, requested, cur)  # untouched entries are never read (they may be NaN)
+    max_delta = np.maximum(np.abs(cur) * delta_limit_pct / 100.0, 1.0)
+    low = cur - max_delta
+    high = cur + max_delta
+    a = round_half_away(np.minimum(np.maximum(req, low), high)).astype(np.int64)
+    a = np.minimum(np.maximum(a, lo), hi)
+    af = a.astype(np.float64)
+    applied[...] = np.where(has, a, current)
+    clamped[...] = has & (af != round_half_away(req))
+    at_max[...] = has & ((af >= round_half_away(high)) | (af <= round_half_away(low)))
+
+
+# ==================================================================================================
+# Metric statistics
+# ==================================================================================================
+# NumPy twins of ``kernels`` (same names, same signatures, agree to 1e-12 relative).
+#
+# See ``kernels`` for the formulas, edge-case conventions and references.  The special
+# functions (incomplete beta continued fraction, t quantile) are plain-Python transcriptions of the
+# kernels; the Fisher p-value is written as its definition over the whole support with NumPy
+# (``sum(pmf[pmf <= pmf[a] * (1 + 1e-14)]) / sum(pmf)``), without the kernel's early stopping.
+def _stirling_tail(x):
+    x2 = 1.0 / (x * x)
+    series = 1.0 / 1260.0 - x2 * (1.0 / 1680.0 - x2 / 1188.0)
+    return (1.0 / 12.0 - x2 * (1.0 / 360.0 - x2 * series)) / x
+
+
+def _lgamma_ratio_half(a):
+    if a < 20.0:
+        return math.lgamma(a + 0.5) - math.lgamma(a)
+    return (
+        (a - 0.5) * math.log1p(0.5 / a)
+        + 0.5 * math.log(a + 0.5)
+        - 0.5
+        + _stirling_tail(a + 0.5)
+        - _stirling_tail(a)
+    )
+
+
+def _bfrac(a, b, x, y, lam):
+    c = 1.0 + lam
+    c0 = b / a
+    c1 = 1.0 + 1.0 / a
+    yp1 = y + 1.0
+    n = 0.0
+    p = 1.0
+    s = a + 1.0
+    an, bn, anp1, bnp1 = 0.0, 1.0, 1.0, c / c1
+    r = c1 / c
+    for _ in range(_CF_MAXIT):
+        n += 1.0
+        t = n / a
+        w = n * (b - n) * x
+        e = a / s
+        alpha = (p * (p + c0) * e * e) * (w * x)
+        e = (1.0 + t) / (c1 + t + t)
+        beta = n + w / s + e * (c + n * yp1)
+        p = 1.0 + t
+        s += 2.0
+        an, anp1 = anp1, alpha * an + beta * anp1
+        bn, bnp1 = bnp1, alpha * bn + beta * bnp1
+        r0 = r
+        r = anp1 / bnp1
+        if abs(r - r0) <= _CF_EPS * r:
+            break
+        an, bn, anp1, bnp1 = an / bnp1, bn / bnp1, r, 1.0
+    return r
+
+
+def _student_p(t2, df):
+    if math.isnan(t2) or math.isnan(df):
+        return math.nan, math.nan
+    if t2 == 0.0:
+        return 1.0, 0.0
+    if t2 == math.inf:
+        return 0.0, 0.0
+    a = 0.5 * df
+    x = df / (df + t2)
+    y = t2 / (df + t2)
+    g = math.exp(-a * math.log1p(t2 / df) + 0.5 * math.log(y) - _LGAMMA_HALF + _lgamma_ratio_half(a))
+    if t2 >= 1.0:
+        if g == 0.0:
+            return 0.0, 0.0
+        return g * _bfrac(a, 0.5, x, y, (a + 0.5) * y - 0.5), g
+    return 1.0 - g * _bfrac(0.5, a, y, x, 0.5 - (a + 0.5) * y), g
+
+
+def _student_q975(df):
+    if not df > 0.0:
+        return math.nan
+    z, z2 = _Z975, _Z975 * _Z975
+    g1 = (z2 + 1.0) * z / 4.0
+    g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0
+    g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0
+    g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0
+    t = z + (g1 + (g2 + (g3 + g4 / df) / df) / df) / df
+    if df >= _SERIES_MIN_DF:
+        return t
+    for _ in range(_NEWTON_MAXIT):
+        p, g = _student_p(t * t, df)
+        du = min(max((math.log(p) - _LOG_ALPHA) * p / (2.0 * g), -1.0), 1.0)
+        t *= math.exp(du)
+        if abs(du) < 1e-14:
+            break
+    return t
+
+
+def welch_test(m1, v1, n1, m2, v2, n2, out):
+    """Welch's t-test (Welch 1947): ``out[:6] = diff, diff -/+ t_{.975,df} se, diff / se, df, p``
+    with ``se = sqrt(v1/n1 + v2/n2)``; ``out[1:6]`` NaN when ``n < 2`` or ``se`` is 0."""
+    diff = m1 - m2
+    out[0] = diff
+    se2 = v1 / n1 + v2 / n2 if n1 >= 2 and n2 >= 2 else math.nan
+    se = math.sqrt(se2) if se2 >= 0.0 else math.nan
+    if not 0.0 < se < math.inf:
+        out[1:6] = math.nan
+        return
+    w1 = v1 / n1 / se2
+    w2 = v2 / n2 / se2
+    df = 1.0 / (w1 * w1 / (n1 - 1.0) + w2 * w2 / (n2 - 1.0))
+    t = diff / se
+    half = _student_q975(df) * se
+    out[1:6] = diff - half, diff + half, t, df, _student_p(t * t, df)[0]
+
+
+def _up(k, f1, fn, f0):
+    return ((f1 - k) * (fn - k)) / ((k + 1.0) * (f0 + k + 1.0))  # pmf(k + 1) / pmf(k)
+
+
+def _down(k, f1, fn, f0):
+    return (k * (f0 + k)) / ((f1 - k + 1.0) * (fn - k + 1.0))  # pmf(k - 1) / pmf(k)
+
+
+def _fisher_p(a, b, c, d):
+    n1, n2, n = a + b, c + d, a + c
+    lo, hi = max(0, n - n2), min(n, n1)
+    mode = (n + 1) * (n1 + 1) // (n1 + n2 + 2)
+    r = n2 - n
+    log_ratio = sum(math.lgamma(j + 1.0) for j in (mode, n1 - mode, n - mode, r + mode)) - sum(
+        math.lgamma(j + 1.0) for j in (a, n1 - a, n - a, r + a)
+    )
+    if log_ratio < _FISHER_LOG_FLOOR:
+        return 0.0
+    f1, fn, f0 = float(n1), float(n), float(n2 - n)
+    up = _up(np.arange(mode, hi, dtype=np.float64), f1, fn, f0)
+    down = _down(np.arange(mode, lo, -1, dtype=np.float64), f1, fn, f0)
+    w = np.concatenate(
+        (np.cumprod(np.r_[_FISHER_SCALE, down])[:0:-1], np.cumprod(np.r_[_FISHER_SCALE, up]))
+    )  # pmf(lo..hi) / pmf(mode) * 2^960
+    thr = w[a - lo] * _FISHER_REL
+    if thr >= _FISHER_SCALE:
+        return 1.0
+    return min(w[w <= thr].sum() / w.sum(), 1.0)
+
+
+def fisher_test(a, b, c, d, out):
+    """Fisher's exact test (two-sided p as in scipy) and odds ratio with Woolf's (1955) 95% CI,
+    +0.5 on every cell when one is 0 (Haldane 1956): ``out[:4] = ad/bc, or_lo, or_hi, p``;
+    ``nan, nan, nan, 1.0`` when a row or column total is 0."""
+    a, b, c, d = int(a), int(b), int(c), int(d)
+    if a + b == 0 or c + d == 0 or a + c == 0 or b + d == 0:
+        out[0:4] = math.nan, math.nan, math.nan, 1.0
+        return
+    out[0] = (float(a) * float(d)) / (float(b) * float(c)) if b > 0 and c > 0 else math.inf
+    cells = np.array([a, b, c, d], dtype=np.float64)
+    if (cells == 0).any():
+        cells += 0.5
+    fa, fb, fc, fd = cells
+    log_or = math.log(fa) + math.log(fd) - math.log(fb) - math.log(fc)
+    half = _Z975 * math.sqrt(1.0 / fa + 1.0 / fb + 1.0 / fc + 1.0 / fd)
+    out[1:4] = math.exp(log_or - half), math.exp(log_or + half), _fisher_p(a, b, c, d)
+
+
+def cohens_d(m1, v1, n1, m2, v2, n2):
+    """Cohen's d (Cohen 1988), ``(m1 - m2) / sqrt(((n1-1) v1 + (n2-1) v2) / (n1 + n2 - 2))``;
+    NaN for an empty group, ``n1 + n2 <= 2`` or a pooled sd of 0; groups of one add no variance."""
+    if n1 < 1 or n2 < 1 or n1 + n2 <= 2:
+        return math.nan
+    ss = (n1 - 1.0) * v1 if n1 > 1 else 0.0
+    ss += (n2 - 1.0) * v2 if n2 > 1 else 0.0
+    s = math.sqrt(ss / (n1 + n2 - 2.0)) if ss >= 0.0 else math.nan
+    return (m1 - m2) / s if s > 0.0 else math.nan
+
+
+def compare_to_control(mean, var, n, succ, trials, is_binary, out):
+    """Every row of (V, M) statistics against row 0 into ``out`` (V, M, N_TEST_FIELDS), columns
+    ``T_*``: Welch, then Fisher (binary metrics, else NaN), then Cohen's d; row 0 is NaN."""
+    out[0] = math.nan
+    for v in range(1, mean.shape[0]):
+        for m in range(mean.shape[1]):
+            o = out[v, m]
+            args = (mean[v, m], var[v, m], n[v, m], mean[0, m], var[0, m], n[0, m])
+            welch_test(*args, o)
+            if is_binary[m]:
+                s1, s0 = succ[v, m], succ[0, m]
+                fisher_test(s1, trials[v, m] - s1, s0, trials[0, m] - s0, o[T_OR:])
+            else:
+                o[T_OR : T_P_FISHER + 1] = math.nan
+            o[T_COHEN_D] = cohens_d(*args)
+
+
+def mean_std(total, total_sq, n):
+    """``(total / n, sqrt(max(total_sq - total * mean, 0) / (n - 1)))`` (ddof=1);
+    ``(0.0, nan)`` when ``n == 0`` and a NaN std when ``n == 1``."""
+    if n <= 0:
+        return 0.0, math.nan
+    mean = total / n
+    if n < 2:
+        return mean, math.nan
+    return mean, math.sqrt(max(total_sq - total * mean, 0.0) / (n - 1.0))

@@ -56,7 +56,7 @@ class Segment:
     name: str = _f("users")
     weight: float = _f(1.0, 0.0, None, "relative share of the population")
     recruit_from: int = _f(0, 0, 32000, "first day users of this segment arrive")
-    recruit_until: int | None = _f(None, 0, 32000, "last arrival day (default: recruitment.days)")
+    recruit_until: int | None = _f(None, 0, 32000, "last arrival day (default: max(recruit_from, recruitment.days))")
     base_logit: float = _f(-0.8, -10.0, 10.0, "activity logit of an average user")
     trait_sd: float = _f(1.0, 0.0, 5.0, "spread of personal engagement (logit)")
     beta_xp: float = _f(1.0, 0.0, 10.0, "weight of the perceived value of today's XP")
@@ -97,13 +97,14 @@ class Recruitment:
 @dataclass(frozen=True)
 class Economy:
     xp_unit: float = _f(50.0, 1.0, 1e6, "XP scale of the perceived-value curve log(1 + XP/unit)")
-    inflation_xp: float = _f(4000.0, 1.0, 1e9, "cumulative XP at which the same reward feels half as large")
+    inflation_xp: float = _f(4000.0, 1.0, 1e9, "cumulative XP at which a reward counts half in log(1 + XP/unit)")
     rank_strength: float = _f(0.5, 0.0, 10.0, "weight of rank among site peers (0 turns interference off)")
     satisfaction_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of satisfaction")
     mission_period: int = _f(7, 1, 365, "days per mission")
     mission_stretch: float = _f(1.0, 0.0, 10.0, "mission target = stretch x recent scans/day x period")
     mission_min_rate: float = _f(0.5, 0.0, 100.0, "floor of the recent scan rate used for targets")
     mission_xp: int = _f(100, 0, 100000, "XP for a completed mission (not an agent parameter)")
+    gain_clip: float = _f(3.0, 0.1, 100.0, "bound of the relative gain or loss against the reference point")
     weekday: tuple[float, ...] = _f((0.05, 0.05, 0.05, 0.0, -0.05, -0.35, -0.45), -5.0, 5.0,
                                      "activity logit shift per weekday, day 0 is a Monday")
 
@@ -119,7 +120,7 @@ class GuardrailSettings:
     update_interval_min: int = _f(60, 5, 43200, "minimum simulated minutes between accepted updates")
     delta_limit_pct: float = _f(50.0, 5.0, 100.0, "max change per update, percent of the current value")
     retention_cliff: float = _f(0.30, 0.0, 1.0, "retention below this trips the circuit breaker")
-    cliff_min_sample: int = _f(30, 1, 10**9, "enrolled users needed before the breaker can trip")
+    cliff_min_sample: int = _f(30, 0, 10**9, "enrolled users needed before the breaker can trip")
     anomaly_run: int = _f(4, 1, 1000, "consecutive max-delta updates that raise the anomaly flag")
     bounds: dict[str, tuple[int, int]] = _f(None, None, None, "hard bounds per parameter [lo, hi]")
 
@@ -183,7 +184,7 @@ def scenario_names() -> list[str]:
     """Names of the scenarios shipped in ``configs/scenarios/`` (and on ``ARENA_SCENARIO_PATH``)."""
     names = set()
     for d in _search_dirs():
-        names.update(p.stem for p in d.glob("*.yaml"))
+        names.update(p.stem for p in d.iterdir() if p.suffix in (".yaml", ".yml"))
     return sorted(names)
 
 
@@ -195,14 +196,15 @@ def _search_dirs() -> list[Path]:
 def find(name: str | os.PathLike) -> Path:
     """The file of a scenario given by name or path."""
     p = Path(name)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
             raise ScenarioError(f"scenario file {str(p)!r} does not exist")
         return p
     for d in _search_dirs():
-        cand = d / f"{name}.yaml"
-        if cand.is_file():
-            return cand
+        for ext in (".yaml", ".yml"):
+            cand = d / f"{name}{ext}"
+            if cand.is_file():
+                return cand
     raise ScenarioError(
         f"unknown scenario {str(name)!r}; known: {', '.join(scenario_names()) or '(none found)'} "
         "(or pass a path to a .yaml file)"
@@ -347,8 +349,8 @@ def _check_scenario(sc: Scenario, source: str) -> None:
         if len(sc.allocation) != sc.n_variants:
             raise _err(source, "allocation", f"needs {sc.n_variants} weights (control first, then "
                                              f"{sc.n_agents} treatments), got {len(sc.allocation)}")
-        if sum(sc.allocation) <= 0 or any(a <= 0 for a in sc.allocation[1:]):
-            raise _err(source, "allocation", "every treatment needs a positive weight")
+        if any(a <= 0 for a in sc.allocation):
+            raise _err(source, "allocation", "every variant, the control included, needs a positive weight")
     for k in sc.tenant or {}:
         if k not in PARAM_NAMES:
             raise _err(source, f"tenant.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
