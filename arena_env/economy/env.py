@@ -442,7 +442,8 @@ class EconomyEnv(ParallelEnv):
         window_i = self.history_i[max(0, day - sc.metric_window + 1):day + 1].sum(axis=0)
         mean, var, n, succ, trials = M.summarize(today_i, today_f, window_i)
         self._mean, self._var, self._n = mean, var, n
-        self.kernels.compare_to_control(mean, np.nan_to_num(var, nan=0.0), n, succ, trials, M.IS_BINARY, self._tests)
+        self.kernels.compare_to_control(mean, np.where(np.isnan(var), 0.0, var), n, succ, trials, M.IS_BINARY,
+                                        self._tests)
 
         # tenant budget for tomorrow
         xp_today = M.xp_total(today_i)
@@ -478,46 +479,50 @@ class EconomyEnv(ParallelEnv):
         return obs, rewards, terms, truncs, infos
 
     # ---------------------------------------------------------- observations
-    def _metric_block(self, v: int) -> np.ndarray:
-        block = np.empty((M.N_METRICS, 4))
-        sd = np.sqrt(np.nan_to_num(self._var[v], nan=0.0))
-        block[:, 0] = self._mean[v] / METRIC_SCALE
-        block[:, 1] = sd / METRIC_SCALE
-        block[:, 2] = self._n[v] / self.scenario.n_users
-        block[:, 3] = np.where(self._n[v] >= 30, 1.0, np.where(self._n[v] >= 10, 0.5, 0.0))
-        return block.ravel()
+    def _metric_blocks(self) -> np.ndarray:
+        """The 24-value metric block of every variant, (V, 24): per metric value / scale,
+        std / scale, n / n_users and confidence (0, 0.5, 1)."""
+        V = self.scenario.n_variants
+        block = np.empty((V, M.N_METRICS, 4))
+        var = self._var
+        block[:, :, 0] = self._mean / METRIC_SCALE
+        block[:, :, 1] = np.sqrt(np.where(np.isnan(var), 0.0, var)) / METRIC_SCALE
+        n = self._n
+        block[:, :, 2] = n / self.scenario.n_users
+        block[:, :, 3] = (n >= 30) * 0.5 + (n >= 10) * 0.5
+        return block.reshape(V, -1)
 
     def _observations(self) -> dict:
+        """Every live agent's observation, built for all variants at once (layout in the docstring)."""
+        if not self.agents:
+            return {}
         sc = self.scenario
         ti = self._today_i
         g = self.guardrails
-        running = 1.0 if g.status == RUNNING else 0.0
-        wd = 2.0 * math.pi * (self.day % 7) / 7.0
+        V = sc.n_variants
+        o = np.empty((V, OBS_DIM))
+        enr = np.maximum(ti[:, K.A_ENROLLED], 1).astype(np.float64)
+        o[:, 0] = ti[:, K.A_ENROLLED] / self._expected_size
+        o[:, 1] = ti[:, K.A_ACTIVE] / enr
+        o[:, 2] = ti[:, K.A_ACTIVE7] / enr
+        o[:, 3] = self._total_scans / (enr * max(self.day, 1))
+        o[:, 4] = self.day / sc.max_days
+        blocks = self._metric_blocks()
+        o[:, 5:29] = blocks
+        o[:, 29:53] = blocks[0]
+        o[:, 53:63] = self.config / np.maximum(self.tenant_vector, 1)
         now = self.day * sc.step_minutes
-        control = self._metric_block(0)
-        obs = {}
-        for a in self.agents:
-            v = self._agent_variant[a]
-            o = np.empty(OBS_DIM, dtype=np.float64)
-            enr = max(int(ti[v, K.A_ENROLLED]), 1)
-            o[0] = ti[v, K.A_ENROLLED] / self._expected_size[v]
-            o[1] = ti[v, K.A_ACTIVE] / enr
-            o[2] = ti[v, K.A_ACTIVE7] / enr
-            o[3] = self._total_scans[v] / (enr * max(self.day, 1))
-            o[4] = self.day / sc.max_days
-            o[5:29] = self._metric_block(v)
-            o[29:53] = control
-            o[53:63] = self.config[v] / np.maximum(self.tenant_vector, 1)
-            wait = max(g.next_allowed_update(v) - now, 0.0) / sc.step_minutes
-            o[63] = min(wait, 100.0)
-            o[64] = float(g.breaker_open[v])
-            o[65] = self._last_clamp_share[v]
-            o[66] = float(g.anomaly[v])
-            o[67] = running
-            o[68] = math.sin(wd)
-            o[69] = math.cos(wd)
-            obs[a] = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)
-        return obs
+        wait = (g.last_update_minute + g.config.update_interval_min - now) / sc.step_minutes
+        o[:, 63] = np.clip(np.where(np.isfinite(wait), wait, 0.0), 0.0, 100.0)
+        o[:, 64] = g.breaker_open
+        o[:, 65] = self._last_clamp_share
+        o[:, 66] = g.anomaly
+        o[:, 67] = 1.0 if g.status == RUNNING else 0.0
+        wd = 2.0 * math.pi * (self.day % 7) / 7.0
+        o[:, 68] = math.sin(wd)
+        o[:, 69] = math.cos(wd)
+        o = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)
+        return {a: o[self._agent_variant[a]] for a in self.agents}
 
     def signals(self, v: int) -> dict:
         """The protocol's ``GET /signals`` payload for variant ``v`` (0 = control)."""
@@ -594,7 +599,7 @@ class EconomyEnv(ParallelEnv):
     def state(self):
         """A compact global state: the 24-value metric block of every variant, control first
         (value, std, n and confidence of the six metrics, scaled as in the observation)."""
-        return np.concatenate([self._metric_block(v) for v in range(self.scenario.n_variants)]).astype(np.float32)
+        return self._metric_blocks().ravel().astype(np.float32)
 
     def __deepcopy__(self, memo):
         new = object.__new__(type(self))

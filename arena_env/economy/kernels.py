@@ -13,7 +13,8 @@ result does not depend on the number of threads: each sum is accumulated in user
 chunk, and the caller adds the chunk rows in chunk order.
 
 Every random draw is :func:`arena_env.rng.uniform` keyed by ``(seed, day, user, stream)`` with one
-stream constant per decision (``S_*`` below).
+stream constant per decision (``S_*`` below); the (seed, day) half of the hash is computed once
+per day (``rng.day_key``).
 
 The equations are written out in ``docs/model.md``; the index constants below name the columns of
 the tables that :mod:`arena_env.economy.model` prepares from the scenario each day.
@@ -26,7 +27,7 @@ import math
 import numpy as np
 
 from arena_env._numba import jit, jit_parallel, prange
-from arena_env.rng import uniform
+from arena_env.rng import day_key, uniform_at
 
 
 # --- user state (struct of arrays), name -> dtype; 40 bytes per user --------------------------
@@ -146,6 +147,18 @@ def _sigmoid(x):
 
 
 @jit
+def _bernoulli_logit(u, x):
+    """``u < sigmoid(x)`` without the division: ``u * (1 + exp(-x)) < 1``."""
+    return u * (1.0 + math.exp(-x)) < 1.0
+
+
+@jit
+def _s_curve(x):
+    """An algebraic S-curve onto (0, 1): 0.5 + 0.5 x / (1 + |x|); no exp (a sixth of the cost)."""
+    return 0.5 + 0.5 * x / (1.0 + abs(x))
+
+
+@jit
 def _poisson(lam, expneg, u):
     """Inverse-transform Poisson draw from one uniform; ``expneg`` = exp(-lam)."""
     if lam <= 0.0:
@@ -157,6 +170,32 @@ def _poisson(lam, expneg, u):
         k += 1
         p *= lam / k
         f += p
+    return k
+
+
+@jit
+def _binomial(n, p, u):
+    """Inverse-transform Binomial(n, p) draw from one uniform, for small ``n`` (no exp, no log)."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    q = 1.0 - p
+    pk = 1.0  # q ** n by binary powering (a short dependency chain)
+    base = q
+    e = n
+    while e > 0:
+        if e & 1:
+            pk *= base
+        base *= base
+        e >>= 1
+    r = p / q
+    f = pk
+    k = 0
+    while u > f and k < n:
+        pk *= r * (n - k) / (k + 1)
+        k += 1
+        f += pk
     return k
 
 
@@ -179,19 +218,20 @@ def step_population(
     n_chunks = agg_i.shape[0]
     n_nov = novelty.shape[1]
     n_log = log1p_tab.shape[0]
-    xp_unit = glob[GL_XP_UNIT]
-    inflation = glob[GL_INFLATION]
+    inv_xp_unit = 1.0 / glob[GL_XP_UNIT]
+    inv_inflation = 1.0 / glob[GL_INFLATION]
     rank_k = glob[GL_RANK]
     alpha_w = glob[GL_ALPHA]
     rho_sat = glob[GL_RHO_SAT]
-    period = int(glob[GL_MISSION_PERIOD])
+    period = np.uint32(glob[GL_MISSION_PERIOD])
     stretch = glob[GL_MISSION_STRETCH]
     min_rate = glob[GL_MISSION_MIN_RATE]
     mission_xp = int(glob[GL_MISSION_XP])
     weekday = glob[GL_WEEKDAY]
     gain_clip = glob[GL_GAIN_CLIP]
+    dkey = day_key(seed, day)
     for c in prange(n_chunks):
-        ai = agg_i[c]
+        ai = agg_i[c]  # this chunk's rows (2-D indexing below: no per-user array views)
         af = agg_f[c]
         ai[:] = 0
         af[:] = 0.0
@@ -217,31 +257,27 @@ def step_population(
                 v = variant[u]
                 g = segment[u]
                 age = day - e0
-                alpha = alpha_w
-                if 1.0 / (age + 1.0) > alpha:
+                alpha = alpha_w  # a running mean over the first days, then the moving average
+                if (age + 1.0) * alpha_w < 1.0:
                     alpha = 1.0 / (age + 1.0)
-                row = ai[v]
-                row[A_ENROLLED] += 1
+                ai[v, A_ENROLLED] += 1
                 if age == 0:
-                    row[A_NEW] += 1
+                    ai[v, A_NEW] += 1
                 scans = 0
                 fb = 0
                 xp = 0
                 if flags[u] & FLAG_CHURNED:
-                    row[A_CHURNED] += 1
+                    ai[v, A_CHURNED] += 1
                     streak[u] = 0
                     act7[u] = (act7[u] << 1) & 0x7F
                 else:
-                    cv = cfg[v]
-                    vt = vs_tab[v, g]
-                    sg = sg_tab[g]
                     # missions: resolve and assign at the start of each personal period
-                    if age % period == 0:
+                    if np.uint32(age) % period == 0:  # 32-bit modulo: a third of the 64-bit cost
                         if age > 0:  # resolve the mission of the period that just ended
                             if m_target[u] > 0:
-                                row[A_M_FAILED] += 1
+                                ai[v, A_M_FAILED] += 1
                             else:
-                                row[A_M_DONE] += 1
+                                ai[v, A_M_DONE] += 1
                         rate = scan_ema[u]
                         if rate < min_rate:
                             rate = min_rate
@@ -253,95 +289,88 @@ def step_population(
                         m_target[u] = tgt
                         m_progress[u] = 0
                     alive = streak[u] if last_active[u] == day - 1 else 0
-                    sb_next = cv[P_STREAK_DAY] * (alive + 1)
-                    if sb_next > cv[P_STREAK_CAP]:
-                        sb_next = cv[P_STREAK_CAP]
-                    anticipated = vt[VS_ANTICIPATED] + sb_next
-                    perceived = math.log1p(anticipated / (xp_unit * (1.0 + cum_xp[u] / inflation)))
+                    sb_next = cfg[v, P_STREAK_DAY] * (alive + 1)
+                    if sb_next > cfg[v, P_STREAK_CAP]:
+                        sb_next = cfg[v, P_STREAK_CAP]
+                    anticipated = vs_tab[v, g, VS_ANTICIPATED] + sb_next
+                    perceived = math.log(1.0 + anticipated * inv_xp_unit / (1.0 + cum_xp[u] * inv_inflation))
                     ref = np.float64(ref_xp[u])
                     if ref < 0.0:  # first day: the user takes the rewards on offer as the norm
                         ref = anticipated
                     gain = (anticipated - ref) / (ref if ref > 1.0 else 1.0)
                     if gain < 0.0:
-                        gain *= sg[SG_LOSS_AVERSION]
+                        gain *= sg_tab[g, SG_LOSS_AVERSION]
                     if gain > gain_clip:
                         gain = gain_clip
                     elif gain < -gain_clip:
                         gain = -gain_clip
                     pct = 0.5
                     if site_inv_sd > 0.0:
-                        pct = _sigmoid(1.702 * (xp_ema[u] - site_mean) * site_inv_sd)
+                        pct = _s_curve(2.0 * (xp_ema[u] - site_mean) * site_inv_sd)
                     ia = alive if alive < n_log else n_log - 1
                     inov = age if age < n_nov else n_nov - 1
                     z = (
-                        sg[SG_BASE] + trait[u] + sg[SG_BETA_XP] * perceived + sg[SG_BETA_REF] * gain
-                        + sg[SG_BETA_STREAK] * log1p_tab[ia] + novelty[g, inov] + weekday
-                        + rank_k * (pct - 0.5) + sg[SG_BETA_SAT] * (sat[u] - 0.5)
+                        sg_tab[g, SG_BASE] + trait[u] + sg_tab[g, SG_BETA_XP] * perceived
+                        + sg_tab[g, SG_BETA_REF] * gain
+                        + sg_tab[g, SG_BETA_STREAK] * log1p_tab[ia] + novelty[g, inov] + weekday
+                        + rank_k * (pct - 0.5) + sg_tab[g, SG_BETA_SAT] * (sat[u] - 0.5)
                     )
-                    if uniform(seed, day, u, S_ACTIVE) < _sigmoid(z):
-                        n = 1 + _poisson(vt[VS_SCAN_LAM], vt[VS_SCAN_EXPNEG], uniform(seed, day, u, S_SCANS))
-                        cap = int(cv[P_SCAN_CAP])
+                    if _bernoulli_logit(uniform_at(dkey, u, S_ACTIVE), z):
+                        n = 1 + _poisson(vs_tab[v, g, VS_SCAN_LAM], vs_tab[v, g, VS_SCAN_EXPNEG],
+                                         uniform_at(dkey, u, S_SCANS))
+                        cap = int(cfg[v, P_SCAN_CAP])
                         scans = n if n < cap else cap
-                        lam_f = scans * _sigmoid(fb_trait[u] + vt[VS_FB_LOGIT])
-                        fb = _poisson(lam_f, math.exp(-lam_f), uniform(seed, day, u, S_FEEDBACK))
-                        if fb > scans:
-                            fb = scans
-                        fcap = int(cv[P_FB_CAP])
+                        q_f = _sigmoid(fb_trait[u] + vs_tab[v, g, VS_FB_LOGIT])
+                        fb = _binomial(scans, q_f, uniform_at(dkey, u, S_FEEDBACK))
+                        fcap = int(cfg[v, P_FB_CAP])
                         if fb > fcap:
                             fb = fcap
                         photos = 0
                         if fb > 0:
-                            lam_p = fb * vt[VS_PHOTO_P]
-                            photos = _poisson(lam_p, math.exp(-lam_p), uniform(seed, day, u, S_PHOTO))
-                            if photos > fb:
-                                photos = fb
-                        issues = _poisson(vt[VS_ISSUE_LAM], vt[VS_ISSUE_EXPNEG], uniform(seed, day, u, S_ISSUE))
-                        status = _poisson(vt[VS_STATUS_LAM], vt[VS_STATUS_EXPNEG], uniform(seed, day, u, S_STATUS))
+                            photos = _binomial(fb, vs_tab[v, g, VS_PHOTO_P], uniform_at(dkey, u, S_PHOTO))
+                        issues = _poisson(vs_tab[v, g, VS_ISSUE_LAM], vs_tab[v, g, VS_ISSUE_EXPNEG],
+                                          uniform_at(dkey, u, S_ISSUE))
+                        status = _poisson(vs_tab[v, g, VS_STATUS_LAM], vs_tab[v, g, VS_STATUS_EXPNEG],
+                                          uniform_at(dkey, u, S_STATUS))
                         st = alive + 1
                         streak[u] = st
-                        sb = int(cv[P_STREAK_DAY]) * st
-                        if sb > int(cv[P_STREAK_CAP]):
-                            sb = int(cv[P_STREAK_CAP])
-                        x_scan = int(cv[P_SCAN]) * scans
-                        x_first = int(cv[P_FIRST])
-                        x_fb = int(cv[P_FEEDBACK]) * fb
-                        x_photo = int(cv[P_PHOTO]) * photos
-                        x_issue = int(cv[P_ISSUE]) * issues
-                        x_status = int(cv[P_STATUS]) * status
+                        sb = int(cfg[v, P_STREAK_DAY]) * st
+                        if sb > int(cfg[v, P_STREAK_CAP]):
+                            sb = int(cfg[v, P_STREAK_CAP])
+                        x_scan = int(cfg[v, P_SCAN]) * scans
+                        x_first = int(cfg[v, P_FIRST])
+                        x_fb = int(cfg[v, P_FEEDBACK]) * fb
+                        x_photo = int(cfg[v, P_PHOTO]) * photos
+                        x_issue = int(cfg[v, P_ISSUE]) * issues
+                        x_status = int(cfg[v, P_STATUS]) * status
                         x_mission = 0
                         if m_target[u] > 0:
                             prog = m_progress[u] + scans
                             if prog >= m_target[u]:
                                 m_target[u] = 0
                                 x_mission = mission_xp
-                                row[A_M_REACHED] += 1
+                                ai[v, A_M_REACHED] += 1
                                 prog = 0
                             m_progress[u] = prog if prog < 255 else 255
                         xp = x_scan + x_first + sb + x_fb + x_photo + x_issue + x_status + x_mission
-                        row[A_ACTIVE] += 1
-                        row[A_SCANS] += scans
-                        row[A_FEEDBACK] += fb
-                        row[A_PHOTOS] += photos
-                        row[A_ISSUES] += issues
-                        row[A_STATUS] += status
-                        row[A_XP_SCAN] += x_scan
-                        row[A_XP_FIRST] += x_first
-                        row[A_XP_STREAK] += sb
-                        row[A_XP_FEEDBACK] += x_fb
-                        row[A_XP_PHOTO] += x_photo
-                        row[A_XP_ISSUE] += x_issue
-                        row[A_XP_STATUS] += x_status
-                        row[A_XP_MISSION] += x_mission
+                        ai[v, A_ACTIVE] += 1
+                        ai[v, A_SCANS] += scans
+                        ai[v, A_FEEDBACK] += fb
+                        ai[v, A_PHOTOS] += photos
+                        ai[v, A_ISSUES] += issues
+                        ai[v, A_STATUS] += status
+                        ai[v, A_XP_STREAK] += sb  # the other rules' XP is count x price, below
                         last_active[u] = day
                         act7[u] = ((act7[u] << 1) | 1) & 0x7F
                     else:
                         streak[u] = 0
                         act7[u] = (act7[u] << 1) & 0x7F
                     cum_xp[u] += xp
-                    ref_xp[u] = ref + sg[SG_RHO_REF] * (anticipated - ref)
+                    ref_xp[u] = ref + sg_tab[g, SG_RHO_REF] * (anticipated - ref)
                     s_old = sat[u]
-                    target = _sigmoid(
-                        sg[SG_SAT_BASE] + sg[SG_SAT_REF] * gain + sg[SG_SAT_RANK] * (pct - 0.5) + sg[SG_SAT_XP] * perceived
+                    target = _s_curve(
+                        sg_tab[g, SG_SAT_BASE] + sg_tab[g, SG_SAT_REF] * gain + sg_tab[g, SG_SAT_RANK] * (pct - 0.5)
+                        + sg_tab[g, SG_SAT_XP] * perceived
                     )
                     s_new = s_old + rho_sat * (target - s_old)
                     sat[u] = s_new
@@ -350,20 +379,19 @@ def step_population(
                         idle = n_log - 1
                     cur = streak[u]
                     ic = cur if cur < n_log else n_log - 1
-                    hz = _sigmoid(
-                        sg[SG_CHURN_BASE] + sg[SG_CHURN_IDLE] * log1p_tab[idle] - sg[SG_CHURN_STREAK] * log1p_tab[ic]
-                        - sg[SG_CHURN_SAT] * (s_new - 0.5)
-                    )
-                    if uniform(seed, day, u, S_CHURN) < hz:
+                    churn_logit = (sg_tab[g, SG_CHURN_BASE] + sg_tab[g, SG_CHURN_IDLE] * log1p_tab[idle]
+                                   - sg_tab[g, SG_CHURN_STREAK] * log1p_tab[ic]
+                                   - sg_tab[g, SG_CHURN_SAT] * (s_new - 0.5))
+                    if _bernoulli_logit(uniform_at(dkey, u, S_CHURN), churn_logit):
                         flags[u] = flags[u] | FLAG_CHURNED
                         if m_target[u] > 0:  # the open mission is resolved when the user leaves
-                            row[A_M_FAILED] += 1
+                            ai[v, A_M_FAILED] += 1
                         else:
-                            row[A_M_DONE] += 1
+                            ai[v, A_M_DONE] += 1
                         m_target[u] = 0
                         m_progress[u] = 0
-                        row[A_CHURNED_TODAY] += 1
-                        row[A_CHURNED] += 1
+                        ai[v, A_CHURNED_TODAY] += 1
+                        ai[v, A_CHURNED] += 1
                     af[v, F_SAT_SUM] += s_new
                 se = scan_ema[u] + alpha * (scans - scan_ema[u])
                 xe = xp_ema[u] + alpha * (xp - xp_ema[u])
@@ -372,10 +400,10 @@ def step_population(
                 se = np.float64(scan_ema[u])
                 xe = np.float64(xp_ema[u])
                 if act7[u] != 0:
-                    row[A_ACTIVE7] += 1
+                    ai[v, A_ACTIVE7] += 1
                 cs = int(streak[u])
-                row[A_STREAK_SUM] += cs
-                row[A_STREAK_SQ] += cs * cs
+                ai[v, A_STREAK_SUM] += cs
+                ai[v, A_STREAK_SQ] += cs * cs
                 af[v, F_SCAN_SUM] += se
                 af[v, F_SCAN_SQ] += se * se
                 af[v, F_XP_SUM] += xe
@@ -386,6 +414,15 @@ def step_population(
             site_next[s, SITE_N] = nx_n
             site_next[s, SITE_SUM] = nx_sum
             site_next[s, SITE_SQ] = nx_sq
+        # the XP ledger of the rules with one price per variant and day: count x price
+        for v in range(ai.shape[0]):
+            ai[v, A_XP_SCAN] = int(cfg[v, P_SCAN]) * ai[v, A_SCANS]
+            ai[v, A_XP_FIRST] = int(cfg[v, P_FIRST]) * ai[v, A_ACTIVE]
+            ai[v, A_XP_FEEDBACK] = int(cfg[v, P_FEEDBACK]) * ai[v, A_FEEDBACK]
+            ai[v, A_XP_PHOTO] = int(cfg[v, P_PHOTO]) * ai[v, A_PHOTOS]
+            ai[v, A_XP_ISSUE] = int(cfg[v, P_ISSUE]) * ai[v, A_ISSUES]
+            ai[v, A_XP_STATUS] = int(cfg[v, P_STATUS]) * ai[v, A_STATUS]
+            ai[v, A_XP_MISSION] = mission_xp * ai[v, A_M_REACHED]
 
 
 # ==================================================================================================

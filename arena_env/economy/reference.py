@@ -36,6 +36,14 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _bernoulli_logit(u, x):
+    return u * (1.0 + np.exp(-x)) < 1.0
+
+
+def _s_curve(x):
+    return 0.5 + 0.5 * x / (1.0 + np.abs(x))
+
+
 def _poisson(lam, expneg, u):
     """Vectorised twin of the kernel's inverse-transform Poisson draw (same operations, same order)."""
     lam = np.asarray(lam, dtype=np.float64)
@@ -50,6 +58,33 @@ def _poisson(lam, expneg, u):
         go &= (u > f) & (k < 255)
     k[lam <= 0.0] = 0
     return k
+
+
+def _binomial(n, p, u):
+    """Vectorised twin of the kernel's inverse-transform Binomial draw (same operations, same order)."""
+    n = np.asarray(n, dtype=np.int64)
+    p = np.broadcast_to(np.asarray(p, dtype=np.float64), n.shape)
+    q = 1.0 - p
+    pk = np.ones(n.shape)
+    base = q.copy()
+    e = n.copy()
+    while (e > 0).any():
+        odd = (e & 1) == 1
+        pk[odd] *= base[odd]
+        base = base * base
+        e >>= 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = p / q
+    f = pk.copy()
+    k = np.zeros(n.shape, dtype=np.int64)
+    go = (n > 0) & (p > 0.0) & (p < 1.0) & (u > f)
+    while go.any():
+        pk[go] *= r[go] * (n[go] - k[go]) / (k[go] + 1)
+        k[go] += 1
+        f[go] += pk[go]
+        go &= (u > f) & (k < n)
+    k = np.where(p >= 1.0, n, k)
+    return np.where((n <= 0) | (p <= 0.0), 0, k)
 
 
 def step_population(
@@ -73,7 +108,7 @@ def step_population(
     site = uid // site_size
     key = (site // sites_per_chunk) * n_var + v
     age = day - enroll_day[uid].astype(np.int64)
-    alpha = np.maximum(glob[GL_ALPHA], 1.0 / (age + 1.0))
+    alpha = np.where((age + 1.0) * glob[GL_ALPHA] < 1.0, 1.0 / (age + 1.0), glob[GL_ALPHA])
     churned = (flags[uid] & FLAG_CHURNED) != 0
     alive_mask = ~churned
 
@@ -119,7 +154,7 @@ def step_population(
     alive_streak = np.where(last_active[au] == day - 1, streak[au].astype(np.int64), 0)
     sb_next = np.minimum(cv[:, P_STREAK_DAY] * (alive_streak + 1), cv[:, P_STREAK_CAP])
     anticipated = vt[:, VS_ANTICIPATED] + sb_next
-    perceived = np.log1p(anticipated / (glob[GL_XP_UNIT] * (1.0 + cum_xp[au] / glob[GL_INFLATION])))
+    perceived = np.log(1.0 + anticipated * (1.0 / glob[GL_XP_UNIT]) / (1.0 + cum_xp[au] * (1.0 / glob[GL_INFLATION])))
     ref = ref_xp[au].astype(np.float64)
     ref = np.where(ref < 0.0, anticipated, ref)
     gain = (anticipated - ref) / np.where(ref > 1.0, ref, 1.0)
@@ -133,7 +168,7 @@ def step_population(
         s_inv = np.where((s_n >= 2.0) & (s_var > 1e-12), 1.0 / np.sqrt(np.maximum(s_var, 1e-300)), 0.0)
     asite = site[a]
     inv = s_inv[asite]
-    pct = np.where(inv > 0.0, _sigmoid(1.702 * (xp_ema[au] - s_mean[asite]) * inv), 0.5)
+    pct = np.where(inv > 0.0, _s_curve(2.0 * (xp_ema[au] - s_mean[asite]) * inv), 0.5)
 
     ia = np.minimum(alive_streak, n_log - 1)
     inov = np.minimum(aage, n_nov - 1)
@@ -142,7 +177,7 @@ def step_population(
         + sg[:, SG_BETA_STREAK] * log1p_tab[ia] + novelty[ag, inov] + glob[GL_WEEKDAY]
         + glob[GL_RANK] * (pct - 0.5) + sg[:, SG_BETA_SAT] * (sat[au].astype(np.float64) - 0.5)
     )
-    act = uniform_np(seed, day, au, S_ACTIVE) < _sigmoid(z)
+    act = _bernoulli_logit(uniform_np(seed, day, au, S_ACTIVE), z)
     active[a] = act
 
     # the active users' day
@@ -151,12 +186,10 @@ def step_population(
     bcv, bvt = cv[b], vt[b]
     nsc = 1 + _poisson(bvt[:, VS_SCAN_LAM], bvt[:, VS_SCAN_EXPNEG], uniform_np(seed, day, bu, S_SCANS))
     sc = np.minimum(nsc, bcv[:, P_SCAN_CAP].astype(np.int64))
-    lam_f = sc * _sigmoid(fb_trait[bu] + bvt[:, VS_FB_LOGIT])
-    f = _poisson(lam_f, np.exp(-lam_f), uniform_np(seed, day, bu, S_FEEDBACK))
-    f = np.minimum(np.minimum(f, sc), bcv[:, P_FB_CAP].astype(np.int64))
-    lam_p = f * bvt[:, VS_PHOTO_P]
-    ph = np.where(f > 0, _poisson(lam_p, np.exp(-lam_p), uniform_np(seed, day, bu, S_PHOTO)), 0)
-    ph = np.minimum(ph, f)
+    q_f = _sigmoid(fb_trait[bu] + bvt[:, VS_FB_LOGIT])
+    f = _binomial(sc, q_f, uniform_np(seed, day, bu, S_FEEDBACK))
+    f = np.minimum(f, bcv[:, P_FB_CAP].astype(np.int64))
+    ph = _binomial(f, bvt[:, VS_PHOTO_P], uniform_np(seed, day, bu, S_PHOTO))
     iss = _poisson(bvt[:, VS_ISSUE_LAM], bvt[:, VS_ISSUE_EXPNEG], uniform_np(seed, day, bu, S_ISSUE))
     sts = _poisson(bvt[:, VS_STATUS_LAM], bvt[:, VS_STATUS_EXPNEG], uniform_np(seed, day, bu, S_STATUS))
     st = alive_streak[b] + 1
@@ -194,16 +227,16 @@ def step_population(
     cum_xp[au] += xp[a].astype(np.int32)
     ref_xp[au] = ref + sg[:, SG_RHO_REF] * (anticipated - ref)
     s_old = sat[au].astype(np.float64)
-    target = _sigmoid(sg[:, SG_SAT_BASE] + sg[:, SG_SAT_REF] * gain + sg[:, SG_SAT_RANK] * (pct - 0.5)
+    target = _s_curve(sg[:, SG_SAT_BASE] + sg[:, SG_SAT_REF] * gain + sg[:, SG_SAT_RANK] * (pct - 0.5)
                       + sg[:, SG_SAT_XP] * perceived)
     s_new = s_old + glob[GL_RHO_SAT] * (target - s_old)
     sat[au] = s_new
     sat_contrib[a] = s_new
     idle = np.minimum(day - last_active[au].astype(np.int64), n_log - 1)
     ic = np.minimum(streak[au].astype(np.int64), n_log - 1)
-    hz = _sigmoid(sg[:, SG_CHURN_BASE] + sg[:, SG_CHURN_IDLE] * log1p_tab[idle]
-                  - sg[:, SG_CHURN_STREAK] * log1p_tab[ic] - sg[:, SG_CHURN_SAT] * (s_new - 0.5))
-    ch = uniform_np(seed, day, au, S_CHURN) < hz
+    churn_logit = (sg[:, SG_CHURN_BASE] + sg[:, SG_CHURN_IDLE] * log1p_tab[idle]
+                   - sg[:, SG_CHURN_STREAK] * log1p_tab[ic] - sg[:, SG_CHURN_SAT] * (s_new - 0.5))
+    ch = _bernoulli_logit(uniform_np(seed, day, au, S_CHURN), churn_logit)
     flags[au[ch]] |= np.uint8(FLAG_CHURNED)
     still_open = m_target[au[ch]] > 0
     m_failed[a[ch][still_open]] += 1
