@@ -22,9 +22,16 @@ jit_parallel = numba.njit(parallel=True, **_OPTIONS)
 
 prange = numba.prange
 
+PARALLEL_CHUNKSIZE = 4
+"""Chunks handed to a thread at a time in ``prange`` loops: dynamic scheduling, so that a thread
+slowed down by another process does not hold the other up.  Which thread runs a chunk never changes
+a result (every chunk writes its own row)."""
+
 
 def set_threads(n: int | None) -> None:
-    """Set the number of Numba threads for the calling thread (``None`` keeps the current value)."""
+    """Set the number of Numba threads for the calling thread (``None`` keeps the current value) and
+    the dynamic scheduling of ``prange`` loops (:data:`PARALLEL_CHUNKSIZE`)."""
+    numba.set_parallel_chunksize(PARALLEL_CHUNKSIZE)
     if n is None:
         return
     n = int(n)

@@ -59,7 +59,7 @@ def day_key(seed, day):
 def uniform_at(dkey, user, stream):
     """``uniform(seed, day, user, stream)`` from ``dkey = day_key(seed, day)``."""
     z = mix64(dkey ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
-    return float(z >> _S11) * _INV53
+    return float(np.int64(z >> _S11)) * _INV53  # < 2**53: a signed conversion is exact and cheaper
 
 
 @jit

@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+from arena_env._numba import set_threads  # noqa: E402
 from arena_env.economy import kernels as K  # noqa: E402
 from arena_env.economy import model  # noqa: E402
 from arena_env.economy import reference as R  # noqa: E402
@@ -310,7 +311,7 @@ def bench_kernel(plan: dict, threads: list[int], repeat: int, log) -> list[dict]
         t0 = time.perf_counter()
         pop = Population(sc, SEED)
         t_init = time.perf_counter() - t0
-        numba.set_num_threads(max_threads)
+        set_threads(max_threads)
         t0 = time.perf_counter()
         pop.step(K, 0)  # first call: compilation or cache load
         t_first = time.perf_counter() - t0
@@ -325,20 +326,20 @@ def bench_kernel(plan: dict, threads: list[int], repeat: int, log) -> list[dict]
         for c in configs:  # untimed warm-up day per configuration
             be, th, _ = c
             if th:
-                numba.set_num_threads(th)
+                set_threads(th)
             pop.restore(snap)
             pop.step(K if be == "numba" else R, WARM_DAYS)
         for _ in range(repeat):
             for c in configs:
                 be, th, days = c
                 if th:
-                    numba.set_num_threads(th)
+                    set_threads(th)
                 mod = K if be == "numba" else R
                 t, cnt, f = LOAD.measure(lambda mod=mod, days=days: _run_days(pop, mod, snap, WARM_DAYS, days, passes))
                 samples[c].append(t)
                 foreign[c].append(f)
                 counts[c] = cnt
-        numba.set_num_threads(max_threads)
+        set_threads(max_threads)
         # the backends agree exactly on integers: same days -> same counts
         by_days = {}
         for c in configs:
@@ -631,6 +632,19 @@ def evaluate_targets(kernel, env, state, threads, quick) -> dict:
     else:
         t["thread_scaling"] = {"target": TARGETS["thread_scaling"], "passed": None,
                                "note": "not evaluated: fewer than 2 Numba threads available"}
+    # the same figures from each row's fastest sample: the code's speed with the least interference
+    # from other tenants of a shared machine (the median above is the conservative figure)
+    def best(r, key):
+        return r[key] * r["seconds_median"] / r["seconds_min"]
+
+    t["kernel_vs_numpy"]["value_best"] = best(nb, "user_days_per_s") / best(npy, "user_days_per_s")
+    t["e2e_per_core"]["value_best"] = best(r1, "user_days_per_s_per_core")
+    if 2 in threads:
+        t["thread_scaling"]["value_best"] = best(b, "user_days_per_s") / best(a, "user_days_per_s")
+    for key in ("kernel_vs_numpy", "e2e_per_core", "thread_scaling"):
+        tv = t[key]
+        if "value_best" in tv:
+            tv["passed_best"] = tv["value_best"] >= tv["threshold"]
     src = {"kernel_vs_numpy": [nb, npy], "e2e_per_core": [r1], "state_bytes": [],
            "thread_scaling": [a, b] if 2 in threads else []}
     for key, rows in src.items():
@@ -745,6 +759,10 @@ def summary(res) -> str:
             val_s = f"{val:.2f}"
         else:
             val_s = "-"
+        best = t.get("value_best")
+        if best is not None:
+            b_s = f"{best / 1e6:.2f} M" if key == "e2e_per_core" else f"{best:.2f}"
+            val_s += f" median; fastest sample {b_s} [{'PASS' if t['passed_best'] else 'FAIL'}]"
         L.append(f"   [{verdict}] {t['target']}: {val_s}" + (f"  ({t['note']})" if t.get("note") else ""))
     return "\n".join(L)
 
