@@ -148,7 +148,14 @@ def _sigmoid(x):
 
 @jit
 def _bernoulli_logit(u, x):
-    """``u < sigmoid(x)`` without the division: ``u * (1 + exp(-x)) < 1``."""
+    """``u < sigmoid(x)``, as ``u * (1 + exp(-x)) < 1`` (no division).
+
+    Most draws are settled without the ``exp``: since ``exp(-x) >= 1 - x``, ``u * (2 - x) >= 1``
+    implies ``u * (1 + exp(-x)) >= 1`` (also in floating point, as rounding is monotone), so the
+    answer is the same as the full test's.
+    """
+    if u * (2.0 - x) >= 1.0:
+        return False
     return u * (1.0 + math.exp(-x)) < 1.0
 
 

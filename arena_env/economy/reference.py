@@ -37,7 +37,7 @@ def _sigmoid(x):
 
 
 def _bernoulli_logit(u, x):
-    return u * (1.0 + np.exp(-x)) < 1.0
+    return u * (1.0 + np.exp(-x)) < 1.0  # the kernel's shortcut gives the same answer (see there)
 
 
 def _s_curve(x):
