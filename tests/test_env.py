@@ -320,3 +320,27 @@ def test_illegal_scheduled_lifecycle_actions_are_reported_not_applied():
         seen += infos["variant_0"]["scheduled"]
     assert [(s["action"], s["applied"]) for s in seen] == [("resume", False), ("pause", True), ("resume", True)]
     assert env.guardrails.status == "RUNNING"
+
+
+def test_multi_day_steps_are_the_same_days_decided_less_often():
+    """Weekly decisions: with holds, 7-day steps run exactly the daily trajectory, and a step's reward is
+    the sum of its days' rewards; an update takes effect for the whole week."""
+    daily = EconomyEnv("tiny", max_days=21)
+    weekly = EconomyEnv("tiny", max_days=21, days_per_step=7)
+    daily.reset(seed=3)
+    weekly.reset(seed=3)
+    rd = [daily.step({})[1]["variant_0"] for _ in range(21)]
+    rw = []
+    while weekly.agents:
+        _, rew, _, trunc, _ = weekly.step({})
+        rw.append(rew["variant_0"])
+    assert len(rw) == 3 and all(trunc.values())
+    np.testing.assert_array_equal(daily.history_i, weekly.history_i)
+    assert rw == pytest.approx([sum(rd[0:7]), sum(rd[7:14]), sum(rd[14:21])], rel=1e-12)
+    weekly.reset(seed=3)
+    up = np.zeros(10, np.float32)
+    up[0] = 1.0
+    _, _, _, _, infos = weekly.step({"variant_0": up})
+    assert infos["variant_0"]["day"] == 7 and infos["variant_0"]["config"]["scanXp"] == 15
+    _, _, _, _, infos = weekly.step({"variant_0": up})  # one week later: not rate limited
+    assert infos["variant_0"]["decision"]["minute"] == 7 * 1440 and infos["variant_0"]["config"]["scanXp"] == 23

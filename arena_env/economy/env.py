@@ -11,7 +11,9 @@ hard bounds), the applied configs drive one day of user behaviour (activity choi
 point and inflation, capped scans, first-scan and streak bonuses, feedback/photos with substitution,
 reports, missions, churn, novelty, weekdays, rank among site peers shared across variants, an
 optional tenant-wide XP budget), and the six engagement metrics are updated with tests against the
-control.  The model is written out in ``docs/model.md``; the scenarios in ``docs/scenarios.md``.
+control.  A step is one simulated day, or ``days_per_step`` days (e.g. 7 for weekly decisions):
+agents decide once at the start of a step.  The model is written out in ``docs/model.md``; the
+scenarios in ``docs/scenarios.md``.
 
 Agents
 ------
@@ -63,7 +65,8 @@ index    content
          scales: SCAN_FREQUENCY 10, XP_VELOCITY 100, STREAK_LENGTH 10, the rates 1
 29-52    the same for the control
 53-62    the variant's current config / the tenant config (parameter order above)
-63       steps until the next update is allowed (0 = now), clipped to 0..100
+63       steps until the next update is allowed (0 = now), clipped to 0..100; the guardrail clock
+         runs 1440 minutes per simulated day
 64       circuit breaker open (0/1)
 65       share of the last accepted update's touched parameters that were clamped
 66       anomaly flag (0/1)
@@ -83,7 +86,8 @@ retention, 2.5 feedback quality).  A policy that matches the control earns 0 in 
 
 Episode end
 -----------
-Truncation after ``max_days`` steps.  Termination when the experiment is COMPLETED (a scheduled or
+Truncation after ``max_days`` simulated days (``ceil(max_days / days_per_step)`` steps).  The reward
+of a multi-day step is the sum of its days' rewards.  Termination when the experiment is COMPLETED (a scheduled or
 researcher ``complete``).  Then ``agents`` is empty.
 
 Arguments
@@ -127,6 +131,7 @@ from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES, resolve, to_dict, to
 from .scenario import METRIC_NAMES, Scenario, ScenarioError, load
 
 OBS_DIM = 70
+MINUTES_PER_DAY = 1440  # the guardrail clock: a decision on day d happens at minute d * 1440
 OBS_LOW, OBS_HIGH = -1.0, 1.0e4  # every entry is a share, a ratio, a scaled metric or sin/cos
 METRIC_SCALE = np.array([10.0, 100.0, 1.0, 1.0, 10.0, 1.0])
 ACTION_MODES = ("continuous", "discrete", "absolute")
@@ -394,12 +399,8 @@ class EconomyEnv(ParallelEnv):
             raise RuntimeError("the episode is over (or reset() was never called): call reset() before step()")
         req, has, notes = self._parse_actions(actions)
         sc = self.scenario
-        day = self.day
-        scheduled = self._run_schedule(day)
-        if self.guardrails.status == "RECRUITING" and day >= sc.recruiting_days:
-            self.guardrails.start()
-        now = day * sc.step_minutes
-        self.config, records = self.guardrails.submit(now, self.config, req, has)
+        scheduled = self._start_day(self.day)
+        self.config, records = self.guardrails.submit(self.day * MINUTES_PER_DAY, self.config, req, has)
         decision_of = {}
         for rec in records:
             decision_of[rec["variant"]] = rec
@@ -408,6 +409,50 @@ class EconomyEnv(ParallelEnv):
                 self._last_clamp_share[rec["variant"]] = len(rec["clampedDeltas"]) / touched
         self.decisions.extend(records)
 
+        # one or more simulated days; the reward adds up the days' rewards
+        V = sc.n_variants
+        rew = np.zeros(V)
+        lift = np.zeros((V, M.N_METRICS))
+        tripped: list[int] = []
+        for k in range(sc.days_per_step):
+            if k > 0:
+                if self._terminated() or self.day >= sc.max_days:
+                    break
+                scheduled += self._start_day(self.day)
+            r, lift, xp_pu, t = self._simulate_day()
+            rew += r
+            tripped += t
+
+        truncated = self.day >= sc.max_days
+        terminated = self._terminated()
+        agents = list(self.agents)
+        rewards = {a: float(rew[self._agent_variant[a]]) for a in agents}
+        terms = {a: bool(terminated) for a in agents}
+        truncs = {a: bool(truncated and not terminated) for a in agents}
+        obs = self._observations()
+        extra = {"scheduled": scheduled, "breaker_tripped": tripped}
+        infos = {a: self._info(a, decision_of.get(self._agent_variant[a]), notes.get(a, {}), extra,
+                               lift[self._agent_variant[a]], xp_pu) for a in agents}
+        if terminated or truncated:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    def _terminated(self) -> bool:
+        return self.guardrails.status in (COMPLETED, "ARCHIVED")
+
+    def _start_day(self, day: int) -> list[dict]:
+        """Researcher actions scheduled for ``day``, and the end of recruiting."""
+        scheduled = self._run_schedule(day)
+        if self.guardrails.status == "RECRUITING" and day >= self.scenario.recruiting_days:
+            self.guardrails.start()
+        return scheduled
+
+    def _simulate_day(self):
+        """One day of user behaviour under the current configs; returns the day's rewards (V,), the
+        lift of the day's outcomes over the control (V, 6), XP per enrolled user (V,) and the
+        variants whose breaker the health monitor tripped."""
+        sc = self.scenario
+        day = self.day
         # budget: pay out pro rata when yesterday's demand exceeded the tenant's daily budget
         eff = self.config.astype(np.float64)
         if self.budget_scale < 1.0:
@@ -455,28 +500,14 @@ class EconomyEnv(ParallelEnv):
         enrolled = today_i[:, K.A_ENROLLED]
         tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)
 
-        # rewards
         out = M.daily_outcomes(today_i, mean)
         xp_pu = xp_today / np.maximum(enrolled, 1)
         lift = out - out[0]
         rew = lift @ self.objective_weights - sc.objective.xp_cost * (xp_pu - xp_pu[0])
         if enrolled[0] == 0:
             rew[:] = 0.0
-
         self.day = day + 1
-        truncated = self.day >= sc.max_days
-        terminated = self.guardrails.status in (COMPLETED, "ARCHIVED")
-        agents = list(self.agents)
-        rewards = {a: float(rew[self._agent_variant[a]]) for a in agents}
-        terms = {a: bool(terminated) for a in agents}
-        truncs = {a: bool(truncated and not terminated) for a in agents}
-        obs = self._observations()
-        extra = {"scheduled": scheduled, "breaker_tripped": [v for v in tripped]}
-        infos = {a: self._info(a, decision_of.get(self._agent_variant[a]), notes.get(a, {}), extra,
-                               lift[self._agent_variant[a]], xp_pu) for a in agents}
-        if terminated or truncated:
-            self.agents = []
-        return obs, rewards, terms, truncs, infos
+        return rew, lift, xp_pu, tripped
 
     # ---------------------------------------------------------- observations
     def _metric_blocks(self) -> np.ndarray:
@@ -511,8 +542,8 @@ class EconomyEnv(ParallelEnv):
         o[:, 5:29] = blocks
         o[:, 29:53] = blocks[0]
         o[:, 53:63] = self.config / np.maximum(self.tenant_vector, 1)
-        now = self.day * sc.step_minutes
-        wait = (g.last_update_minute + g.config.update_interval_min - now) / sc.step_minutes
+        now = self.day * MINUTES_PER_DAY
+        wait = (g.last_update_minute + g.config.update_interval_min - now) / (MINUTES_PER_DAY * sc.days_per_step)
         o[:, 63] = np.clip(np.where(np.isfinite(wait), wait, 0.0), 0.0, 100.0)
         o[:, 64] = g.breaker_open
         o[:, 65] = self._last_clamp_share

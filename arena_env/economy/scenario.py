@@ -153,7 +153,7 @@ class Scenario:
     n_users: int = _f(10000, 10, 10_000_000, "users recruited over the experiment")
     n_agents: int = _f(2, 1, 4, "treatment variants, each controlled by one agent")
     max_days: int = _f(90, 1, 32000, "episode length in steps")
-    step_minutes: int = _f(1440, 1, 10080, "simulated minutes per step")
+    days_per_step: int = _f(1, 1, 365, "simulated days per env step (agents decide once per step)")
     allocation: tuple[float, ...] | None = _f(None, 0.0, None, "weights of control and treatments (null: equal)")
     site_size: int = _f(50, 1, 100000, "users per site (shared leaderboard)")
     metric_window: int = _f(7, 1, 365, "trailing window of the metrics, days")
