@@ -62,6 +62,20 @@ def uniform_at(dkey, user, stream):
     return float(np.int64(z >> _S11)) * _INV53  # < 2**53: a signed conversion is exact and cheaper
 
 
+_S38 = np.uint64(38)
+_S12 = np.uint64(12)
+_M26 = np.uint64((1 << 26) - 1)
+_INV26 = 1.0 / 67108864.0  # 2**-26
+
+
+@jit
+def uniform_pair_at(dkey, user, stream):
+    """Two uniforms on the 2**-26 grid in [0, 1) from one hash (bits 38-63 and 12-37): half the cost of
+    two draws, for decisions that need no finer resolution than 1.5e-8."""
+    z = mix64(dkey ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+    return float(np.int64(z >> _S38)) * _INV26, float(np.int64((z >> _S12) & _M26)) * _INV26
+
+
 @jit
 def uniform(seed, day, user, stream):
     """A uniform double in [0, 1), a pure function of its four integer keys."""
@@ -74,11 +88,20 @@ def _mix64_np(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> _S31)
 
 
-def uniform_np(seed: int, day: int, users: np.ndarray, stream: int) -> np.ndarray:
-    """Vectorised twin of :func:`uniform` over an array of user ids (bit-identical results)."""
+def _hash_np(seed: int, day: int, users: np.ndarray, stream: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         z = _mix64_np(np.asarray([np.uint64(seed) + _GOLDEN], dtype=np.uint64))
         z = _mix64_np(z ^ (np.uint64(day) * _K_DAY))
         u = np.asarray(users).astype(np.uint64)
-        z = _mix64_np(z ^ (u * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
-    return (z >> _S11).astype(np.float64) * _INV53
+        return _mix64_np(z ^ (u * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+
+
+def uniform_np(seed: int, day: int, users: np.ndarray, stream: int) -> np.ndarray:
+    """Vectorised twin of :func:`uniform` over an array of user ids (bit-identical results)."""
+    return (_hash_np(seed, day, users, stream) >> _S11).astype(np.float64) * _INV53
+
+
+def uniform_pair_np(seed: int, day: int, users: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised twin of :func:`uniform_pair_at` (bit-identical results)."""
+    z = _hash_np(seed, day, users, stream)
+    return (z >> _S38).astype(np.float64) * _INV26, ((z >> _S12) & _M26).astype(np.float64) * _INV26

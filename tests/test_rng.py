@@ -27,3 +27,18 @@ def test_uniformity_and_independence_of_keys():
     for o in other:
         assert abs(np.corrcoef(u, o)[0, 1]) < 0.01
         assert not np.array_equal(u, o)
+
+
+def test_pairs_are_bit_identical_and_cover_the_unit_interval():
+    from arena_env.rng import day_key, uniform_at, uniform_pair_at, uniform_pair_np
+
+    users = np.arange(50_000)
+    a, b = uniform_pair_np(3, 9, users, 2)
+    dk = day_key(3, 9)
+    for u in (0, 7, 49_999):
+        assert uniform_pair_at(dk, u, 2) == (a[u], b[u])
+        assert uniform_at(dk, u, 5) == uniform_np(3, 9, np.array([u]), 5)[0]
+    for x in (a, b):
+        assert x.min() >= 0.0 and x.max() < 1.0 and abs(x.mean() - 0.5) < 0.01
+        assert np.all(x * 2**26 == np.floor(x * 2**26))  # on the 2**-26 grid
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.02

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from arena_env._numba import jit, jit_parallel, prange
-from arena_env.rng import day_key, uniform_at
+from arena_env.rng import day_key, uniform_at, uniform_pair_at
 
 
 # --- user state (struct of arrays), name -> dtype; 40 bytes per user --------------------------
@@ -52,7 +52,8 @@ USER_FIELDS = (
 FLAG_CHURNED = 1
 
 # --- random streams -------------------------------------------------------------------------------
-S_ACTIVE, S_SCANS, S_FEEDBACK, S_PHOTO, S_ISSUE, S_STATUS, S_CHURN = 1, 2, 3, 4, 5, 6, 7
+# S_SCANS and S_ISSUE each give a pair of 26-bit uniforms (scans and feedback; issues and status)
+S_ACTIVE, S_SCANS, S_PHOTO, S_ISSUE, S_CHURN = 1, 2, 4, 5, 7
 
 # --- per (variant, segment) table, prepared by model.variant_segment_tables ---------------------
 VS_ANTICIPATED = 0  # anticipated XP of an active day before the streak bonus
@@ -323,22 +324,21 @@ def step_population(
                         + rank_k * (pct - 0.5) + sg_tab[g, SG_BETA_SAT] * (sat[u] - 0.5)
                     )
                     if _bernoulli_logit(uniform_at(dkey, u, S_ACTIVE), z):
-                        n = 1 + _poisson(vs_tab[v, g, VS_SCAN_LAM], vs_tab[v, g, VS_SCAN_EXPNEG],
-                                         uniform_at(dkey, u, S_SCANS))
+                        u_scan, u_fb = uniform_pair_at(dkey, u, S_SCANS)
+                        n = 1 + _poisson(vs_tab[v, g, VS_SCAN_LAM], vs_tab[v, g, VS_SCAN_EXPNEG], u_scan)
                         cap = int(cfg[v, P_SCAN_CAP])
                         scans = n if n < cap else cap
                         q_f = _sigmoid(fb_trait[u] + vs_tab[v, g, VS_FB_LOGIT])
-                        fb = _binomial(scans, q_f, uniform_at(dkey, u, S_FEEDBACK))
+                        fb = _binomial(scans, q_f, u_fb)
                         fcap = int(cfg[v, P_FB_CAP])
                         if fb > fcap:
                             fb = fcap
                         photos = 0
                         if fb > 0:
                             photos = _binomial(fb, vs_tab[v, g, VS_PHOTO_P], uniform_at(dkey, u, S_PHOTO))
-                        issues = _poisson(vs_tab[v, g, VS_ISSUE_LAM], vs_tab[v, g, VS_ISSUE_EXPNEG],
-                                          uniform_at(dkey, u, S_ISSUE))
-                        status = _poisson(vs_tab[v, g, VS_STATUS_LAM], vs_tab[v, g, VS_STATUS_EXPNEG],
-                                          uniform_at(dkey, u, S_STATUS))
+                        u_issue, u_status = uniform_pair_at(dkey, u, S_ISSUE)
+                        issues = _poisson(vs_tab[v, g, VS_ISSUE_LAM], vs_tab[v, g, VS_ISSUE_EXPNEG], u_issue)
+                        status = _poisson(vs_tab[v, g, VS_STATUS_LAM], vs_tab[v, g, VS_STATUS_EXPNEG], u_status)
                         st = alive + 1
                         streak[u] = st
                         sb = int(cfg[v, P_STREAK_DAY]) * st

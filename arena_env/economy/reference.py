@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from arena_env.rng import uniform_np
+from arena_env.rng import uniform_np, uniform_pair_np
 
 from .kernels import (  # noqa: F401  (the twins share the kernels' constants)
     A_ACTIVE, A_ACTIVE7, A_CHURNED, A_CHURNED_TODAY, A_ENROLLED, A_FEEDBACK, A_ISSUES, A_M_DONE,
@@ -24,7 +24,7 @@ from .kernels import (  # noqa: F401  (the twins share the kernels' constants)
     P_SCAN_CAP, P_STATUS, P_STREAK_CAP, P_STREAK_DAY, SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_STREAK,
     SG_BETA_XP, SG_CHURN_BASE, SG_CHURN_IDLE, SG_CHURN_SAT, SG_CHURN_STREAK, SG_LOSS_AVERSION,
     SG_RHO_REF, SG_SAT_BASE, SG_SAT_RANK, SG_SAT_REF, SG_SAT_XP, SITE_N, SITE_SQ, SITE_SUM, S_ACTIVE,
-    S_CHURN, S_FEEDBACK, S_ISSUE, S_PHOTO, S_SCANS, S_STATUS, T_CI_HI, T_CI_LO, T_COHEN_D, T_DF, T_DIFF,
+    S_CHURN, S_ISSUE, S_PHOTO, S_SCANS, T_CI_HI, T_CI_LO, T_COHEN_D, T_DF, T_DIFF,
     T_OR, T_OR_HI, T_OR_LO, T_P_FISHER, T_P_WELCH, T_STAT, VS_ANTICIPATED, VS_FB_LOGIT, VS_ISSUE_EXPNEG,
     VS_ISSUE_LAM, VS_PHOTO_P, VS_SCAN_EXPNEG, VS_SCAN_LAM, VS_STATUS_EXPNEG, VS_STATUS_LAM, _CF_EPS,
     _CF_MAXIT, _FISHER_LOG_FLOOR, _FISHER_REL, _FISHER_SCALE, _LGAMMA_HALF, _LOG_ALPHA, _NEWTON_MAXIT,
@@ -184,14 +184,16 @@ def step_population(
     b = np.nonzero(act)[0]  # positions within a
     bu = au[b]
     bcv, bvt = cv[b], vt[b]
-    nsc = 1 + _poisson(bvt[:, VS_SCAN_LAM], bvt[:, VS_SCAN_EXPNEG], uniform_np(seed, day, bu, S_SCANS))
+    u_scan, u_fb = uniform_pair_np(seed, day, bu, S_SCANS)
+    nsc = 1 + _poisson(bvt[:, VS_SCAN_LAM], bvt[:, VS_SCAN_EXPNEG], u_scan)
     sc = np.minimum(nsc, bcv[:, P_SCAN_CAP].astype(np.int64))
     q_f = _sigmoid(fb_trait[bu] + bvt[:, VS_FB_LOGIT])
-    f = _binomial(sc, q_f, uniform_np(seed, day, bu, S_FEEDBACK))
+    f = _binomial(sc, q_f, u_fb)
     f = np.minimum(f, bcv[:, P_FB_CAP].astype(np.int64))
     ph = _binomial(f, bvt[:, VS_PHOTO_P], uniform_np(seed, day, bu, S_PHOTO))
-    iss = _poisson(bvt[:, VS_ISSUE_LAM], bvt[:, VS_ISSUE_EXPNEG], uniform_np(seed, day, bu, S_ISSUE))
-    sts = _poisson(bvt[:, VS_STATUS_LAM], bvt[:, VS_STATUS_EXPNEG], uniform_np(seed, day, bu, S_STATUS))
+    u_issue, u_status = uniform_pair_np(seed, day, bu, S_ISSUE)
+    iss = _poisson(bvt[:, VS_ISSUE_LAM], bvt[:, VS_ISSUE_EXPNEG], u_issue)
+    sts = _poisson(bvt[:, VS_STATUS_LAM], bvt[:, VS_STATUS_EXPNEG], u_status)
     st = alive_streak[b] + 1
     sb = np.minimum(bcv[:, P_STREAK_DAY].astype(np.int64) * st, bcv[:, P_STREAK_CAP].astype(np.int64))
     x_scan = bcv[:, P_SCAN].astype(np.int64) * sc
