@@ -58,7 +58,7 @@ def day_key(seed, day):
 @jit
 def uniform_at(dkey, user, stream):
     """``uniform(seed, day, user, stream)`` from ``dkey = day_key(seed, day)``."""
-    z = mix64(dkey ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+    z = mix64(np.uint64(dkey) ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
     return float(np.int64(z >> _S11)) * _INV53  # < 2**53: a signed conversion is exact and cheaper
 
 
@@ -72,7 +72,7 @@ _INV26 = 1.0 / 67108864.0  # 2**-26
 def uniform_pair_at(dkey, user, stream):
     """Two uniforms on the 2**-26 grid in [0, 1) from one hash (bits 38-63 and 12-37): half the cost of
     two draws, for decisions that need no finer resolution than 1.5e-8."""
-    z = mix64(dkey ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
+    z = mix64(np.uint64(dkey) ^ (np.uint64(user) * _K_USER) ^ (np.uint64(stream) * _K_STREAM))
     return float(np.int64(z >> _S38)) * _INV26, float(np.int64((z >> _S12) & _M26)) * _INV26
 
 
