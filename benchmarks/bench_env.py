@@ -265,13 +265,12 @@ class Population:
         return int(self.agg_i[:, :, K.A_ENROLLED].sum())
 
     def snapshot(self) -> dict:
-        snap = {n: a.copy() for n, a in self.state.items()}
+        snap = {"_users": self.state.copy()}
         snap["_site_prev"] = self.site_prev.copy()
         return snap
 
     def restore(self, snap: dict) -> None:
-        for n, a in self.state.items():
-            a[:] = snap[n]  # in place: self.cols keeps pointing at the same arrays
+        self.state[:] = snap["_users"]  # in place: self.cols keeps pointing at the same fields
         self.site_prev[:] = snap["_site_prev"]
 
 
@@ -562,7 +561,7 @@ def bench_state(n_users: int) -> dict:
     env = _make_env(EconomyEnv, n_users, None, "light")
     env.reset(seed=SEED)
     fields = {name: np.dtype(dt).itemsize for name, dt in K.USER_FIELDS}
-    users_nbytes = sum(a.nbytes for a in env.users.values())
+    users_nbytes = env.users.nbytes
     site = env._site_prev.nbytes + env._site_next.nbytes
     chunk = env._agg_i.nbytes + env._agg_f.nbytes
     fixed = {

@@ -143,8 +143,7 @@ def test_malformed_actions_raise_before_any_change(bad, match):
         env.step({"variant_0": np.zeros(10, np.float32), "variant_1": bad})
     assert "variant_1" in str(exc.value)
     assert env.day == 0
-    for k in before:
-        np.testing.assert_array_equal(before[k], env.users[k])
+    np.testing.assert_array_equal(before, env.users)
     with pytest.raises(ValueError, match="unknown agent"):
         env.step({"variant_9": np.zeros(10)})
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from arena_env.economy import kernels as K
 from arena_env.economy import reference as R
-from arena_env.economy import scenario
+from arena_env.economy import model, scenario
 from arena_env.economy.params import ABSOLUTE_BOUNDS, PARAM_NAMES
 from tests.helpers import Population
 
@@ -33,6 +33,8 @@ def test_user_state_fits_in_64_bytes():
     size = sum(np.dtype(dt).itemsize for _, dt in K.USER_FIELDS)
     assert size <= 64
     assert size == 40
+    st = model.init_population(scenario.load("tiny"), 0)
+    assert st.dtype.itemsize == 40 and st.nbytes == 40 * st.shape[0]  # one packed record per user
 
 
 @pytest.mark.parametrize("name", ["tiny", "gaming-prone"])

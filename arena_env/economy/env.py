@@ -114,7 +114,6 @@ Version history
 
 from __future__ import annotations
 
-import copy
 import math
 
 import gymnasium
@@ -632,12 +631,6 @@ class EconomyEnv(ParallelEnv):
         (value, std, n and confidence of the six metrics, scaled as in the observation)."""
         return self._metric_blocks().ravel().astype(np.float32)
 
-    def __deepcopy__(self, memo):
-        new = object.__new__(type(self))
-        memo[id(self)] = new
-        for k, val in self.__dict__.items():
-            setattr(new, k, copy.deepcopy(val, memo))
-        return new
 
 
 def parallel_env(**kwargs) -> EconomyEnv:

@@ -6,7 +6,8 @@ that the two agree (integers exactly, floats to 1e-9).
 
 Population step
 ---------------
-Users live in struct-of-arrays state (see :data:`USER_FIELDS`, 40 bytes per user).  Sites are
+Users live in one packed record array (see :data:`USER_FIELDS`, 40 bytes per user); the kernel
+receives one strided view per field.  Sites are
 contiguous blocks of ``site_size`` users; a *chunk* is ``sites_per_chunk`` consecutive sites.  The
 step runs ``prange`` over chunks and every chunk writes its own row of the partial aggregates, so the
 result does not depend on the number of threads: each sum is accumulated in user order inside one
@@ -30,7 +31,7 @@ from arena_env._numba import jit, jit_parallel, prange
 from arena_env.rng import day_key, uniform_at, uniform_pair_at
 
 
-# --- user state (struct of arrays), name -> dtype; 40 bytes per user --------------------------
+# --- user state: fields of one packed record per user, name -> dtype; 40 bytes per user -------
 USER_FIELDS = (
     ("variant", np.int8),  # 0 = control, 1.. = treatments
     ("segment", np.int8),  # index into the scenario's segments
