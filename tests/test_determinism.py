@@ -26,7 +26,7 @@ def rollout(steps=200, seed=17, **kwargs):
     rng = np.random.default_rng(seed)
     obs, infos = env.reset(seed=seed)
     out = []
-    for t in range(steps):
+    for _ in range(steps):
         if not env.agents:
             obs, infos = env.reset()
         actions = {a: rng.uniform(-1, 1, 10).astype(np.float32) * (rng.random() < 0.3) for a in env.agents}

@@ -48,7 +48,7 @@ def test_registry_and_aec_form():
     aec = pettingzoo.make("aec", "arena/Economy-v0", scenario="tiny", max_days=3)
     aec.reset(seed=1)
     steps = 0
-    for agent in aec.agent_iter():
+    for _agent in aec.agent_iter():
         obs, rew, term, trunc, info = aec.last()
         aec.step(None if term or trunc else np.zeros(10, np.float32))
         steps += 1
@@ -71,7 +71,7 @@ def test_spaces_and_agents_fixed_at_construction():
 def test_episode_truncates_at_max_days():
     env = EconomyEnv("tiny", max_days=4)
     env.reset(seed=0)
-    for day in range(4):
+    for _ in range(4):
         obs, rew, term, trunc, infos = env.step({})
     assert all(trunc.values()) and not any(term.values())
     assert env.agents == []

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from arena_env.economy import guardrails as gr
 from arena_env.economy import kernels, reference
-from arena_env.economy.params import DEFAULT_VECTOR, N_PARAMS, PARAM_INDEX, PARAM_NAMES
+from arena_env.economy.params import DEFAULT_VECTOR, N_PARAMS, PARAM_INDEX
 
 BACKENDS = pytest.mark.parametrize("clamp", [kernels.clamp_updates, reference.clamp_updates],
                                    ids=["numba", "numpy"])
