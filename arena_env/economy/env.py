@@ -4,10 +4,10 @@ Description
 -----------
 A population of ``n_users`` users is recruited over time and randomised to a control variant and
 ``n_agents`` treatment variants.  Each treatment's economy (the ten XP parameters of the TendedLoop
-Arena protocol) is controlled by one agent; the control keeps the tenant config.  Every step is one
-simulated day: each agent may propose an update, the proposal goes through the five guardrails
+Arena protocol) is controlled by one agent; the control keeps the tenant config.  At every step each
+agent may propose an update, the proposal goes through the five guardrails
 (control lock, status gate, circuit breaker, rate limiter, delta clamp, then integer rounding and
-hard bounds), the applied configs drive one day of user behaviour (activity choice with a reference
+hard bounds), the applied configs drive the days of user behaviour (activity choice with a reference
 point and inflation, capped scans, first-scan and streak bonuses, feedback/photos with substitution,
 reports, missions, churn, novelty, weekdays, rank among site peers shared across variants, an
 optional tenant-wide XP budget), and the six engagement metrics are updated with tests against the
@@ -87,8 +87,21 @@ retention, 2.5 feedback quality).  A policy that matches the control earns 0 in 
 Episode end
 -----------
 Truncation after ``max_days`` simulated days (``ceil(max_days / days_per_step)`` steps).  The reward
-of a multi-day step is the sum of its days' rewards.  Termination when the experiment is COMPLETED (a scheduled or
-researcher ``complete``).  Then ``agents`` is empty.
+of a multi-day step is the sum of its days' rewards.  Termination when the experiment is COMPLETED
+(a scheduled or researcher ``complete``).  Then ``agents`` is empty.
+
+Infos
+-----
+``infos[agent]``: ``day``, ``variant``, ``decision`` (the day's decision record in the protocol's
+shape: ``economyOverrides``, ``appliedConfig``, ``clampedDeltas``, ``rejectionReason``,
+``nextAllowedUpdate``, ``anomaly``; None without a proposal), ``config`` (current config),
+``guardrails`` (status, breakerOpen, anomaly, nextAllowedUpdate), after a step also ``lift`` (the
+day's metric lifts over the control), ``xp_per_user``, ``scheduled`` (researcher actions carried
+out) and ``breaker_tripped``; with ``info_level="full"`` also ``signals`` (the protocol's signals
+payload: enrolled, activeToday, active7d, totalScans, experimentDays, metrics with value, stdDev,
+sampleSize, confidence) and ``tests`` (each metric vs the control: Welch t or Fisher exact with
+difference, 95% CI, p, odds ratio, Cohen's d).  ``action_error`` / ``action_clipped`` report
+sanitised actions.  Formats in ``docs/formats.md``.
 
 Arguments
 ---------
