@@ -1,0 +1,25 @@
+"""Smoke run of the benchmark script (its figures are not asserted: speed is checked by benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_quick_run_writes_complete_json(tmp_path):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "benchmarks/bench_env.py", "--quick", "--repeat", "1", "--max-wait", "0",
+                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert set(data["targets"]) == {"kernel_vs_numpy", "e2e_per_core", "state_bytes", "thread_scaling"}
+    assert data["state"]["total_bytes_per_user"] <= 64
+    assert data["machine"]["cpu_count"] >= 1
+    rows = [r for r in data["kernel"] if "backend" in r]
+    assert {r["backend"] for r in rows} == {"numba", "numpy"} and all(r["user_days_per_s"] > 0 for r in rows)
+    assert all(r["backends_consistent"] for r in rows)  # both backends did the same work
+    assert all(r["steps_per_s"] > 0 for r in data["env"])
