@@ -1,5 +1,18 @@
-"""Agents for the arena's environments (baselines, bandits, controllers, learners).
+"""Agents for the arena's environments: one small protocol, a registry, and the strategies.
 
-The agent protocol, the registry and the strategies land with the agents work item; this package
-is part of the installable distribution from the start so that its import path is stable.
+>>> import agents
+>>> agents.available()            # doctest: +SKIP
+['hold', 'random', ...]
+>>> agent = agents.make("random", every=3)
+
+An agent implements :class:`agents.protocol.Agent` (``reset``, ``act``, ``update``); it sees a
+:class:`~agents.protocol.Context` and answers an :class:`~agents.protocol.Update` or None (hold).
+:mod:`arena_env.wrappers.agents` runs agents in the economy environments.
 """
+
+from . import baselines  # noqa: F401  (registers the baselines)
+from .protocol import DEFAULTS, METRIC_NAMES, PARAM_NAMES, Agent, Context, Metric, Outcome, Signals, Update
+from .registry import AgentConfigError, available, from_decide, load, make, register, signals_dict
+
+__all__ = ["Agent", "AgentConfigError", "Context", "DEFAULTS", "METRIC_NAMES", "Metric", "Outcome", "PARAM_NAMES",
+           "Signals", "Update", "available", "from_decide", "load", "make", "register", "signals_dict"]

@@ -6,12 +6,14 @@ are the learner's in the parallel environment (:mod:`arena_env.economy.env`, sam
 documentation); ``info`` is the learner's info.
 
 Arguments: ``opponents`` (a mapping agent name -> policy, or one policy for every other agent; a
-policy is a callable ``policy(observation, info) -> action`` or an object with ``act(observation,
-info)`` and optionally ``reset(seed)``; ``None`` holds), ``learner`` (default ``"variant_0"``),
-``render_mode`` and every keyword of the parallel environment.
+policy is an :class:`agents.Agent` (``reset``, ``act(context)``, ``update(outcome)``), a callable
+``policy(observation, info) -> action``, or an object with ``act(observation, info)`` and optionally
+``reset(seed)``; ``None`` holds), ``learner`` (default ``"variant_0"``), ``render_mode`` and every
+keyword of the parallel environment.
 
-Seeding: ``reset(seed=s)`` seeds the economy and then every opponent with ``reset(seed=s + 1 + k)``
-for the k-th other agent, so a seed fixes the whole episode.
+Seeding: ``reset(seed=s)`` seeds the economy and then the opponent playing ``variant_k`` with
+``reset(s + 1 + k)`` (the rule of :func:`arena_env.wrappers.agents.agent_seed`), so a seed fixes the
+whole episode.
 
 Version history: v0, initial release.
 """
@@ -22,7 +24,9 @@ from collections.abc import Mapping
 
 import gymnasium
 
+from agents.protocol import Agent, Outcome
 from arena_env.economy.env import EconomyEnv
+from arena_env.wrappers.agents import agent_seed, decide
 
 
 class EconomySingleEnv(gymnasium.Env):
@@ -51,16 +55,18 @@ class EconomySingleEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._obs, self._infos = self.par.reset(seed=seed, options=options)
-        for k, a in enumerate(self.others):
-            pol = self.opponents[a]
+        for k, a in enumerate(self.par.possible_agents):
+            pol = self.opponents.get(a)
             if pol is not None and hasattr(pol, "reset"):
-                pol.reset(None if seed is None else seed + 1 + k)
+                pol.reset(agent_seed(seed, k))
         return self._obs[self.learner], self._infos[self.learner]
 
     def _opponent_action(self, agent):
         pol = self.opponents[agent]
         if pol is None:
             return None
+        if isinstance(pol, Agent):
+            return decide(self.par, agent, pol, self._obs[agent])
         act = pol.act if hasattr(pol, "act") else pol
         return act(self._obs[agent], self._infos[agent])
 
@@ -72,6 +78,10 @@ class EconomySingleEnv(gymnasium.Env):
                 actions[a] = act
         obs, rew, term, trunc, infos = self.par.step(actions)
         self._obs, self._infos = obs, infos
+        for o in self.others:
+            pol = self.opponents[o]
+            if isinstance(pol, Agent):
+                pol.update(Outcome(float(rew[o]), infos[o]["decision"], self.par.day))
         a = self.learner
         return obs[a], rew[a], term[a], trunc[a], infos[a]
 

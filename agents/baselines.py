@@ -1,0 +1,58 @@
+"""Baselines: ``hold`` (never changes anything) and ``random`` (seeded random moves)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .protocol import PARAM_NAMES, Context, Outcome, Update
+from .registry import register
+
+
+@register("hold")
+class Hold:
+    """Never proposes anything: the variant keeps its starting config (the control's twin)."""
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def act(self, context: Context) -> Update | None:
+        return None
+
+    def update(self, outcome: Outcome) -> None:
+        pass
+
+
+@register("random")
+class Random:
+    """Every ``every`` days, moves ``n_params`` random parameters by a random share of the delta limit.
+
+    Hyperparameters: ``every`` (days between proposals, default 7), ``n_params`` (how many
+    parameters a proposal touches, default 2), ``scale`` (largest move as a fraction of the delta
+    limit, default 1.0).  Proposes only when the guardrails could accept (no spamming).  All draws
+    come from the seed given to :meth:`reset`.
+    """
+
+    def __init__(self, every: int = 7, n_params: int = 2, scale: float = 1.0):
+        if every < 1 or not 1 <= n_params <= len(PARAM_NAMES) or not 0.0 < scale <= 1.0:
+            raise ValueError(f"random: need every >= 1, 1 <= n_params <= {len(PARAM_NAMES)}, 0 < scale <= 1; "
+                             f"got every={every}, n_params={n_params}, scale={scale}")
+        self.every, self.n_params, self.scale = int(every), int(n_params), float(scale)
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, context: Context) -> Update | None:
+        if context.day % self.every or not context.can_update:
+            return None
+        keys = self.rng.choice(len(PARAM_NAMES), self.n_params, replace=False)
+        out = {}
+        for i in sorted(keys):
+            name = PARAM_NAMES[i]
+            cur = context.config[name]
+            step = max(cur * context.delta_limit_pct / 100.0, 1.0)
+            out[name] = int(round(cur + self.rng.uniform(-self.scale, self.scale) * step))
+        return Update(out, "random move")
+
+    def update(self, outcome: Outcome) -> None:
+        pass

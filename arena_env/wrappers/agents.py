@@ -1,0 +1,122 @@
+"""Run :mod:`agents` (the protocol's agents) in the economy environments.
+
+* :func:`context_for` turns an agent's observation and info into the protocol's
+  :class:`agents.Context`;
+* :func:`action_for` turns an :class:`agents.Update` (or None, a hold) into the environment's action
+  for its ``action_mode`` (continuous fractions of the delta limit, absolute targets, or a preset
+  index);
+* :func:`run_episode` plays one episode of the parallel environment with one agent per treatment.
+
+Agents are seeded by one rule everywhere: with episode seed ``s``, the ``k``-th agent (``variant_k``)
+gets ``s + 1 + k``.  An agent that raises, or returns something that is not an update of known
+parameters with finite values, stops the episode with :class:`AgentError` naming the agent, the
+day and the problem (tournaments catch it and forfeit the cell).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from agents.protocol import Agent, Context, Outcome, Signals, Update
+from arena_env.economy.env import MINUTES_PER_DAY, EconomyEnv
+from arena_env.economy.guardrails import RUNNING
+from arena_env.economy.params import N_PARAMS, PARAM_INDEX, to_dict
+
+
+class AgentError(RuntimeError):
+    """An agent raised or returned an invalid decision; the message names the agent and the day."""
+
+
+def agent_seed(seed: int | None, k: int) -> int | None:
+    """The seed of the ``k``-th agent in an episode seeded ``seed`` (None stays None)."""
+    return None if seed is None else int(seed) + 1 + k
+
+
+def context_for(env: EconomyEnv, agent: str, observation=None) -> Context:
+    """The protocol context of ``agent`` in ``env`` now (after ``reset`` or a ``step``)."""
+    v = env._variant_of(agent)
+    g = env.guardrails
+    nxt = g.next_allowed_update(v)
+    signals = Signals.from_payload(env.signals(v), env.signals(0)["metrics"])
+    presets = {p.name: to_dict(vec) for p, vec in zip(env.scenario.presets, env.preset_vectors)}
+    return Context(
+        signals=signals, config=to_dict(env.config[v]), day=env.day,
+        delta_limit_pct=g.config.delta_limit_pct, update_interval_min=g.config.update_interval_min,
+        minute=float(env.day * MINUTES_PER_DAY), next_allowed_update=nxt if math.isfinite(nxt) else None,
+        breaker_open=bool(g.breaker_open[v]), anomaly=bool(g.anomaly[v]), running=g.status == RUNNING,
+        presets=presets, vector=observation)
+
+
+def action_for(env: EconomyEnv, agent: str, update: Update | None):
+    """The environment action that carries ``update`` (None: a hold) for ``agent``."""
+    v = env._variant_of(agent)
+    current = env.config[v].astype(np.float64)
+    if update is None:
+        if env.action_mode == "discrete":
+            return 0
+        return np.zeros(N_PARAMS, np.float32) if env.action_mode == "continuous" else current.astype(np.float32)
+    if not isinstance(update, Update):
+        raise AgentError(f"{agent} on day {env.day}: act() must return agents.Update or None, "
+                         f"got {type(update).__name__}")
+    target = current.copy()
+    touched = np.zeros(N_PARAMS, dtype=bool)
+    for key, value in update.overrides.items():
+        if key not in PARAM_INDEX:
+            raise AgentError(f"{agent} on day {env.day}: unknown parameter {key!r} in the update; "
+                             f"expected one of {', '.join(PARAM_INDEX)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(value):
+            raise AgentError(f"{agent} on day {env.day}: parameter {key!r} must be a finite number, got {value!r}")
+        target[PARAM_INDEX[key]] = float(value)
+        touched[PARAM_INDEX[key]] = True
+    if env.action_mode == "absolute":
+        return target.astype(np.float32)
+    if env.action_mode == "continuous":
+        step = np.maximum(current * env.guardrail_config.delta_limit_pct / 100.0, 1.0)
+        return np.where(touched, np.clip((target - current) / step, -1.0, 1.0), 0.0).astype(np.float32)
+    for k, vec in enumerate(env.preset_vectors):  # discrete: the update must name a whole preset
+        if np.array_equal(vec, target):
+            return k + 1
+    raise AgentError(f"{agent} on day {env.day}: in action_mode='discrete' an update must equal one of the "
+                     f"scenario's presets ({', '.join(p.name for p in env.scenario.presets)})")
+
+
+def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None):
+    """Ask ``policy`` for ``agent``'s decision now and return the environment action."""
+    ctx = context_for(env, agent, observation)
+    try:
+        update = policy.act(ctx)
+    except Exception as exc:  # an agent's bug is reported with its name and day, never swallowed
+        raise AgentError(f"{agent} ({type(policy).__name__}) raised on day {env.day}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    return action_for(env, agent, update)
+
+
+def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None = None) -> dict:
+    """Play one episode with ``policies[agent]`` for every agent (missing agents hold).
+
+    Returns ``{"rewards": {agent: total}, "days": n, "decisions": {agent: records}}``.
+    """
+    unknown = sorted(set(policies) - set(env.possible_agents))
+    if unknown:
+        raise ValueError(f"policies for unknown agents {unknown}; the env's agents are {env.possible_agents}")
+    obs, _ = env.reset(seed=seed)
+    for k, a in enumerate(env.possible_agents):
+        if a in policies:
+            policies[a].reset(agent_seed(seed, k))
+    totals = {a: 0.0 for a in env.possible_agents}
+    decisions: dict[str, list] = {a: [] for a in env.possible_agents}
+    while env.agents:
+        actions = {a: decide(env, a, policies[a], obs[a]) for a in env.agents if a in policies}
+        obs, rewards, _, _, infos = env.step(actions)
+        for a, r in rewards.items():
+            totals[a] += r
+            decision = infos[a]["decision"]
+            if decision is not None:
+                decisions[a].append(decision)
+            if a in policies:
+                policies[a].update(Outcome(float(r), decision, env.day))
+    return {"rewards": totals, "days": env.day, "decisions": decisions}

@@ -1,0 +1,133 @@
+"""Agents in the economy environments: contexts, actions in every mode, episodes, faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import agents
+from agents import Outcome, Update
+from arena_env.economy.env import EconomyEnv
+from arena_env.wrappers.agents import AgentError, action_for, context_for, run_episode
+from arena_env.wrappers.single import EconomySingleEnv
+
+
+def test_context_mirrors_the_env():
+    env = EconomyEnv("tiny", guardrails={"update_interval_min": 2880})
+    env.reset(seed=1)
+    env.step({"variant_0": np.eye(10, dtype=np.float32)[0]})
+    ctx = context_for(env, "variant_0")
+    assert ctx.day == 1 and ctx.config["scanXp"] == 15
+    assert ctx.signals.enrolled == env.signals(1)["enrolled"] and set(ctx.signals.control) == set(agents.METRIC_NAMES)
+    assert ctx.next_allowed_update == 2880 and ctx.minute == 1440 and not ctx.can_update
+    assert set(ctx.presets) == {p.name for p in env.scenario.presets}
+
+
+@pytest.mark.parametrize("mode", ["continuous", "absolute", "discrete"])
+def test_an_update_reaches_the_same_config_in_every_action_mode(mode):
+    env = EconomyEnv("tiny", action_mode=mode)
+    env.reset(seed=0)
+    rich = context_for(env, "variant_0").presets["rich"]
+    update = Update(dict(rich))
+    for _ in range(3):  # the delta clamp may need more than one step
+        env.step({"variant_0": action_for(env, "variant_0", update)})
+    assert context_for(env, "variant_0").config == rich
+    hold = action_for(env, "variant_1", None)
+    _, _, _, _, infos = env.step({"variant_1": hold})
+    assert infos["variant_1"]["decision"] is None
+
+
+def test_hold_agent_is_the_empty_action():
+    pol = {a: agents.make("hold") for a in ("variant_0", "variant_1")}
+    res = run_episode(EconomyEnv("tiny", max_days=12), pol, seed=4)
+    env = EconomyEnv("tiny", max_days=12)
+    env.reset(seed=4)
+    totals = {a: 0.0 for a in env.possible_agents}
+    while env.agents:
+        for a, r in env.step({})[1].items():
+            totals[a] += r
+    assert res["rewards"] == totals and res["days"] == 12
+    assert res["decisions"] == {"variant_0": [], "variant_1": []}
+
+
+def test_random_agents_are_deterministic_and_never_spam_rejections():
+    def play(seed):
+        env = EconomyEnv("tiny", max_days=20, guardrails={"update_interval_min": 4320})
+        pol = {a: agents.make("random", every=1) for a in env.possible_agents}
+        return run_episode(env, pol, seed=seed)
+    a, b = play(7), play(7)
+    assert a == b
+    recs = [d for ds in a["decisions"].values() for d in ds]
+    assert recs and all(d["accepted"] for d in recs)  # proposals only when the rate limit allows
+    assert play(8)["rewards"] != a["rewards"]
+
+
+class Recorder:
+    """An agent that proposes once and records its outcomes."""
+
+    def __init__(self):
+        self.outcomes = []
+
+    def reset(self, seed=None):
+        self.seed = seed
+
+    def act(self, context):
+        return Update({"feedbackXp": 20}) if context.day == 0 else None
+
+    def update(self, outcome):
+        self.outcomes.append(outcome)
+
+
+def test_update_is_called_with_reward_and_decision():
+    rec = Recorder()
+    res = run_episode(EconomyEnv("tiny", max_days=5), {"variant_1": rec}, seed=2)
+    assert rec.seed == 4 and len(rec.outcomes) == 5
+    assert rec.outcomes[0].accepted and rec.outcomes[0].decision["appliedConfig"] == {"feedbackXp": 20}
+    assert all(o.decision is None for o in rec.outcomes[1:])
+    assert sum(o.reward for o in rec.outcomes) == pytest.approx(res["rewards"]["variant_1"])
+
+
+class Crasher(Recorder):
+    def act(self, context):
+        raise ZeroDivisionError("oops")
+
+
+class Garbage(Recorder):
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def act(self, context):
+        return self.out
+
+
+@pytest.mark.parametrize("pol, match", [
+    (Crasher(), r"variant_0 \(Crasher\) raised on day 0: ZeroDivisionError: oops"),
+    (Garbage({"scanXp": 12}), "must return agents.Update or None, got dict"),
+    (Garbage(Update({"scanXP": 12})), "unknown parameter 'scanXP'"),
+    (Garbage(Update({"scanXp": float("nan")})), "'scanXp' must be a finite number"),
+])
+def test_faulty_agents_are_reported_by_name(pol, match):
+    with pytest.raises(AgentError, match=match):
+        run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": pol}, seed=0)
+
+
+def test_discrete_mode_accepts_only_presets():
+    env = EconomyEnv("tiny", action_mode="discrete")
+    env.reset(seed=0)
+    with pytest.raises(AgentError, match="must equal one of the scenario's presets"):
+        action_for(env, "variant_0", Update({"scanXp": 11}))
+
+
+def test_agents_as_opponents_in_the_single_agent_env():
+    opp = agents.make("random", every=1)
+    env = EconomySingleEnv(opponents={"variant_1": opp}, scenario="tiny", max_days=6)
+    env.reset(seed=3)
+    for _ in range(6):
+        env.step(np.zeros(10, np.float32))
+    assert env.par.config[2].tolist() != env.par.config[1].tolist()
+    assert isinstance(opp, agents.Agent)
+
+
+def test_outcome_type_round_trip():
+    assert Outcome(1.0, None, 3).day == 3
