@@ -1,0 +1,174 @@
+"""Agents driven by a learned or external model: ``sb3`` (a Stable-Baselines3 checkpoint) and ``llm``
+(a language model answering in JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from .protocol import METRIC_NAMES, PARAM_NAMES, Context, Outcome, Update
+from .registry import register
+
+
+def fractions_to_update(context: Context, fractions, reasoning: str = "") -> Update | None:
+    """An update from per-parameter moves given as fractions of the delta limit (the economy env's
+    continuous action: ``current + a * max(current * pct / 100, 1)``); zeros are left untouched."""
+    a = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    if a.shape != (len(PARAM_NAMES),):
+        raise ValueError(f"expected {len(PARAM_NAMES)} fractions (one per parameter), got shape {a.shape}")
+    out = {}
+    for name, f in zip(PARAM_NAMES, a):
+        if f == 0.0 or not math.isfinite(f):
+            continue
+        cur = context.config[name]
+        target = int(round(cur + f * max(cur * context.delta_limit_pct / 100.0, 1.0)))
+        if target != cur:
+            out[name] = target
+    return Update(out, reasoning) if out else None
+
+
+@register("sb3")
+class SB3Policy:
+    """A Stable-Baselines3 policy checkpoint (``model.save(path)``) as an agent.
+
+    Hyperparameters: ``path`` (the ``.zip`` checkpoint), ``algo`` (``"PPO"``, ``"A2C"``, ``"SAC"``,
+    ... any class of ``stable_baselines3``; default PPO), ``deterministic`` (default True).  The
+    policy reads ``context.vector`` (the economy env's observation); a Box action is read as the
+    env's continuous action (fractions of the delta limit), a Discrete one as "0 holds, k pulls
+    preset k-1".  Use it to put a trained learner in a tournament next to the baselines.
+    """
+
+    def __init__(self, path: str, algo: str = "PPO", deterministic: bool = True):
+        import stable_baselines3
+
+        cls = getattr(stable_baselines3, algo, None)
+        if cls is None:
+            raise ValueError(f"sb3: unknown algorithm {algo!r}; e.g. PPO, A2C, SAC, TD3, DQN")
+        self.model = cls.load(path, device="cpu")
+        self.deterministic = bool(deterministic)
+        self.discrete = hasattr(self.model.action_space, "n")
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.model.set_random_seed(seed)
+
+    def act(self, context: Context) -> Update | None:
+        if context.vector is None:
+            raise ValueError("sb3: the context carries no observation vector (context.vector)")
+        if not context.can_update:
+            return None
+        action, _ = self.model.predict(np.asarray(context.vector, np.float32), deterministic=self.deterministic)
+        if self.discrete:
+            k = int(action)
+            if k == 0:
+                return None
+            name = list(context.presets)[k - 1]
+            return Update(dict(context.presets[name]), f"policy chose preset {name}")
+        return fractions_to_update(context, action, "policy action")
+
+    def update(self, outcome: Outcome) -> None:
+        pass
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def build_prompt(context: Context) -> str:
+    """The prompt an LLM agent sends: signals, the control's metrics, the config and the limits."""
+    lines = [
+        "You tune the gamification economy of one treatment variant of an A/B experiment.",
+        f"Day {context.day}. Enrolled {context.signals.enrolled}, active today {context.signals.active_today}, "
+        f"active in 7 days {context.signals.active_7d}.",
+        "Metrics (variant vs control): " + "; ".join(
+            f"{m} {context.signals.metrics[m].value:.4g} (n={context.signals.metrics[m].sample_size}, "
+            f"{context.signals.metrics[m].confidence})"
+            + (f" vs {context.signals.control[m].value:.4g}" if m in context.signals.control else "")
+            for m in METRIC_NAMES if m in context.signals.metrics),
+        "Current config: " + json.dumps(dict(context.config)),
+        f"Guardrails: each parameter may move at most {context.delta_limit_pct:g}% of its current value per "
+        f"update; at most one accepted update every {context.update_interval_min} minutes; values are integers.",
+        'Answer with one JSON object only: {"overrides": {"<parameter>": <integer>, ...}, "reasoning": "<why>"}, '
+        'or {"overrides": {}, "reasoning": "<why>"} to keep the config. Parameters: ' + ", ".join(PARAM_NAMES) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def parse_answer(text: str) -> Update | None:
+    """Strictly parse an LLM answer into an update; ``ValueError`` for anything not in the schema."""
+    m = _JSON_OBJECT.search(text or "")
+    if not m:
+        raise ValueError("no JSON object in the answer")
+    data = json.loads(m.group(0))
+    if not isinstance(data, dict) or set(data) - {"overrides", "reasoning"} or "overrides" not in data:
+        raise ValueError('expected {"overrides": {...}, "reasoning": "..."}')
+    ov = data["overrides"]
+    if not isinstance(ov, dict):
+        raise ValueError("overrides must be an object")
+    out = {}
+    for k, v in ov.items():
+        if k not in PARAM_NAMES:
+            raise ValueError(f"unknown parameter {k!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or v != int(v):
+            raise ValueError(f"{k} must be a non-negative integer, got {v!r}")
+        out[k] = int(v)
+    return Update(out, str(data.get("reasoning", ""))) if out else None
+
+
+@register("llm")
+class LLMAgent:
+    """A language model proposes updates from a prompt of signals, config and guardrail limits.
+
+    Hyperparameters: ``complete`` (a function ``prompt -> answer text``; injectable, so tests and
+    offline runs use recorded answers) or ``client="anthropic"`` with ``model`` (needs the optional
+    ``anthropic`` package and an API key; no network is used otherwise), ``every`` (days between
+    questions, default 7).  The answer must be one JSON object ``{"overrides": {...}, "reasoning":
+    "..."}``; a malformed answer or a failed call changes nothing (the agent holds) and is counted
+    in ``self.errors``.  Use it to compare LLM reasoning with the classical strategies.
+    """
+
+    def __init__(self, complete: Callable[[str], str] | None = None, client: str | None = None,
+                 model: str = "claude-sonnet-4-5", every: int = 7):
+        if complete is None and client is None:
+            raise ValueError("llm: pass complete=<prompt -> text function> or client='anthropic'")
+        if complete is None:
+            complete = _anthropic_completion(model) if client == "anthropic" else None
+            if complete is None:
+                raise ValueError(f"llm: unknown client {client!r}; supported: 'anthropic'")
+        if every < 1:
+            raise ValueError(f"llm: every must be >= 1, got {every}")
+        self.complete, self.every = complete, int(every)
+        self.errors: list[str] = []
+        self.prompts: list[str] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        self.errors, self.prompts = [], []
+
+    def act(self, context: Context) -> Update | None:
+        if context.day % self.every or not context.can_update:
+            return None
+        prompt = build_prompt(context)
+        self.prompts.append(prompt)
+        try:
+            return parse_answer(self.complete(prompt))
+        except Exception as exc:  # a bad or failed answer is no change, recorded
+            self.errors.append(f"day {context.day}: {type(exc).__name__}: {exc}")
+            return None
+
+    def update(self, outcome: Outcome) -> None:
+        pass
+
+
+def _anthropic_completion(model: str) -> Callable[[str], str]:  # pragma: no cover - needs the network
+    import anthropic
+
+    client = anthropic.Anthropic()
+
+    def complete(prompt: str) -> str:
+        msg = client.messages.create(model=model, max_tokens=400, messages=[{"role": "user", "content": prompt}])
+        return "".join(getattr(b, "text", "") for b in msg.content)
+
+    return complete
