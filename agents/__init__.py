@@ -10,7 +10,7 @@ An agent implements :class:`agents.protocol.Agent` (``reset``, ``act``, ``update
 :mod:`arena_env.wrappers.agents` runs agents in the economy environments.
 """
 
-from . import baselines, controllers, learners  # noqa: F401  (register their agents)
+from . import bandits, baselines, contextual, controllers, learners  # noqa: F401  (register their agents)
 from .protocol import DEFAULTS, METRIC_NAMES, PARAM_NAMES, Agent, Context, Metric, Outcome, Signals, Update
 from .registry import AgentConfigError, available, from_decide, load, make, register, signals_dict
 

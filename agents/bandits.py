@@ -321,7 +321,7 @@ class Hedge(PresetBandit):
         self.subs = [make(s, period=period, patience=patience) for s in self.strategies]
         for name, sub in zip(self.strategies, self.subs):
             if not isinstance(sub, PresetBandit):
-                raise ValueError(f"hedge: strategy {name!r} is not a bandit agent of agents.bandits")
+                raise TypeError(f"hedge: strategy {name!r} is not a bandit agent of agents.bandits")
         self.eta, self.gamma = float(eta), float(gamma)
         super().__init__(period, patience)
 
