@@ -128,7 +128,7 @@ class BayesOpt:
     def config_for(self, u: np.ndarray) -> dict:
         """The configuration of point ``u``."""
         out = {}
-        for g, (name, params) in enumerate(self.groups.items()):
+        for g, params in enumerate(self.groups.values()):
             for p in params:
                 out[p] = max(int(round(self.base[p] * 2.0 ** (self.span * float(u[g])))), 1 if self.base[p] else 0)
         return out
