@@ -131,3 +131,42 @@ def test_agents_as_opponents_in_the_single_agent_env():
 
 def test_outcome_type_round_trip():
     assert Outcome(1.0, None, 3).day == 3
+
+
+def test_an_agent_in_the_learner_seat_of_the_single_agent_env():
+    from arena_env.wrappers.agents import run_single_episode
+
+    def play():
+        env = EconomySingleEnv(scenario="tiny", max_days=12, learner="variant_1",
+                               opponents={"variant_0": agents.make("random", every=2)})
+        return run_single_episode(env, agents.make("random", every=3), seed=2)
+    a = play()
+    assert a == play() and a["days"] == 12 and a["decisions"]
+    assert all(d["variant"] == 2 for d in a["decisions"])
+
+
+@pytest.fixture(scope="module")
+def ppo_path(tmp_path_factory):
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", EconomySingleEnv(scenario="tiny", max_days=8), n_steps=16, batch_size=16, n_epochs=1,
+                seed=0, device="cpu")
+    model.learn(total_timesteps=16)
+    path = tmp_path_factory.mktemp("ppo") / "ppo.zip"
+    model.save(path)
+    return str(path)
+
+
+def scripted(prompt):
+    return '{"overrides": {"photoXp": 12}, "reasoning": "more photos"}'
+
+
+@pytest.mark.parametrize("scenario", __import__("arena_env.economy.scenario", fromlist=["x"]).scenario_names())
+def test_baselines_and_learners_run_every_scenario_deterministically(scenario, ppo_path):
+    def play():
+        env = EconomyEnv(scenario, n_users=2000, max_days=20, info_level="light")
+        names = ["hold", "random", "llm", "sb3"]
+        params = {"llm": {"complete": scripted}, "sb3": {"path": ppo_path}}
+        pols = {a: agents.make(n, **params.get(n, {})) for a, n in zip(env.possible_agents, names)}
+        return run_episode(env, pols, seed=11)
+    assert play() == play()

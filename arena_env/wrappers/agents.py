@@ -5,7 +5,9 @@
 * :func:`action_for` turns an :class:`agents.Update` (or None, a hold) into the environment's action
   for its ``action_mode`` (continuous fractions of the delta limit, absolute targets, or a preset
   index);
-* :func:`run_episode` plays one episode of the parallel environment with one agent per treatment.
+* :func:`run_episode` plays one episode of the parallel environment with one agent per treatment;
+  :func:`run_single_episode` one of the single-agent environment with an agent in the learner's seat
+  (agents can also be the single-agent environment's opponents).
 
 Agents are seeded by one rule everywhere: with episode seed ``s``, the ``k``-th agent (``variant_k``)
 gets ``s + 1 + k``.  An agent that raises, or returns something that is not an update of known
@@ -120,3 +122,23 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
             if a in policies:
                 policies[a].update(Outcome(float(r), decision, env.day))
     return {"rewards": totals, "days": env.day, "decisions": decisions}
+
+
+def run_single_episode(env, policy: Agent, seed: int | None = None) -> dict:
+    """Play one episode of the single-agent env (:class:`~arena_env.wrappers.single.EconomySingleEnv`)
+    with ``policy`` in the learner's seat; the opponents are the env's own.
+
+    The policy is reset with the learner's seed by the same rule as in :func:`run_episode`.
+    Returns ``{"reward": total, "days": n, "decisions": records}``.
+    """
+    obs, _ = env.reset(seed=seed)
+    policy.reset(agent_seed(seed, env.par.possible_agents.index(env.learner)))
+    total, decisions, done = 0.0, [], False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(decide(env.par, env.learner, policy, obs))
+        total += reward
+        if info["decision"] is not None:
+            decisions.append(info["decision"])
+        policy.update(Outcome(float(reward), info["decision"], env.par.day))
+        done = terminated or truncated
+    return {"reward": total, "days": env.par.day, "decisions": decisions}
