@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: install
-	$(PY) -m arena_env.demo
+	$(PY) evaluate.py
 
 test: install
 	$(PY) -m pytest -q

@@ -170,3 +170,22 @@ def test_baselines_and_learners_run_every_scenario_deterministically(scenario, p
         pols = {a: agents.make(n, **params.get(n, {})) for a, n in zip(env.possible_agents, names)}
         return run_episode(env, pols, seed=11)
     assert play() == play()
+
+
+class Sleeper(Recorder):
+    def act(self, context):
+        import time
+        time.sleep(5)
+
+
+def test_a_hanging_agent_is_stopped_by_the_decision_timeout():
+    import time
+
+    from arena_env.wrappers.agents import DecisionTimeout
+    t = time.perf_counter()
+    with pytest.raises(DecisionTimeout, match="variant_0 \\(Sleeper\\) exceeded the decision timeout of 0.2 s"):
+        run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": Sleeper()}, seed=0, timeout=0.2)
+    assert time.perf_counter() - t < 3
+    lat = {"variant_0": [], "variant_1": []}
+    run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": agents.make("random")}, seed=0, timeout=5, latencies=lat)
+    assert len(lat["variant_0"]) == 3 and lat["variant_1"] == [] and all(x < 5 for x in lat["variant_0"])

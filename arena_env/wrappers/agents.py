@@ -18,6 +18,8 @@ day and the problem (tournaments catch it and forfeit the cell).
 from __future__ import annotations
 
 import math
+import signal
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -86,20 +88,49 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
                      f"scenario's presets ({', '.join(p.name for p in env.scenario.presets)})")
 
 
-def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None):
-    """Ask ``policy`` for ``agent``'s decision now and return the environment action."""
+class DecisionTimeout(AgentError):
+    """An agent took longer than the allowed time for one decision."""
+
+
+def _on_alarm(signum, frame):
+    raise TimeoutError
+
+
+def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout: float | None = None,
+           latencies: list | None = None):
+    """Ask ``policy`` for ``agent``'s decision now and return the environment action.
+
+    ``timeout`` (seconds, main thread only, Unix) bounds one ``act`` call: a slower agent raises
+    :class:`DecisionTimeout`.  The call's duration is appended to ``latencies`` when given.
+    """
     ctx = context_for(env, agent, observation)
+    start = time.perf_counter()
+    if timeout is not None:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         update = policy.act(ctx)
+    except TimeoutError:
+        raise DecisionTimeout(f"{agent} ({type(policy).__name__}) exceeded the decision timeout of {timeout:g} s "
+                              f"on day {env.day}") from None
     except Exception as exc:  # an agent's bug is reported with its name and day, never swallowed
         raise AgentError(f"{agent} ({type(policy).__name__}) raised on day {env.day}: "
                          f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        if latencies is not None:
+            latencies.append(time.perf_counter() - start)
     return action_for(env, agent, update)
 
 
-def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None = None) -> dict:
+def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None = None,
+                timeout: float | None = None, latencies: Mapping[str, list] | None = None) -> dict:
     """Play one episode with ``policies[agent]`` for every agent (missing agents hold).
 
+    ``timeout`` bounds every decision (see :func:`decide`); ``latencies[agent]`` lists, when given,
+    receive the duration of each of that agent's decisions.
     Returns ``{"rewards": {agent: total}, "days": n, "decisions": {agent: records}}``.
     """
     unknown = sorted(set(policies) - set(env.possible_agents))
@@ -112,7 +143,8 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
     totals = {a: 0.0 for a in env.possible_agents}
     decisions: dict[str, list] = {a: [] for a in env.possible_agents}
     while env.agents:
-        actions = {a: decide(env, a, policies[a], obs[a]) for a in env.agents if a in policies}
+        actions = {a: decide(env, a, policies[a], obs[a], timeout, None if latencies is None else latencies[a])
+                   for a in env.agents if a in policies}
         obs, rewards, _, _, infos = env.step(actions)
         for a, r in rewards.items():
             totals[a] += r

@@ -1,0 +1,1 @@
+"""Tournaments, leaderboards and their statistics."""

@@ -1,0 +1,73 @@
+"""Tournaments and leaderboards: ``python evaluate.py`` (a quick tournament on the default scenario)
+or ``python evaluate.py --config configs/tournament.yaml``.
+
+Reads top to bottom: parse the options, build the tournament, play the missing cells in worker
+processes (resumable), rank, write ``leaderboard.md``, ``leaderboard.csv``, ``results.parquet`` and
+``manifest.json`` in the run directory, print the leaderboard.  The rules (tracks, seeds, faults,
+resume) are in :mod:`arena_env.evaluation.tournament`; the statistics in
+:mod:`arena_env.evaluation.leaderboard` and :mod:`arena_env.evaluation.stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from arena_env.evaluation import leaderboard, tournament
+
+
+def progress(done: int, total: int, elapsed: float) -> None:
+    """One status line on stderr: cells done, elapsed time and the estimated time left."""
+    eta = elapsed / max(done, 1) * (total - done) if done else float("nan")
+    bar = "#" * int(30 * done / total) + "-" * (30 - int(30 * done / total))
+    print(f"\r[{bar}] {done}/{total} cells  {elapsed:6.1f}s elapsed  ETA {eta:6.1f}s", end="", file=sys.stderr,
+          flush=True)
+    if done == total:
+        print(file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="tournament YAML (default: the quick tournament)")
+    p.add_argument("--seeds", type=int, help="evaluation seeds per (agent, scenario) (default 10)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<config name>-<time>)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run in --out / add to its results")
+    p.add_argument("--leaderboard-only", action="store_true", help="re-rank --out/results.parquet, run nothing")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the intervals")
+    args = p.parse_args(argv)
+
+    if args.leaderboard_only:
+        if args.out is None:
+            p.error("--leaderboard-only needs --out, the run directory to re-rank")
+        rows, _ = tournament.read_results(args.out / "results.parquet")
+    else:
+        try:
+            cfg = (tournament.load_config(args.config, args.seeds) if args.config
+                   else tournament.default_config(args.seeds or 10))
+        except tournament.TournamentConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        name = args.config.stem if args.config else "quick"
+        out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            rows = tournament.run(cfg, out, workers=args.workers, resume=args.resume, progress=progress)
+        except FileExistsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        args.out = out
+        failed = [r for r in rows if r["failed"]]
+        for r in failed[:5]:
+            print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)
+
+    table, facts = leaderboard.build(rows, n_boot=args.n_boot)
+    leaderboard.write(table, facts, args.out)
+    print(leaderboard.markdown(table, facts))
+    print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv, results.parquet, manifest.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
