@@ -2,8 +2,8 @@
 or ``python evaluate.py --config configs/tournament.yaml``.
 
 Reads top to bottom: parse the options, build the tournament, play the missing cells in worker
-processes (resumable), rank, write ``leaderboard.md``, ``leaderboard.csv``, ``results.parquet`` and
-``manifest.json`` in the run directory, print the leaderboard.  The rules (tracks, seeds, faults,
+processes (resumable), rank, write ``leaderboard.md``, ``leaderboard.csv``, ``report.html``,
+``results.parquet`` and ``manifest.json`` in the run directory, print the leaderboard.  The rules (tracks, seeds, faults,
 resume) are in :mod:`arena_env.evaluation.tournament`; the statistics in
 :mod:`arena_env.evaluation.leaderboard` and :mod:`arena_env.evaluation.stats`.
 """
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from arena_env.evaluation import leaderboard, tournament
+from arena_env.evaluation import leaderboard, report, tournament
 
 
 def progress(done: int, total: int, elapsed: float) -> None:
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     if args.leaderboard_only:
         if args.out is None:
             p.error("--leaderboard-only needs --out, the run directory to re-rank")
-        rows, _ = tournament.read_results(args.out / "results.parquet")
+        rows, meta = tournament.read_results(args.out / "results.parquet")
     else:
         try:
             cfg = (tournament.load_config(args.config, args.seeds) if args.config
@@ -58,14 +58,16 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         args.out = out
+        meta = tournament.manifest(cfg)
         failed = [r for r in rows if r["failed"]]
         for r in failed[:5]:
             print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)
 
     table, facts = leaderboard.build(rows, n_boot=args.n_boot)
     leaderboard.write(table, facts, args.out)
+    report.write(table, rows, facts, meta, args.out)
     print(leaderboard.markdown(table, facts))
-    print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv, results.parquet, manifest.json)")
+    print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv, report.html, results.parquet, manifest.json)")
     return 0
 
 
