@@ -28,7 +28,8 @@ def test_report_is_self_contained_with_table_and_plots(page):
     for agent in ("hold", "random", "ucb1"):
         assert f"<td>{agent}" in text
     imgs = re.findall(r'<img alt="[^"]*" src="([^"]+)"', text)
-    assert len(imgs) == 2 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(imgs) == 3 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert "lift over time" in text
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing loaded from elsewhere
 
 
@@ -43,4 +44,4 @@ def test_report_opens_in_headless_chromium(page, tmp_path):
     dom = res.stdout
     assert res.returncode == 0, res.stderr[-2000:]
     assert '<table id="leaderboard">' in dom and dom.count("<tr>") == 4 and "ucb1" in dom
-    assert dom.count("<img") == 2
+    assert dom.count("<img") == 3

@@ -72,6 +72,9 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list
         for col in LIFT_COLUMNS:
             vals = [r[col] for r in ok if r.get(col) is not None]
             row[col] = float(np.mean(vals)) if vals else math.nan
+            pcol = "p_" + col.removeprefix("lift_")  # share of cells with a significant gain (p < 0.05)
+            sig = [r.get(col, 0) > 0 and r.get(pcol) is not None and r[pcol] < 0.05 for r in ok]
+            row["sig_gain_" + col.removeprefix("lift_")] = float(np.mean(sig)) if sig else math.nan
         for b in baselines:
             if b == a:
                 continue
@@ -102,7 +105,7 @@ def markdown(table: Sequence[dict], facts: dict) -> str:
     ]
     pcols = [f"P(>{b})" for b in facts["baselines"]]
     head = ["rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean", *pcols, "win vs control",
-            "failures", "rejections", "clamps", "latency ms (mean / p99)"]
+            "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / p99)"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for r in table:
@@ -111,7 +114,7 @@ def markdown(table: Sequence[dict], facts: dict) -> str:
             ("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r["baseline"] else ""),
             f"{_fmt(r['iqm'])} [{_fmt(r['iqm_lo'])}, {_fmt(r['iqm_hi'])}]",
             f"{_fmt(r['mean'])} [{_fmt(r['mean_lo'])}, {_fmt(r['mean_hi'])}]", _fmt(r["raw_mean"]), *p,
-            _fmt(r["win_rate_vs_control"]), _fmt(r["failure_rate"]), _fmt(r["rejections"], 1), _fmt(r["clamps"], 1),
+            _fmt(r["win_rate_vs_control"]), _fmt(r.get("sig_gain_RETENTION_RATE")), _fmt(r["failure_rate"]), _fmt(r["rejections"], 1), _fmt(r["clamps"], 1),
             f"{_fmt(r['latency_mean_ms'], 3)} / {_fmt(r['latency_p99_ms'], 3)}"]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,7 @@
 """``report.html``: one self-contained page (inline CSS, plots as embedded PNG) with the leaderboard
-table, the agents' normalised scores with their 95% intervals, and per-agent score distributions
-and lifts over the control per scenario."""
+table, the agents' normalised scores with their 95% intervals, and per scenario each agent's score
+distribution, its lifts over the control, and its cumulative reward (lift net of XP cost) over the
+episode."""
 
 from __future__ import annotations
 
@@ -60,6 +61,19 @@ def _plots(table: Sequence[dict], rows: Sequence[dict], facts: dict) -> list[tup
         axes[1].set_xlabel("lift over the control at the end of the episode (mean over seeds)")
         axes[1].legend(loc="lower right", fontsize=8)
         out.append((f"Scenario {scenario}: scores and lifts", _png(fig)))
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for a in agents:
+            series = [np.cumsum(r["step_rewards"]) for r in rows if r["agent"] == a and r["scenario"] == scenario
+                      and not r.get("failed") and r.get("step_rewards")]
+            if series:
+                n = min(len(x) for x in series)
+                ax.plot(np.arange(1, n + 1), np.mean([x[:n] for x in series], axis=0), label=a)
+        ax.axhline(0, color="#999", lw=0.8)
+        ax.set_xlabel("step (day)")
+        ax.set_ylabel("cumulative reward, mean over seeds")
+        ax.legend(fontsize=8)
+        out.append((f"Scenario {scenario}: lift over time", _png(fig)))
         plt.close(fig)
     return out
 

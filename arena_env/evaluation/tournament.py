@@ -235,8 +235,8 @@ def play_cell(cfg: TournamentConfig, label: str, scenario: str, seed: int) -> di
         xp_per_user_lift=float((xp[:, 1] - xp[:, 0]).mean()),
         final_config=json.dumps({k: int(v) for k, v in zip(_param_names(), env.config[1])}),
     )
-    for m, t in _final_tests(env).items():
-        row[f"lift_{m}"] = t
+    row.update(_final_tests(env))
+    row["step_rewards"] = [float(x) for x in res["step_rewards"]["variant_0"]]  # for the lift-over-time plot
     return row
 
 
@@ -247,9 +247,18 @@ def _param_names():
 
 
 def _final_tests(env) -> dict:
-    from arena_env.economy.metrics import METRIC_NAMES
+    """The variant's lift over the control at the end of the episode, and its test's p-value (Welch
+    for the per-user metrics, Fisher exact for the rates), per metric."""
+    from arena_env.economy import kernels as K
+    from arena_env.economy.metrics import IS_BINARY, METRIC_NAMES
 
-    return {m: float(env._mean[1, i] - env._mean[0, i]) for i, m in enumerate(METRIC_NAMES)}
+    out = {}
+    for i, m in enumerate(METRIC_NAMES):
+        t = env._tests[1, i]
+        p = t[K.T_P_FISHER] if IS_BINARY[i] else t[K.T_P_WELCH]
+        out[f"lift_{m}"] = float(env._mean[1, i] - env._mean[0, i])
+        out[f"p_{m}"] = float(p) if np.isfinite(p) else None
+    return out
 
 
 def _cell_worker(args):

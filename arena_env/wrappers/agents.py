@@ -131,7 +131,8 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
 
     ``timeout`` bounds every decision (see :func:`decide`); ``latencies[agent]`` lists, when given,
     receive the duration of each of that agent's decisions.
-    Returns ``{"rewards": {agent: total}, "days": n, "decisions": {agent: records}}``.
+    Returns ``{"rewards": {agent: total}, "days": n, "decisions": {agent: records},
+    "step_rewards": {agent: [reward of each step]}}``.
     """
     unknown = sorted(set(policies) - set(env.possible_agents))
     if unknown:
@@ -141,6 +142,7 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
         if a in policies:
             policies[a].reset(agent_seed(seed, k))
     totals = {a: 0.0 for a in env.possible_agents}
+    steps: dict[str, list] = {a: [] for a in env.possible_agents}
     decisions: dict[str, list] = {a: [] for a in env.possible_agents}
     while env.agents:
         actions = {a: decide(env, a, policies[a], obs[a], timeout, None if latencies is None else latencies[a])
@@ -148,12 +150,13 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
         obs, rewards, _, _, infos = env.step(actions)
         for a, r in rewards.items():
             totals[a] += r
+            steps[a].append(r)
             decision = infos[a]["decision"]
             if decision is not None:
                 decisions[a].append(decision)
             if a in policies:
                 policies[a].update(Outcome(float(r), decision, env.day))
-    return {"rewards": totals, "days": env.day, "decisions": decisions}
+    return {"rewards": totals, "days": env.day, "decisions": decisions, "step_rewards": steps}
 
 
 def run_single_episode(env, policy: Agent, seed: int | None = None) -> dict:
