@@ -158,18 +158,25 @@ def ppo_path(tmp_path_factory):
 
 
 def scripted(prompt):
-    return '{"overrides": {"photoXp": 12}, "reasoning": "more photos"}'
+    import json
+    import re
+
+    config = json.loads(re.search(r"Current config: (\{.*\})", prompt).group(1))
+    return json.dumps({"overrides": {"photoXp": config["photoXp"] + 2}, "reasoning": "more photos"})
 
 
+@pytest.mark.parametrize("name", ["hold", "random", "llm", "sb3"])
 @pytest.mark.parametrize("scenario", __import__("arena_env.economy.scenario", fromlist=["x"]).scenario_names())
-def test_baselines_and_learners_run_every_scenario_deterministically(scenario, ppo_path):
+def test_baselines_and_learners_run_every_scenario_deterministically(scenario, name, ppo_path):
+    params = {"llm": {"complete": scripted, "every": 3}, "sb3": {"path": ppo_path}}.get(name, {})
+
     def play():
         env = EconomyEnv(scenario, n_users=2000, max_days=20, info_level="light")
-        names = ["hold", "random", "llm", "sb3"]
-        params = {"llm": {"complete": scripted}, "sb3": {"path": ppo_path}}
-        pols = {a: agents.make(n, **params.get(n, {})) for a, n in zip(env.possible_agents, names)}
-        return run_episode(env, pols, seed=11)
-    assert play() == play()
+        return run_episode(env, {"variant_0": agents.make(name, **params)}, seed=11)
+    a = play()
+    assert a == play() and a["days"] == 20
+    if name == "llm":
+        assert a["decisions"]["variant_0"]  # the scripted answer was applied
 
 
 class Sleeper(Recorder):
