@@ -211,18 +211,22 @@ def find(name: str | os.PathLike) -> Path:
     )
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path: str | os.PathLike, error: type[ValueError] = ScenarioError) -> dict:
+    """A YAML file whose top level is a mapping (empty file: ``{}``); an unreadable file, malformed YAML
+    or another top level raises ``error`` naming the file (and the line and column)."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise error(f"{path}: cannot read the file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise error(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise error(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return data
 
 

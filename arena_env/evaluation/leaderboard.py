@@ -56,7 +56,6 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list
     for a in sorted(set(scores) - set(finite)):  # every cell failed: ranked last, no statistics
         table.append({"agent": a, "mean": math.nan, "mean_lo": math.nan, "mean_hi": math.nan, "iqm": math.nan,
                       "iqm_lo": math.nan, "iqm_hi": math.nan, "n": 0, "tie": False, "rank": len(finite) + 1})
-    rng_seed = seed
     for row in table:
         a = row["agent"]
         cells = [r for r in rows if r["agent"] == a]
@@ -80,7 +79,7 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list
                 continue
             try:
                 est, lo, hi = stats.probability_of_improvement_ci(
-                    raw[a], raw[b], n_boot=n_boot, rng=np.random.default_rng(rng_seed), paired=True)
+                    raw[a], raw[b], n_boot=n_boot, rng=np.random.default_rng(seed), paired=True)
             except ValueError:
                 est = lo = hi = math.nan
             row[f"p_improve_{b}"] = est

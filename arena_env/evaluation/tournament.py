@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from arena_env.economy.params import to_dict
+
 EVAL_SEED_BASE = 1_000_000
 """Evaluation seeds start here; training seeds must stay below it."""
 
@@ -121,26 +123,15 @@ def default_config(seeds: int = 10) -> TournamentConfig:
 
 def load_config(path: str | os.PathLike, seeds: int | None = None) -> TournamentConfig:
     """Read and validate a tournament YAML file; unknown keys and bad values are errors naming them."""
-    import yaml
-
     import agents as agent_registry
-    from arena_env.economy.scenario import find
+    from arena_env.economy.scenario import find, read_yaml
 
     src = str(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        raise TournamentConfigError(f"{src}: cannot read the tournament file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TournamentConfigError(f"{src}: malformed YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    data = read_yaml(path, TournamentConfigError)
 
     def err(key, msg):
         return TournamentConfigError(f"{src}: {key}: {msg}")
 
-    if not isinstance(data, Mapping):
-        raise TournamentConfigError(f"{src}: expected a mapping with the keys {', '.join(sorted(_TOP_KEYS))}")
     for k in data:
         if k not in _TOP_KEYS:
             raise err(k, f"unknown key; allowed keys: {', '.join(sorted(_TOP_KEYS))}")
@@ -233,17 +224,11 @@ def play_cell(cfg: TournamentConfig, label: str, scenario: str, seed: int) -> di
         latency_p99_ms=float(np.percentile(ms, 99)) if ms.size else 0.0,
         active_lift=float((active[:, 1] - active[:, 0]).mean()),
         xp_per_user_lift=float((xp[:, 1] - xp[:, 0]).mean()),
-        final_config=json.dumps({k: int(v) for k, v in zip(_param_names(), env.config[1])}),
+        final_config=json.dumps(to_dict(env.config[1])),
     )
     row.update(_final_tests(env))
     row["step_rewards"] = [float(x) for x in res["step_rewards"]["variant_0"]]  # for the lift-over-time plot
     return row
-
-
-def _param_names():
-    from arena_env.economy.params import PARAM_NAMES
-
-    return PARAM_NAMES
 
 
 def _final_tests(env) -> dict:
