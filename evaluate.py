@@ -19,30 +19,53 @@ from arena_env.evaluation import leaderboard, report, tournament
 
 
 def progress(done: int, total: int, elapsed: float) -> None:
-    """One status line on stderr: cells done, elapsed time and the estimated time left."""
-    eta = elapsed / max(done, 1) * (total - done) if done else float("nan")
-    bar = "#" * int(30 * done / total) + "-" * (30 - int(30 * done / total))
-    print(f"\r[{bar}] {done}/{total} cells  {elapsed:6.1f}s elapsed  ETA {eta:6.1f}s", end="", file=sys.stderr,
-          flush=True)
-    if done == total:
-        print(file=sys.stderr)
+    """A progress bar on stderr: cells done, elapsed time and the estimated time left.  On a terminal
+    it redraws one line; otherwise (a log file, CI) it writes a line at every tenth of the run."""
+    eta = elapsed / max(done, 1) * (total - done)
+    filled = int(30 * done / total)
+    line = f"[{'#' * filled}{'-' * (30 - filled)}] {done}/{total} cells  {elapsed:6.1f}s elapsed  ETA {eta:6.1f}s"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    elif done == total or int(10 * done / total) > int(10 * (done - 1) / total):
+        print(line, file=sys.stderr, flush=True)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="tournament YAML (default: the quick tournament)")
-    p.add_argument("--seeds", type=int, help="evaluation seeds per (agent, scenario) (default 10)")
-    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--seeds", type=positive_int, help="evaluation seeds per (agent, scenario) (default 10)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<config name>-<time>)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run in --out / add to its results")
-    p.add_argument("--leaderboard-only", action="store_true", help="re-rank --out/results.parquet, run nothing")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the intervals")
+    p.add_argument("--leaderboard-only", action="store_true",
+                   help="re-rank --out/results.parquet, run nothing (with --config: only that tournament's cells)")
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the intervals")
     args = p.parse_args(argv)
 
     if args.leaderboard_only:
         if args.out is None:
             p.error("--leaderboard-only needs --out, the run directory to re-rank")
-        rows, meta = tournament.read_results(args.out / "results.parquet")
+        try:
+            rows, meta = tournament.read_results(args.out / "results.parquet")
+            if args.config:  # only that tournament's cells of the store
+                rows = tournament.rows_of(tournament.load_config(args.config, args.seeds), rows)
+                if not rows:
+                    raise FileNotFoundError(f"{args.out / 'results.parquet'} has no results of {args.config}; run it "
+                                            f"first: python evaluate.py --config {args.config} --out {args.out} --resume")
+        except (FileNotFoundError, tournament.TournamentConfigError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         try:
             cfg = (tournament.load_config(args.config, args.seeds) if args.config
@@ -63,11 +86,17 @@ def main(argv=None) -> int:
         for r in failed[:5]:
             print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)
 
-    table, facts = leaderboard.build(rows, n_boot=args.n_boot)
-    leaderboard.write(table, facts, args.out)
-    report.write(table, rows, facts, meta, args.out)
-    print(leaderboard.markdown(table, facts))
-    print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv, report.html, results.parquet, manifest.json)")
+    try:
+        lb = leaderboard.build(rows, n_boot=args.n_boot)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    leaderboard.write(lb, args.out)
+    report.write(lb, rows, meta, args.out)
+    print(leaderboard.markdown(lb))
+    extra = ", win_matrix.csv" if lb.h2h else ""
+    print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv{extra}, report.html, results.parquet, "
+          "manifest.json)")
     return 0
 
 

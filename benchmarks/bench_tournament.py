@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_tournament.py [--seeds 30] [--out benchmarks/results/bench_tournament.json]
 Target: 2 workers >= 1.7x one.  Each cell is a 90-day episode of the default scenario at 5,000 users
-(the quick tournament's cells); worker start-up is included, as a user sees it.
+(the quick tournament's cells: six agents solo and every pair of them head-to-head); worker start-up
+is included, as a user sees it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
     cells = len(cfg.cells())
     res = {"benchmark": "tournament", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0]},
-           "cells": cells, "agents": [a.label for a in cfg.agents], "rows": []}
+           "cells": cells, "tracks": list(cfg.tracks), "agents": [a.label for a in cfg.agents], "rows": []}
     for workers in (1, 2) * args.repeat:
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
@@ -42,10 +44,7 @@ def main(argv=None) -> int:
         res["rows"].append({"workers": workers, "seconds": dt, "episodes_per_s": cells / dt})
         print(f"workers={workers}: {cells} episodes in {dt:.2f} s = {cells / dt:.1f} episodes/s", flush=True)
     best = {w: max(r["episodes_per_s"] for r in res["rows"] if r["workers"] == w) for w in (1, 2)}
-    med = {}
-    for w in (1, 2):
-        xs = sorted(r["episodes_per_s"] for r in res["rows"] if r["workers"] == w)
-        med[w] = xs[len(xs) // 2]
+    med = {w: statistics.median(r["episodes_per_s"] for r in res["rows"] if r["workers"] == w) for w in (1, 2)}
     res["speedup_median"] = med[2] / med[1]
     res["speedup_best"] = best[2] / best[1]
     res["target"] = {"threshold": 1.7, "passed_median": res["speedup_median"] >= 1.7,

@@ -112,6 +112,41 @@ def test_faulty_agents_are_reported_by_name(pol, match):
         run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": pol}, seed=0)
 
 
+class BadUpdate(Recorder):
+    def update(self, outcome):
+        if outcome.day == 2:
+            raise KeyError("lost")
+
+
+class BadReset(Recorder):
+    def reset(self, seed=None):
+        raise ValueError("no seed for me")
+
+
+@pytest.mark.parametrize("pol, match", [
+    (BadUpdate(), r"variant_0 \(BadUpdate\) raised in update\(\) on day 2: KeyError: 'lost'"),
+    (BadReset(), r"variant_0 \(BadReset\) raised in reset\(\) on day 0: ValueError: no seed for me"),
+])
+def test_update_and_reset_faults_are_agent_errors_too(pol, match):
+    with pytest.raises(AgentError, match=match):
+        run_episode(EconomyEnv("tiny", max_days=4), {"variant_0": pol}, seed=0)
+
+
+def test_with_forfeit_a_faulty_agent_holds_and_the_others_play_on():
+    def play(first):
+        env = EconomyEnv("tiny", max_days=6)
+        return run_episode(env, {"variant_0": first, "variant_1": agents.make("random", every=1)}, seed=3,
+                           forfeit=True)
+
+    faulty = play(BadUpdate())
+    assert list(faulty["failed"]) == ["variant_0"] and "raised in update() on day 2" in faulty["failed"]["variant_0"]
+    assert faulty["days"] == 6 and len(faulty["step_rewards"]["variant_1"]) == 6
+    steady = play(Recorder())  # BadUpdate acts as Recorder until it fails, then holds, as Recorder does
+    assert steady["failed"] == {} and steady["rewards"] == faulty["rewards"]
+    alone = run_episode(EconomyEnv("tiny", max_days=6), {"variant_0": BadUpdate()}, seed=3, forfeit=True)
+    assert alone["days"] == 2  # nobody left to play: the episode stops
+
+
 def test_discrete_mode_accepts_only_presets():
     env = EconomyEnv("tiny", action_mode="discrete")
     env.reset(seed=0)

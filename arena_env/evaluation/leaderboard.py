@@ -1,28 +1,77 @@
-"""Leaderboards from tournament rows: normalised scores, IQM and means with stratified bootstrap CIs,
-probability of improvement over each baseline, win rate against the control, faults and latency.
+"""Leaderboards from tournament rows.
 
-Normalised score, per scenario: ``(score - R) / (B - R)`` where ``R`` is the mean score of the agent
-``random`` on that scenario and ``B`` the best mean among the baselines (agents marked
-``baseline``); so 0 = random, 1 = the best baseline.  Without a ``random`` agent in the tournament
-the raw scores are ranked instead (and the table says so).  A failed cell counts as missing (NaN)
-in the score statistics and as a failure in ``failure_rate``.
+:func:`build` turns the rows of ``results.parquet`` into a :class:`Leaderboard`: the solo track's
+tables (all scenarios together, and one per scenario) and the head-to-head track's ratings and
+pairwise win matrix.
 
-Rows are sorted by IQM of the normalised score; a row whose IQM interval overlaps the one of the row
-above is marked as a tie (see :func:`arena_env.evaluation.stats.rank_with_ties`).
+Solo track
+    Normalised score, per scenario: ``(score - R) / (B - R)`` where ``R`` is the mean score of the
+    agent ``random`` on that scenario and ``B`` the best mean among the baselines (agents marked
+    ``baseline``); so 0 = random, 1 = the best baseline.  Without a ``random`` agent in the
+    tournament the raw scores are ranked instead (and the table says so).  A failed cell counts as
+    missing (NaN) in the score statistics and as a failure in ``failure_rate``.  Mean and IQM with
+    95% stratified bootstrap CIs, probability of improvement over each baseline (paired by seed),
+    win rate against the control, lifts and significant gains, guardrail rejections and clamps,
+    failure rate, decision latency.  Rows are sorted by IQM of the normalised score; a row whose IQM
+    interval overlaps the one of the row above is marked as a tie (see
+    :func:`arena_env.evaluation.stats.rank_with_ties`).
+
+Head-to-head track (one table for every scenario together and, with several scenarios, one per scenario)
+    Every match ranks its agents by score (a failed agent loses to every agent that did not fail).
+    Ratings: a Bradley-Terry fit of the pairwise results, shown on the Elo scale
+    (``1500 + 400 log10(strength)``, strengths with geometric mean 1), with 95% stratified block
+    bootstrap intervals (seeds resampled within each scenario, every match of a drawn seed kept) and
+    ties marked as in the solo track; and openskill's Plackett-Luce ratings (``mu``, ``sigma`` and the
+    conservative ``ordinal`` = mu - 3 sigma); openskill rates matches one after the other, so its
+    ratings are averaged over 100 seeded random orders of the matches and do not depend on the order
+    in which matches finished.  The pairwise win matrix gives, for each pair, the share of their meetings the row agent
+    won (ties 1/2) and the number of meetings.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import stats
+from . import ratings, stats
+from .tournament import HEAD_TO_HEAD, SOLO
 
 LIFT_COLUMNS = ("lift_RETENTION_RATE", "lift_SCAN_FREQUENCY", "lift_FEEDBACK_QUALITY")
+ELO_SCALE = 400.0 / math.log(10.0)
+ALL = "all"
+
+
+@dataclass
+class Leaderboard:
+    """Every table of a run.  ``solo[ALL]`` aggregates every scenario, ``solo[scenario]`` one scenario
+    (present with two scenarios or more); ``h2h`` likewise for the head-to-head ratings tables;
+    ``win_matrix`` has the pairwise results of every head-to-head match (``agents``, ``share`` and
+    ``meetings`` as nested lists, rows and columns in ``agents`` order)."""
+
+    solo: dict[str, list[dict]] = field(default_factory=dict)
+    h2h: dict[str, list[dict]] = field(default_factory=dict)
+    win_matrix: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> list[dict]:
+        """The main solo table (every scenario)."""
+        return self.solo.get(ALL, [])
+
+    @property
+    def ratings(self) -> list[dict]:
+        """The main head-to-head table (every scenario)."""
+        return self.h2h.get(ALL, [])
+
+
+def track_of(row) -> str:
+    return row.get("track") or SOLO
 
 
 def _grid(rows: Sequence[dict], agent: str, scenarios: Sequence[str], seeds: Sequence[int], key="score"):
@@ -36,8 +85,8 @@ def _grid(rows: Sequence[dict], agent: str, scenarios: Sequence[str], seeds: Seq
     return g
 
 
-def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list[dict], dict]:
-    """The leaderboard rows (best first) and facts about the table (``normalised``, scenarios, seeds)."""
+def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list[dict], dict]:
+    """The solo leaderboard of ``rows`` (solo rows of any scenarios) and facts about it."""
     agents = sorted({r["agent"] for r in rows})
     scenarios = sorted({r["scenario"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
@@ -45,7 +94,8 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list
     raw = {a: _grid(rows, a, scenarios, seeds) for a in agents}
     normalised = "random" in raw and bool(baselines)
     if normalised:
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an agent that failed on a whole scenario: NaN
             r_mean = np.nanmean(raw["random"], axis=1)
             b_mean = np.nanmax(np.stack([np.nanmean(raw[b], axis=1) for b in baselines]), axis=0)
         scores = {a: stats.normalise(g, r_mean, b_mean) for a, g in raw.items()}
@@ -89,42 +139,206 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list
     return table, facts
 
 
+def matches_of(rows: Sequence[dict]) -> list[ratings.Match]:
+    """The head-to-head matches of ``rows``, in the fixed order (scenario, seed, match)."""
+    by: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by.setdefault((r["scenario"], r["seed"], r["match"], r.get("config") or ""), []).append(r)
+    out = []
+    for (scenario, seed, _, _), group in sorted(by.items()):
+        group = sorted(group, key=lambda r: r["seat"])
+        out.append(ratings.Match(scenario, int(seed), tuple(r["agent"] for r in group),
+                                 tuple(math.nan if r.get("failed") else float(r["score"]) for r in group)))
+    return out
+
+
+def h2h_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list[dict], dict]:
+    """The head-to-head ratings table of ``rows`` (head-to-head rows) and its pairwise win matrix."""
+    agents = sorted({r["agent"] for r in rows})
+    matches = matches_of(rows)
+    est, lo, hi = ratings.bradley_terry_ci(matches, agents, n_boot=n_boot, rng=np.random.default_rng(seed))
+    skill = ratings.openskill_ratings_averaged(matches, agents, orders=100, seed=seed)
+    wins, meetings = ratings.pairwise(matches, agents)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(meetings > 0, wins / np.maximum(meetings, 1), np.nan)
+    table = []
+    for i, a in enumerate(agents):
+        mine = [r for r in rows if r["agent"] == a]
+        ok = [r for r in mine if not r.get("failed")]
+        places = []
+        for m in matches:
+            if a in m.agents:
+                j = m.agents.index(a)
+                mine_s = -math.inf if math.isnan(m.scores[j]) else m.scores[j]
+                others = [-math.inf if math.isnan(s) else s for k, s in enumerate(m.scores) if k != j]
+                places.append(1 + sum(s > mine_s for s in others) + 0.5 * sum(s == mine_s for s in others))
+        mu, sigma, ordinal = skill[a]
+        table.append({
+            "agent": a, "baseline": any(r.get("baseline") for r in mine),
+            "rating": 1500 + ELO_SCALE * est[i], "rating_lo": 1500 + ELO_SCALE * lo[i],
+            "rating_hi": 1500 + ELO_SCALE * hi[i], "mu": mu, "sigma": sigma, "ordinal": ordinal,
+            "matches": len(places), "mean_place": float(np.mean(places)) if places else math.nan,
+            "first_places": float(np.mean([p == 1 for p in places])) if places else math.nan,
+            "mean_score": float(np.mean([r["score"] for r in ok])) if ok else math.nan,
+            "win_rate_vs_control": float(np.mean([r["score"] > 0 for r in ok])) if ok else math.nan,
+            "failure_rate": 1.0 - len(ok) / max(len(mine), 1),
+            "rejections": float(np.mean([r["rejected"] for r in ok])) if ok else math.nan,
+            "clamps": float(np.mean([r["clamped"] for r in ok])) if ok else math.nan,
+            "latency_mean_ms": float(np.mean([r["latency_mean_ms"] for r in ok])) if ok else math.nan,
+            "latency_p99_ms": float(np.max([r["latency_p99_ms"] for r in ok])) if ok else math.nan,
+        })
+    order, groups = stats.rank_with_ties([r["rating"] for r in table], [r["rating_lo"] for r in table],
+                                         [r["rating_hi"] for r in table])
+    out = []
+    for group in groups:  # competition ranking: a tie group shares the rank of its first row
+        first = len(out) + 1
+        out += [{**table[k], "tie": j > 0, "rank": first} for j, k in enumerate(group)]
+    matrix = {"agents": agents, "share": share.tolist(), "meetings": meetings.astype(int).tolist()}
+    return out, matrix
+
+
+def check_unique(rows: Sequence[dict]) -> None:
+    """Raise ``ValueError`` if two rows are results of the same agent in the same cell played with
+    different settings (a label reused for another agent spec in a results store that accumulated
+    several tournaments): ranking both would mix them up."""
+    seen: dict[tuple, object] = {}
+    for r in rows:
+        key = (track_of(r), r.get("match") or r["agent"], r["scenario"], r["seed"], r.get("seat") or 0)
+        if key in seen and seen[key] != r.get("config"):
+            raise ValueError(
+                f"the results hold two different results of {r['agent']!r} on {r['scenario']} seed {r['seed']} "
+                f"({key[0]}, {key[1]}; cell digests {seen[key]} and {r.get('config')}): the label was reused with "
+                "other settings. Give the agents distinct labels, or re-rank one tournament with "
+                "--leaderboard-only --config FILE")
+        seen[key] = r.get("config")
+
+
+def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> Leaderboard:
+    """Every table of ``rows`` (see the module docstring); ``ValueError`` from :func:`check_unique`."""
+    check_unique(rows)
+    solo = [r for r in rows if track_of(r) == SOLO]
+    h2h = [r for r in rows if track_of(r) == HEAD_TO_HEAD]
+    lb = Leaderboard()
+    scenarios = sorted({r["scenario"] for r in rows})
+    facts = {"scenarios": scenarios, "seeds": sorted({r["seed"] for r in rows}),
+             "tracks": [t for t, part in ((SOLO, solo), (HEAD_TO_HEAD, h2h)) if part]}
+    if solo:
+        lb.solo[ALL], f = solo_table(solo, n_boot, seed)
+        facts.update(f)
+        solo_scenarios = f["scenarios"]
+        if len(solo_scenarios) > 1:
+            for s in solo_scenarios:
+                lb.solo[s], _ = solo_table([r for r in solo if r["scenario"] == s], n_boot, seed)
+    else:
+        facts.update(normalised=False, baselines=sorted({r["agent"] for r in rows if r.get("baseline")}))
+    if h2h:
+        lb.h2h[ALL], lb.win_matrix = h2h_table(h2h, n_boot, seed)
+        if len({r["scenario"] for r in h2h}) > 1:
+            for s in sorted({r["scenario"] for r in h2h}):
+                lb.h2h[s], _ = h2h_table([r for r in h2h if r["scenario"] == s], n_boot, seed)
+        facts["h2h_matches"] = len(matches_of(h2h))
+        facts["h2h_scenarios"] = sorted({r["scenario"] for r in h2h})
+    lb.facts = facts
+    return lb
+
+
 def _fmt(x, digits=2):
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
 
-def markdown(table: Sequence[dict], facts: dict) -> str:
-    """The leaderboard as a Markdown document."""
-    unit = "normalised score (0 = random, 1 = best baseline)" if facts["normalised"] else "raw score (total reward)"
-    lines = [
-        "# Leaderboard", "",
-        f"Scenarios: {', '.join(facts['scenarios'])}; {len(facts['seeds'])} evaluation seeds; baselines: "
-        f"{', '.join(facts['baselines']) or 'none'}.  Scores: {unit}; intervals are 95% stratified bootstrap "
-        "CIs over seeds.  `=` marks a row whose IQM interval overlaps the row above (a tie).", "",
-    ]
-    pcols = [f"P(>{b})" for b in facts["baselines"]]
-    head = ["rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean", *pcols, "win vs control",
-            "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / p99)"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for r in table:
-        p = [_fmt(r.get(f"p_improve_{b}")) if r["agent"] != b else "-" for b in facts["baselines"]]
-        lines.append("| " + " | ".join([
-            ("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r["baseline"] else ""),
+SOLO_HEAD = ("rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean")
+SOLO_TAIL = ("win vs control", "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / p99)")
+H2H_HEAD = ("rank", "agent", "rating [95% CI]", "openskill mu ± sigma", "matches", "mean place", "first places",
+            "mean score", "win vs control", "failures", "rejections", "clamps", "latency ms (mean / p99)")
+
+
+def solo_cells(r: dict, baselines: Sequence[str]) -> list[str]:
+    """The cells of a solo table row, in the order of ``SOLO_HEAD + P(>baseline)... + SOLO_TAIL``."""
+    p = [_fmt(r.get(f"p_improve_{b}")) if r["agent"] != b else "-" for b in baselines]
+    return [("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r.get("baseline") else ""),
             f"{_fmt(r['iqm'])} [{_fmt(r['iqm_lo'])}, {_fmt(r['iqm_hi'])}]",
-            f"{_fmt(r['mean'])} [{_fmt(r['mean_lo'])}, {_fmt(r['mean_hi'])}]", _fmt(r["raw_mean"]), *p,
-            _fmt(r["win_rate_vs_control"]), _fmt(r.get("sig_gain_RETENTION_RATE")), _fmt(r["failure_rate"]), _fmt(r["rejections"], 1), _fmt(r["clamps"], 1),
-            f"{_fmt(r['latency_mean_ms'], 3)} / {_fmt(r['latency_p99_ms'], 3)}"]) + " |")
-    return "\n".join(lines) + "\n"
+            f"{_fmt(r['mean'])} [{_fmt(r['mean_lo'])}, {_fmt(r['mean_hi'])}]", _fmt(r.get("raw_mean")), *p,
+            _fmt(r.get("win_rate_vs_control")), _fmt(r.get("sig_gain_RETENTION_RATE")), _fmt(r.get("failure_rate")),
+            _fmt(r.get("rejections"), 1), _fmt(r.get("clamps"), 1),
+            f"{_fmt(r.get('latency_mean_ms'), 3)} / {_fmt(r.get('latency_p99_ms'), 3)}"]
 
 
-def write(table: Sequence[dict], facts: dict, out: str | Path) -> None:
-    """``leaderboard.md`` and ``leaderboard.csv`` in ``out``."""
+def h2h_cells(r: dict) -> list[str]:
+    """The cells of a head-to-head table row, in the order of ``H2H_HEAD``."""
+    return [("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r.get("baseline") else ""),
+            f"{_fmt(r['rating'], 0)} [{_fmt(r['rating_lo'], 0)}, {_fmt(r['rating_hi'], 0)}]",
+            f"{_fmt(r['mu'], 1)} ± {_fmt(r['sigma'], 1)}", str(r["matches"]), _fmt(r["mean_place"]),
+            _fmt(r["first_places"]), _fmt(r["mean_score"]), _fmt(r["win_rate_vs_control"]), _fmt(r["failure_rate"]),
+            _fmt(r["rejections"], 1), _fmt(r["clamps"], 1),
+            f"{_fmt(r['latency_mean_ms'], 3)} / {_fmt(r['latency_p99_ms'], 3)}"]
+
+
+def matrix_cells(matrix: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the pairwise win matrix: ``share (meetings)`` per pair."""
+    agents = matrix["agents"]
+    rows = []
+    for i, a in enumerate(agents):
+        rows.append([a] + ["-" if i == j or not matrix["meetings"][i][j] else
+                           f"{matrix['share'][i][j]:.2f} ({matrix['meetings'][i][j]})" for j in range(len(agents))])
+    return ["row beats column"] + list(agents), rows
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def markdown(lb: Leaderboard) -> str:
+    """Every table as one Markdown document."""
+    facts = lb.facts
+    lines = ["# Leaderboard", ""]
+    if lb.solo:
+        unit = ("normalised score (0 = random, 1 = best baseline)" if facts["normalised"]
+                else "raw score (total reward)")
+        lines += [
+            f"Solo track. Scenarios: {', '.join(facts['scenarios'])}; {len(facts['seeds'])} evaluation seeds; "
+            f"baselines: {', '.join(facts['baselines']) or 'none'}.  Scores: {unit}; intervals are 95% stratified "
+            "bootstrap CIs over seeds.  `=` marks a row whose IQM interval overlaps the row above (a tie).", ""]
+        head = [*SOLO_HEAD, *(f"P(>{b})" for b in facts["baselines"]), *SOLO_TAIL]
+        for name, table in lb.solo.items():
+            if len(lb.solo) > 1:
+                lines += [f"## {'All scenarios' if name == ALL else 'Scenario ' + name}", ""]
+            lines += _md_table(head, [solo_cells(r, facts["baselines"]) for r in table]) + [""]
+    if lb.h2h:
+        lines += [
+            "## Head-to-head", "",
+            f"{facts['h2h_matches']} matches on {', '.join(facts['h2h_scenarios'])}: agents share one experiment as "
+            "competing variants.  Rating: Bradley-Terry fit of the pairwise results on the Elo scale with a 95% "
+            "stratified block bootstrap CI (`=`: overlaps the row above); openskill: Plackett-Luce mu ± sigma.", ""]
+        for name, table in lb.h2h.items():
+            if len(lb.h2h) > 1:
+                lines += [f"### {'All scenarios' if name == ALL else 'Scenario ' + name}", ""]
+            lines += _md_table(H2H_HEAD, [h2h_cells(r) for r in table]) + [""]
+        head, rows = matrix_cells(lb.win_matrix)
+        lines += ["Pairwise win matrix (every scenario): share of meetings the row agent won (ties 1/2), meetings in brackets.", ""]
+        lines += _md_table(head, rows) + [""]
+    return "\n".join(lines)
+
+
+def write(lb: Leaderboard, out: str | Path) -> None:
+    """``leaderboard.md`` and ``leaderboard.csv`` in ``out`` (one CSV row per agent and table: columns
+    ``track`` and ``scenario`` say which; ``all`` is every scenario together), and for a head-to-head
+    run ``win_matrix.csv``."""
     out = Path(out)
-    (out / "leaderboard.md").write_text(markdown(table, facts))
-    cols = list(dict.fromkeys(k for r in table for k in r))
+    (out / "leaderboard.md").write_text(markdown(lb))
+    records = [{"track": SOLO, "scenario": name, **r} for name, t in lb.solo.items() for r in t]
+    records += [{"track": HEAD_TO_HEAD, "scenario": name, **r} for name, t in lb.h2h.items() for r in t]
+    cols = list(dict.fromkeys(k for r in records for k in r))
     with open(out / "leaderboard.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
-        for r in table:
+        for r in records:
             w.writerow(r)
+    if lb.win_matrix:
+        agents = lb.win_matrix["agents"]
+        with open(out / "win_matrix.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["agent", "opponent", "win_share", "meetings"])
+            for i, a in enumerate(agents):
+                for j, b in enumerate(agents):
+                    if i != j and lb.win_matrix["meetings"][i][j]:
+                        w.writerow([a, b, lb.win_matrix["share"][i][j], lb.win_matrix["meetings"][i][j]])

@@ -1,39 +1,60 @@
 """Tournaments: every agent on every scenario over many seeds, in worker processes, resumable.
 
-A tournament is a function (:func:`run`), configured by a validated :class:`TournamentConfig`.
+A tournament is a function (:func:`run`), configured by a validated :class:`TournamentConfig`, and
+made of *cells*: one episode of one scenario with one evaluation seed (:class:`Cell`).
 
 Solo track
     Each agent controls ``variant_0`` of a scenario against the control, the other treatments
     holding.  Common random numbers: the env seed of a (scenario, seed) cell is the same for every
     agent, so every agent meets the same population and the same shocks and comparisons are
-    paired by seed.
+    paired by seed.  One cell per (agent, scenario, seed).
+
+Head-to-head track
+    ``agents_per_match`` agents (2-4) share one experiment as competing treatment variants, with the
+    scenario's interference (rank among site peers shared across variants, ``economy.rank_strength``)
+    on.  The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
+    without an agent hold.  On every seed, every combination of ``agents_per_match`` agents plays one
+    match, or, with ``matches_per_seed: M``, seed ``i`` plays the combinations ``i*M ... i*M + M - 1``
+    (cyclically, in the order of ``itertools.combinations`` over the agents), so every combination
+    is played about equally often.  Seats rotate with the seed (on seed ``i`` the combination is
+    rotated by ``i``), so no agent always holds the same variant.  An agent's score in a match is its
+    total reward (its lift over the control, net of the XP cost), the same quantity as in the solo
+    track.  One cell per (match, scenario, seed), with one row per agent.
+
+Agents' updates
+    Agents decide through :mod:`arena_env.wrappers.agents` with the env in ``action_mode="absolute"``:
+    an update reaches the guardrails as the protocol's request (target values), so an agent asking for
+    more than the delta limit is clamped by the guardrails and the clamp is recorded.
 
 Seeds
     Evaluation seed ``i`` (0 <= i < seeds) is ``EVAL_SEED_BASE + i`` = 1,000,000 + i.  Training
-    code must use seeds below 1,000,000, so the two never overlap.  The agent of a cell is reset with
-    ``env seed + 1`` (the rule of :func:`arena_env.wrappers.agents.agent_seed`).
+    code must use seeds below 1,000,000, so the two never overlap.  The agent in ``variant_k`` is reset
+    with ``env seed + 1 + k`` (the rule of :func:`arena_env.wrappers.agents.agent_seed`).
 
 Faults
-    An agent that raises, returns an invalid decision or exceeds ``decision_timeout_s`` on one
-    decision forfeits that cell: the row has ``failed=True``, a NaN score and the error text, and the
-    tournament goes on.
+    An agent that raises (in ``reset``, ``act`` or ``update``), returns an invalid decision, or exceeds
+    ``decision_timeout_s`` on one decision forfeits that cell: its row has ``failed=True``, a NaN score
+    and the error text, and the tournament goes on.  In a head-to-head match the faulty agent's variant
+    holds from then on and the other agents play the match to the end.
 
 Results and resume
-    Every finished cell is appended as one JSON line to ``cells.jsonl`` in the run directory (flushed
-    and fsync'ed); a run started with ``resume=True`` skips the cells already there, so after a kill,
-    even ``kill -9``, it finishes the missing cells without duplicating or losing rows (a line cut
-    short by the kill is ignored and its cell runs again).  A cell is identified by (agent label,
-    scenario, seed) and a digest of what else changes its result (agent spec, overrides, track,
-    timeout), so later tournaments in the same directory reuse matching cells: results accumulate.
-    All the rows of the directory are then written atomically (temporary file + rename) to
-    ``results.parquet`` with the run manifest, sorted, so the file is the same for any number of
-    workers.
+    Every finished cell is appended as one JSON line (all its rows) to ``cells.jsonl`` in the run
+    directory (flushed and fsync'ed); a run started with ``resume=True`` skips the cells already there,
+    so after a kill, even ``kill -9``, it finishes the missing cells without duplicating or losing rows
+    (a line cut short by the kill is ignored and its cell runs again).  A cell is identified by
+    (track, agents in seat order, scenario, seed) and a digest of what else changes its result (the
+    agents' specs, overrides, timeout, number of treatments), so later tournaments in the same directory
+    reuse matching cells: results accumulate.  All the rows of the directory are then written
+    atomically (temporary file + rename) to ``results.parquet`` with the run manifest, sorted, so the
+    file is the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -52,7 +73,9 @@ from arena_env.economy.params import to_dict
 EVAL_SEED_BASE = 1_000_000
 """Evaluation seeds start here; training seeds must stay below it."""
 
-CELL_KEYS = ("agent", "scenario", "seed")
+SOLO, HEAD_TO_HEAD = "solo", "head-to-head"
+TRACKS = (SOLO, HEAD_TO_HEAD)
+MAX_AGENTS_PER_MATCH = 4  # the economy env has at most four treatment variants
 
 
 class TournamentConfigError(ValueError):
@@ -70,20 +93,60 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One episode of a tournament: ``agents`` (labels) seated in ``variant_0, variant_1, ...``."""
+
+    track: str
+    agents: tuple[str, ...]
+    scenario: str
+    seed: int
+
+    @property
+    def match(self) -> str:
+        return " vs ".join(self.agents)
+
+    @property
+    def key(self) -> tuple:
+        return (self.track, self.match, self.scenario, self.seed)
+
+
+@dataclass(frozen=True)
 class TournamentConfig:
     """A validated tournament.  See ``configs/tournament.yaml`` for a commented example."""
 
     agents: tuple[AgentSpec, ...]
     scenarios: tuple[str, ...] = ("default",)
     seeds: int = 10
-    track: str = "solo"
+    tracks: tuple[str, ...] = (SOLO,)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # env keywords for every scenario
     decision_timeout_s: float = 10.0
+    agents_per_match: int = 2  # head-to-head only
+    matches_per_seed: int | None = None  # head-to-head only; None: every combination on every seed
     source: str = "<defaults>"
 
-    def cells(self) -> list[tuple[str, str, int]]:
-        """Every (agent label, scenario, evaluation seed) of the tournament, in a fixed order."""
-        return [(a.label, s, EVAL_SEED_BASE + i) for s in self.scenarios for a in self.agents for i in range(self.seeds)]
+    def spec(self, label: str) -> AgentSpec:
+        return next(a for a in self.agents if a.label == label)
+
+    def matches(self, i: int) -> list[tuple[str, ...]]:
+        """The head-to-head matches of evaluation seed index ``i``, seats in order (module docstring)."""
+        combos = list(itertools.combinations([a.label for a in self.agents], self.agents_per_match))
+        m = len(combos) if self.matches_per_seed is None else self.matches_per_seed
+        out = []
+        for j in range(m):
+            c = combos[(i * m + j) % len(combos)]
+            r = i % len(c)
+            out.append(c[r:] + c[:r])
+        return out
+
+    def cells(self) -> list[Cell]:
+        """Every cell of the tournament, in a fixed order."""
+        out = []
+        for s in self.scenarios:
+            if SOLO in self.tracks:
+                out += [Cell(SOLO, (a.label,), s, EVAL_SEED_BASE + i) for a in self.agents for i in range(self.seeds)]
+            if HEAD_TO_HEAD in self.tracks:
+                out += [Cell(HEAD_TO_HEAD, m, s, EVAL_SEED_BASE + i) for i in range(self.seeds) for m in self.matches(i)]
+        return out
 
     def digest(self) -> str:
         """A hash of the whole tournament (not the source path)."""
@@ -91,16 +154,33 @@ class TournamentConfig:
         d.pop("source")
         return _hash(d)
 
-    def cell_digest(self, label: str, scenario: str) -> str:
-        """A hash of everything that changes one cell's result except its seed: the agent's spec,
-        the scenario, the track, the overrides and the timeout.  Cells of another tournament with the
-        same digest are reused (more seeds, agents or scenarios only add cells)."""
-        spec = next(a for a in self.agents if a.label == label)
-        return _hash([dataclasses.asdict(spec), scenario, self.track, dict(self.overrides), self.decision_timeout_s])
+    def cell_digest(self, cell: Cell) -> str:
+        """A hash of everything that changes one cell's result except its key: the agents' specs, the
+        overrides, the timeout and (head-to-head) the number of treatments.  Cells of another
+        tournament with the same key and digest are reused (more seeds, agents or scenarios only add
+        cells)."""
+        parts = [[dataclasses.asdict(self.spec(a)) for a in cell.agents], cell.scenario, cell.track,
+                 dict(self.overrides), self.decision_timeout_s]
+        if cell.track == HEAD_TO_HEAD:
+            parts.append(n_treatments(self, cell))
+        return _hash(parts)
 
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=256)
+def _scenario_agents(scenario: str, n_agents: int | None) -> int:
+    from arena_env.economy.scenario import load
+
+    return load(scenario).n_agents if n_agents is None else n_agents
+
+
+def n_treatments(cfg: TournamentConfig, cell: Cell) -> int:
+    """Treatment variants of a cell's experiment: the scenario's, or more for a head-to-head match."""
+    n = _scenario_agents(cell.scenario, cfg.overrides.get("n_agents"))
+    return max(n, len(cell.agents)) if cell.track == HEAD_TO_HEAD else n
 
 
 DEFAULT_AGENTS = (
@@ -111,14 +191,19 @@ DEFAULT_AGENTS = (
     AgentSpec("thompson", "thompson", {"prior": "gaussian"}),
     AgentSpec("bayes_opt", "bayes_opt"),
 )
-_TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s"}
-_AGENT_KEYS = {"label", "agent", "params", "baseline"}
+_TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s", "agents_per_match",
+             "matches_per_seed"}
+_AGENT_KEYS = {"label", "agent", "params", "baseline", "checkpoint"}
 
 
 def default_config(seeds: int = 10) -> TournamentConfig:
     """The quick tournament of ``python evaluate.py``: baselines and three learners on ``default``
-    (90 days, 5,000 users)."""
-    return TournamentConfig(DEFAULT_AGENTS, ("default",), seeds, overrides={"n_users": 5000})
+    (90 days, 5,000 users), both tracks (head-to-head: every pair on every seed)."""
+    return TournamentConfig(DEFAULT_AGENTS, ("default",), seeds, (SOLO, HEAD_TO_HEAD), {"n_users": 5000})
+
+
+def _positive_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
 def load_config(path: str | os.PathLike, seeds: int | None = None) -> TournamentConfig:
@@ -138,26 +223,40 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
     specs = []
     raw = data.get("agents")
     if not isinstance(raw, list) or not raw:
-        raise err("agents", "a non-empty list of {agent: <registered name>, label?, params?, baseline?} is required")
+        raise err("agents", "a non-empty list of {agent: <registered name>, label?, params?, baseline?} "
+                            "or {checkpoint: <file.zip>, label?, params?} is required")
     for i, a in enumerate(raw):
         if isinstance(a, str):
             a = {"agent": a}
-        if not isinstance(a, Mapping) or "agent" not in a:
-            raise err(f"agents[{i}]", "expected a mapping with the key 'agent' (a registered name)")
+        if not isinstance(a, Mapping) or ("agent" in a) == ("checkpoint" in a):
+            raise err(f"agents[{i}]", "expected a mapping with the key 'agent' (a registered name) or the key "
+                                      "'checkpoint' (a Stable-Baselines3 .zip), not both")
         for k in a:
             if k not in _AGENT_KEYS:
                 raise err(f"agents[{i}].{k}", f"unknown key; allowed keys: {', '.join(sorted(_AGENT_KEYS))}")
-        if a["agent"] not in agent_registry.available():
-            raise err(f"agents[{i}].agent", f"unknown agent {a['agent']!r}; available: "
-                                            f"{', '.join(agent_registry.available())}")
         params = a.get("params") or {}
         if not isinstance(params, Mapping):
             raise err(f"agents[{i}].params", "expected a mapping of hyperparameters")
+        params = dict(params)
+        if "checkpoint" in a:  # a trained policy: the sb3 agent with the file, relative to the tournament file
+            ckpt = Path(str(a["checkpoint"])).expanduser()
+            if not ckpt.is_absolute():
+                ckpt = (Path(src).resolve().parent / ckpt)
+            if not ckpt.is_file():
+                raise err(f"agents[{i}].checkpoint", f"no such file {str(ckpt)!r} (paths are relative to the "
+                                                     "tournament file)")
+            name, params = "sb3", {**params, "path": str(ckpt)}
+            label = str(a.get("label", ckpt.stem))
+        else:
+            name = a["agent"]
+            label = str(a.get("label", name))
+        if name not in agent_registry.available():
+            raise err(f"agents[{i}].agent", f"unknown agent {name!r}; available: {', '.join(agent_registry.available())}")
         try:
-            agent_registry.make(a["agent"], **params)
+            agent_registry.make(name, **params)
         except Exception as exc:
             raise err(f"agents[{i}].params", str(exc)) from None
-        specs.append(AgentSpec(str(a.get("label", a["agent"])), str(a["agent"]), dict(params), bool(a.get("baseline", False))))
+        specs.append(AgentSpec(label, str(name), params, bool(a.get("baseline", False))))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise err("agents", f"labels must be unique, got {labels}")
@@ -172,105 +271,145 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
         except ValueError as exc:
             raise err(f"scenarios[{i}]", str(exc)) from None
     n = data.get("seeds", 10) if seeds is None else seeds
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not _positive_int(n):
         raise err("seeds", f"a positive integer number of evaluation seeds, got {n!r}")
-    track = data.get("track", "solo")
-    if track != "solo":
-        raise err("track", f"{track!r} is not available; tracks: solo")
+    tracks = data.get("track", SOLO)
+    tracks = [tracks] if isinstance(tracks, str) else tracks
+    if not isinstance(tracks, list) or not tracks or any(t not in TRACKS for t in tracks) \
+            or len(set(tracks)) != len(tracks):
+        raise err("track", f"{data.get('track')!r} is not available; tracks: {', '.join(TRACKS)} "
+                           f"(one, or a list of both)")
+    k = data.get("agents_per_match", 2)
+    if not _positive_int(k) or not 2 <= k <= MAX_AGENTS_PER_MATCH:
+        raise err("agents_per_match", f"an integer from 2 to {MAX_AGENTS_PER_MATCH} (the env's treatment "
+                                      f"variants), got {k!r}")
+    if HEAD_TO_HEAD in tracks and k > len(specs):
+        raise err("agents_per_match", f"{k} agents per match but only {len(specs)} agents")
+    mps = data.get("matches_per_seed")
+    if mps is not None and not _positive_int(mps):
+        raise err("matches_per_seed", f"a positive integer, or null for every combination, got {mps!r}")
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise err("overrides", "a mapping of environment keywords (e.g. max_days, n_users)")
     timeout = data.get("decision_timeout_s", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise err("decision_timeout_s", f"a positive number of seconds, got {timeout!r}")
-    return TournamentConfig(tuple(specs), tuple(str(s) for s in scenarios), n, track, dict(overrides), float(timeout),
-                            src)
+    return TournamentConfig(tuple(specs), tuple(str(s) for s in scenarios), n, tuple(tracks), dict(overrides),
+                            float(timeout), k, mps, src)
 
 
 # --- one cell -----------------------------------------------------------------------------------------
 
-def play_cell(cfg: TournamentConfig, label: str, scenario: str, seed: int) -> dict:
-    """Play one (agent, scenario, seed) cell of the solo track; never raises for an agent's fault."""
+_FAILED = {"score": float("nan"), "latency_mean_ms": float("nan"), "latency_p99_ms": float("nan")}
+
+
+def play_cell(cfg: TournamentConfig, cell: Cell) -> list[dict]:
+    """Play one cell and return one row per agent in seat order; never raises for an agent's fault."""
     import agents as agent_registry
-    from arena_env.economy.env import EconomyEnv
-    from arena_env.wrappers.agents import AgentError, run_episode
-
-    spec = next(a for a in cfg.agents if a.label == label)
-    row: dict[str, Any] = {"agent": label, "scenario": scenario, "seed": seed, "failed": False, "error": None}
-    env = EconomyEnv(scenario, info_level="light", num_threads=1, **cfg.overrides)
-    lat = {a: [] for a in env.possible_agents}
-    try:
-        policy = agent_registry.make(spec.agent, **spec.params)
-        res = run_episode(env, {"variant_0": policy}, seed=seed, timeout=cfg.decision_timeout_s, latencies=lat)
-    except AgentError as exc:
-        row.update(failed=True, error=str(exc), score=float("nan"), days=env.day, decisions=0, accepted=0,
-                   rejected=0, clamped=0, latency_mean_ms=float("nan"), latency_p99_ms=float("nan"))
-        return row
-    decisions = res["decisions"]["variant_0"]
-    ms = np.asarray(lat["variant_0"]) * 1e3
-    h = env.history_i[:env.day]
     from arena_env.economy import kernels as K
-    from arena_env.economy.metrics import xp_total
+    from arena_env.economy.env import EconomyEnv
+    from arena_env.economy.metrics import METRIC_NAMES, xp_total
+    from arena_env.wrappers.agents import run_episode
 
+    kw = dict(cfg.overrides)
+    if cell.track == HEAD_TO_HEAD:
+        kw["n_agents"] = n_treatments(cfg, cell)
+    # absolute targets: an agent's update reaches the guardrails as the protocol's request, so clamps
+    # and rejections are the guardrails' own records (continuous actions would be clipped before them)
+    env = EconomyEnv(cell.scenario, info_level="light", num_threads=1, action_mode="absolute", **kw)
+    seats = {f"variant_{k}": label for k, label in enumerate(cell.agents)}
+    lat = {a: [] for a in env.possible_agents}
+    trace = []
+    policies, broken = {}, {}
+    for seat, label in seats.items():
+        spec = cfg.spec(label)
+        try:
+            policies[seat] = agent_registry.make(spec.agent, **spec.params)
+        except Exception as exc:  # e.g. a checkpoint deleted since the tournament file was checked
+            broken[seat] = f"{seat} ({label}) could not be built: {type(exc).__name__}: {exc}"
+    if not policies:  # nothing to play
+        return [{"agent": label, "scenario": cell.scenario, "seed": cell.seed, "track": cell.track,
+                 "match": cell.match, "seat": i, "failed": True, "error": broken[seat], "days": 0, "decisions": 0,
+                 "accepted": 0, "rejected": 0, "clamped": 0, **_FAILED} for i, (seat, label) in enumerate(seats.items())]
+    res = run_episode(env, policies, seed=cell.seed, timeout=cfg.decision_timeout_s, latencies=lat, forfeit=True,
+                      observe=lambda e: trace.append(e._mean.copy()) if e.day else None)
+    failed = {**broken, **res["failed"]}
+    h = env.history_i[:env.day]
     enrolled = np.maximum(h[:, :, K.A_ENROLLED], 1)
     active = h[:, :, K.A_ACTIVE] / enrolled
     xp = xp_total(h) / enrolled
-    row.update(
-        score=float(res["rewards"]["variant_0"]), days=int(res["days"]),
-        decisions=len(decisions), accepted=sum(d["accepted"] for d in decisions),
-        rejected=sum(not d["accepted"] for d in decisions),
-        clamped=sum(bool(d.get("clampedDeltas")) for d in decisions),
-        latency_mean_ms=float(ms.mean()) if ms.size else 0.0,
-        latency_p99_ms=float(np.percentile(ms, 99)) if ms.size else 0.0,
-        active_lift=float((active[:, 1] - active[:, 0]).mean()),
-        xp_per_user_lift=float((xp[:, 1] - xp[:, 0]).mean()),
-        final_config=json.dumps(to_dict(env.config[1])),
-    )
-    row.update(_final_tests(env))
-    row["step_rewards"] = [float(x) for x in res["step_rewards"]["variant_0"]]  # for the lift-over-time plot
-    return row
+    traj = np.asarray(trace).reshape(-1, *env._mean.shape)  # (steps, variants, metrics)
+    rows = []
+    for seat_i, (seat, label) in enumerate(seats.items()):
+        v = seat_i + 1
+        decisions = res["decisions"][seat]
+        row: dict[str, Any] = {
+            "agent": label, "scenario": cell.scenario, "seed": cell.seed, "track": cell.track, "match": cell.match,
+            "seat": seat_i, "failed": seat in failed, "error": failed.get(seat), "days": int(res["days"]),
+            "decisions": len(decisions), "accepted": sum(d["accepted"] for d in decisions),
+            "rejected": sum(not d["accepted"] for d in decisions),
+            "clamped": sum(bool(d.get("clampedDeltas")) for d in decisions)}
+        if seat in failed:
+            row.update(_FAILED)
+            rows.append(row)
+            continue
+        ms = np.asarray(lat[seat]) * 1e3
+        row.update(
+            score=float(res["rewards"][seat]),
+            latency_mean_ms=float(ms.mean()) if ms.size else 0.0,
+            latency_p99_ms=float(np.percentile(ms, 99)) if ms.size else 0.0,
+            active_lift=float((active[:, v] - active[:, 0]).mean()),
+            xp_per_user_lift=float((xp[:, v] - xp[:, 0]).mean()),
+            final_config=json.dumps(to_dict(env.config[v])),
+        )
+        row.update(_final_tests(env, v))
+        row["step_rewards"] = [float(x) for x in res["step_rewards"][seat]]  # for the lift-over-time plot
+        for i, m in enumerate(METRIC_NAMES):  # for the metric trajectories: the variant's and the control's
+            row[f"traj_{m}"] = [float(x) for x in traj[:, v, i]]
+            row[f"control_{m}"] = [float(x) for x in traj[:, 0, i]]
+        rows.append(row)
+    return rows
 
 
-def _final_tests(env) -> dict:
-    """The variant's lift over the control at the end of the episode, and its test's p-value (Welch
-    for the per-user metrics, Fisher exact for the rates), per metric."""
+def _final_tests(env, v: int) -> dict:
+    """Variant ``v``'s lift over the control at the end of the episode, and its test's p-value
+    (Welch for the per-user metrics, Fisher exact for the rates), per metric."""
     from arena_env.economy import kernels as K
     from arena_env.economy.metrics import IS_BINARY, METRIC_NAMES
 
     out = {}
     for i, m in enumerate(METRIC_NAMES):
-        t = env._tests[1, i]
+        t = env._tests[v, i]
         p = t[K.T_P_FISHER] if IS_BINARY[i] else t[K.T_P_WELCH]
-        out[f"lift_{m}"] = float(env._mean[1, i] - env._mean[0, i])
+        out[f"lift_{m}"] = float(env._mean[v, i] - env._mean[0, i])
         out[f"p_{m}"] = float(p) if np.isfinite(p) else None
     return out
 
 
 def _cell_worker(args):
     cfg, cell = args
-    return play_cell(cfg, *cell)
+    return cell, play_cell(cfg, cell)
 
 
 # --- the store ------------------------------------------------------------------------------------------
 
-def cell_key(row: Mapping) -> tuple:
-    return tuple(row[k] for k in CELL_KEYS)
+ROW_ORDER = ("track", "scenario", "match", "seed", "seat", "config")
 
 
-def read_cells(path: Path) -> dict[tuple, dict]:
-    """The rows of ``cells.jsonl`` by (cell key, cell digest); a line cut short by a kill is ignored
-    (its cell runs again), and a cell written twice keeps its last row."""
-    rows: dict[tuple, dict] = {}
+def read_cells(path: Path) -> dict[tuple, list[dict]]:
+    """The rows of each cell of ``cells.jsonl`` by (cell key..., cell digest); a line cut short by a
+    kill is ignored (its cell runs again), and a cell written twice keeps its last line."""
+    cells: dict[tuple, list[dict]] = {}
     if not path.exists():
-        return rows
+        return cells
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                rec = json.loads(line)
+                cells[tuple(rec["key"]) + (rec["config"],)] = rec["rows"]
+            except (json.JSONDecodeError, KeyError, TypeError):
                 continue
-            rows[cell_key(row) + (row.get("config"),)] = row
-    return rows
+    return cells
 
 
 def manifest(cfg: TournamentConfig) -> dict:
@@ -283,14 +422,14 @@ def manifest(cfg: TournamentConfig) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = None
     versions = {}
-    for pkg in ("numpy", "numba", "gymnasium", "pettingzoo", "pyarrow", "stable-baselines3", "torch"):
+    for pkg in ("numpy", "numba", "gymnasium", "pettingzoo", "pyarrow", "openskill", "stable-baselines3", "torch"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {"git_commit": commit, "config_hash": cfg.digest(), "config_source": cfg.source,
-            "seeds": [EVAL_SEED_BASE + i for i in range(cfg.seeds)], "python": sys.version.split()[0],
-            "packages": versions, "eval_seed_base": EVAL_SEED_BASE}
+            "tracks": list(cfg.tracks), "seeds": [EVAL_SEED_BASE + i for i in range(cfg.seeds)],
+            "python": sys.version.split()[0], "packages": versions, "eval_seed_base": EVAL_SEED_BASE}
 
 
 def write_parquet(rows: list[dict], path: Path, meta: Mapping) -> None:
@@ -298,7 +437,7 @@ def write_parquet(rows: list[dict], path: Path, meta: Mapping) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["seed"], r.get("config") or ""))
+    rows = sorted(rows, key=lambda r: tuple(r.get(k, 0 if k in ("seed", "seat") else "") for k in ROW_ORDER))
     table = pa.Table.from_pylist(rows)
     table = table.replace_schema_metadata({b"arena_manifest": json.dumps(meta).encode()})
     tmp = path.with_suffix(".parquet.tmp")
@@ -307,12 +446,25 @@ def write_parquet(rows: list[dict], path: Path, meta: Mapping) -> None:
 
 
 def read_results(path: Path) -> tuple[list[dict], dict]:
-    """Rows and manifest of a ``results.parquet``."""
+    """Rows and manifest of a ``results.parquet``; the error names the file and the fix."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise FileNotFoundError(f"{path}: cannot read the results ({exc}); run a tournament into this directory "
+                                "first (python evaluate.py --out DIR)") from None
     meta = json.loads((table.schema.metadata or {}).get(b"arena_manifest", b"{}"))
     return table.to_pylist(), meta
+
+
+def rows_of(cfg: TournamentConfig, rows: list[dict]) -> list[dict]:
+    """The rows of ``cfg``'s cells among ``rows`` (e.g. a results store that accumulated several
+    tournaments), in the order of ``rows``."""
+    want = {c.key + (cfg.cell_digest(c),) for c in cfg.cells()}
+    return [r for r in rows if (r.get("track") or SOLO, r.get("match") or r["agent"], r["scenario"], r["seed"],
+                                r.get("config")) in want]
 
 
 # --- the tournament --------------------------------------------------------------------------------
@@ -328,36 +480,37 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
         raise FileExistsError(f"{log} exists: pass --resume to finish that run or add to its results, "
                               "or choose another --out")
     store = read_cells(log)
-    digests = {(a.label, s): cfg.cell_digest(a.label, s) for a in cfg.agents for s in cfg.scenarios}
-    done = {c: store[c + (digests[c[:2]],)] for c in cfg.cells() if c + (digests[c[:2]],) in store}
-    todo = [c for c in cfg.cells() if c not in done]
-    total = len(cfg.cells())
+    cells = cfg.cells()
+    digests = {c: cfg.cell_digest(c) for c in cells}
+    done = {c: store[c.key + (digests[c],)] for c in cells if c.key + (digests[c],) in store}
+    todo = [c for c in cells if c not in done]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     start = time.monotonic()
     if log.exists() and log.stat().st_size and not log.read_bytes().endswith(b"\n"):
         with open(log, "a", encoding="utf-8") as fh:  # close a line cut short by a kill
             fh.write("\n")
     with open(log, "a", encoding="utf-8") as fh:
-        def keep(row):
-            row["config"] = digests[(row["agent"], row["scenario"])]
-            row["baseline"] = next(a.baseline for a in cfg.agents if a.label == row["agent"])
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        def keep(cell, rows):
+            for row in rows:
+                row["config"] = digests[cell]
+                row["baseline"] = cfg.spec(row["agent"]).baseline
+            fh.write(json.dumps({"key": list(cell.key), "config": digests[cell], "rows": rows}, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-            done[cell_key(row)] = row
+            done[cell] = rows
             if progress:
-                progress(len(done), total, time.monotonic() - start)
+                progress(len(done), len(cells), time.monotonic() - start)
 
         if workers == 1:
             for cell in todo:
-                keep(play_cell(cfg, *cell))
+                keep(cell, play_cell(cfg, cell))
         else:
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(workers) as pool:
-                for row in pool.imap_unordered(_cell_worker, [(cfg, c) for c in todo]):
-                    keep(row)
-    rows = [done[c] for c in cfg.cells()]
+                for cell, rows in pool.imap_unordered(_cell_worker, [(cfg, c) for c in todo]):
+                    keep(cell, rows)
     meta = manifest(cfg)
-    write_parquet(list(read_cells(log).values()), out / "results.parquet", meta)  # every run's rows
+    every = [r for rows in read_cells(log).values() for r in rows]  # every run's rows
+    write_parquet(every, out / "results.parquet", meta)
     (out / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return rows
+    return [r for c in cells for r in done[c]]

@@ -10,9 +10,11 @@
   (agents can also be the single-agent environment's opponents).
 
 Agents are seeded by one rule everywhere: with episode seed ``s``, the ``k``-th agent (``variant_k``)
-gets ``s + 1 + k``.  An agent that raises, or returns something that is not an update of known
-parameters with finite values, stops the episode with :class:`AgentError` naming the agent, the
-day and the problem (tournaments catch it and forfeit the cell).
+gets ``s + 1 + k``.  An agent that raises (in ``reset``, ``act`` or ``update``), or returns something
+that is not an update of known parameters with finite values, stops the episode with
+:class:`AgentError` naming the agent, the day and the problem; with ``run_episode(...,
+forfeit=True)`` (tournaments) the episode goes on with the faulty agent holding, and the error is
+reported.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -126,37 +128,80 @@ def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout
 
 
 def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None = None,
-                timeout: float | None = None, latencies: Mapping[str, list] | None = None) -> dict:
+                timeout: float | None = None, latencies: Mapping[str, list] | None = None,
+                forfeit: bool = False, observe: Callable[[EconomyEnv], None] | None = None) -> dict:
     """Play one episode with ``policies[agent]`` for every agent (missing agents hold).
 
     ``timeout`` bounds every decision (see :func:`decide`); ``latencies[agent]`` lists, when given,
-    receive the duration of each of that agent's decisions.
+    receive the duration of each of that agent's decisions; ``observe(env)`` is called after the reset
+    and after every step.
+
+    Faults: an agent whose ``reset``, ``act`` or ``update`` raises, that returns an invalid decision or
+    that exceeds ``timeout`` raises :class:`AgentError` (or :class:`DecisionTimeout`).  With
+    ``forfeit=True`` the episode goes on instead: the faulty agent holds from then on (its variant
+    keeps its last applied config) and its error is reported in ``"failed"``; the episode stops early
+    once every agent has failed.
+
     Returns ``{"rewards": {agent: total}, "days": n, "decisions": {agent: records},
-    "step_rewards": {agent: [reward of each step]}}``.
+    "step_rewards": {agent: [reward of each step]}, "failed": {agent: error message}}``.
     """
     unknown = sorted(set(policies) - set(env.possible_agents))
     if unknown:
         raise ValueError(f"policies for unknown agents {unknown}; the env's agents are {env.possible_agents}")
+    active = dict(policies)
+    failed: dict[str, str] = {}
+
+    def guard(agent, call):
+        try:
+            return call()
+        except AgentError as exc:
+            if not forfeit:
+                raise
+            failed[agent] = str(exc)
+            active.pop(agent, None)
+        return None
+
+    def wrapped(agent, method, fn):
+        def call():
+            try:
+                return fn()
+            except AgentError:
+                raise
+            except Exception as exc:
+                raise AgentError(f"{agent} ({type(active[agent]).__name__}) raised in {method}() on day {env.day}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        return call
+
     obs, _ = env.reset(seed=seed)
     for k, a in enumerate(env.possible_agents):
-        if a in policies:
-            policies[a].reset(agent_seed(seed, k))
+        if a in active:
+            guard(a, wrapped(a, "reset", lambda a=a, k=k: active[a].reset(agent_seed(seed, k))))
+    if observe is not None:
+        observe(env)
     totals = {a: 0.0 for a in env.possible_agents}
     steps: dict[str, list] = {a: [] for a in env.possible_agents}
     decisions: dict[str, list] = {a: [] for a in env.possible_agents}
-    while env.agents:
-        actions = {a: decide(env, a, policies[a], obs[a], timeout, None if latencies is None else latencies[a])
-                   for a in env.agents if a in policies}
+    while env.agents and (active or not failed):
+        actions = {}
+        for a in env.agents:
+            if a in active:
+                act = guard(a, lambda a=a, o=obs[a]: decide(env, a, active[a], o, timeout,
+                                                             None if latencies is None else latencies[a]))
+                if a in active:
+                    actions[a] = act
         obs, rewards, _, _, infos = env.step(actions)
+        if observe is not None:
+            observe(env)
         for a, r in rewards.items():
             totals[a] += r
             steps[a].append(r)
             decision = infos[a]["decision"]
             if decision is not None:
                 decisions[a].append(decision)
-            if a in policies:
-                policies[a].update(Outcome(float(r), decision, env.day))
-    return {"rewards": totals, "days": env.day, "decisions": decisions, "step_rewards": steps}
+            if a in active:
+                outcome = Outcome(float(r), decision, env.day)
+                guard(a, wrapped(a, "update", lambda a=a, o=outcome: active[a].update(o)))
+    return {"rewards": totals, "days": env.day, "decisions": decisions, "step_rewards": steps, "failed": failed}
 
 
 def run_single_episode(env, policy: Agent, seed: int | None = None) -> dict:
