@@ -14,11 +14,11 @@ from arena_env.evaluation.tournament import AgentSpec, TournamentConfig
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """Both tracks on two scenarios: three solo tables (all, tiny, bandit), three head-to-head tables
+    """Both tracks on two scenarios: three solo tables (all, tiny, gaming-prone), three head-to-head tables
     and the win matrix; plots: the solo scores, three per scenario, the ratings and the win matrix."""
     out = tmp_path_factory.mktemp("run")
     cfg = TournamentConfig((AgentSpec("hold", "hold", baseline=True), AgentSpec("random", "random", baseline=True),
-                            AgentSpec("ucb1", "ucb1", {"period": 2})), ("tiny", "bandit"), 3,
+                            AgentSpec("ucb1", "ucb1", {"period": 2})), ("tiny", "gaming-prone"), 3,
                            tracks=("solo", "head-to-head"), overrides={"max_days": 10, "n_users": 600})
     rows = tournament.run(cfg, out, workers=1)
     return report.write(leaderboard.build(rows, n_boot=100), rows, tournament.manifest(cfg), out)
@@ -32,8 +32,8 @@ def _table(text, table_id):
 
 def test_report_is_self_contained_with_every_table_and_plot(page):
     text = page.read_text()
-    for tid in ("leaderboard", "leaderboard-tiny", "leaderboard-bandit", "head-to-head", "head-to-head-tiny",
-                "head-to-head-bandit"):
+    for tid in ("leaderboard", "leaderboard-tiny", "leaderboard-gaming-prone", "head-to-head", "head-to-head-tiny",
+                "head-to-head-gaming-prone"):
         body = _table(text, tid)
         assert body.count("<tr>") == 4, tid  # header + 3 agents
         for agent in ("hold", "random", "ucb1"):

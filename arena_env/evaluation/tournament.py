@@ -11,15 +11,16 @@ Solo track
 
 Head-to-head track
     ``agents_per_match`` agents (2-4) share one experiment as competing treatment variants, with the
-    scenario's interference (rank among site peers shared across variants, ``economy.rank_strength``)
-    on.  The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
-    without an agent hold.  On every seed, every combination of ``agents_per_match`` agents plays one
-    match, or, with ``matches_per_seed: M``, seed ``i`` plays the combinations ``i*M ... i*M + M - 1``
-    (cyclically, in the order of ``itertools.combinations`` over the agents), so every combination
-    is played about equally often.  Seats rotate with the seed (on seed ``i`` the combination is
-    rotated by ``i``), so no agent always holds the same variant.  An agent's score in a match is its
-    total reward (its lift over the control, net of the XP cost), the same quantity as in the solo
-    track.  One cell per (match, scenario, seed), with one row per agent.
+    scenario's interference (rank among site peers shared across variants,
+    ``economy.rank_strength``) on (a scenario without it, ``rank_strength: 0``, is refused for this
+    track). The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
+    without an agent hold. On every seed, every combination of ``agents_per_match`` agents plays one
+    match, or, with ``matches_per_seed: M``, seed ``i`` plays the combinations ``i*M ... i*M + M -
+    1`` (cyclically, in the order of ``itertools.combinations`` over the agents), so every
+    combination is played about equally often. Seats rotate with the seed (on seed ``i`` the
+    combination is rotated by ``i``), so no agent always holds the same variant. An agent's score in
+    a match is its total reward (its lift over the control, net of the XP cost), the same quantity
+    as in the solo track. One cell per (match, scenario, seed), with one row per agent.
 
 Agents' updates
     Agents decide through :mod:`arena_env.wrappers.agents` with the env in ``action_mode="absolute"``:
@@ -194,6 +195,7 @@ DEFAULT_AGENTS = (
 _TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s", "agents_per_match",
              "matches_per_seed"}
 _AGENT_KEYS = {"label", "agent", "params", "baseline", "checkpoint"}
+_ENV_ONLY = {"backend", "render_mode", "action_mode", "num_threads", "info_level"}  # env arguments, not scenario keys
 
 
 def default_config(seeds: int = 10) -> TournamentConfig:
@@ -291,6 +293,17 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise err("overrides", "a mapping of environment keywords (e.g. max_days, n_users)")
+    from arena_env.economy.scenario import ScenarioError, load
+
+    for i, s in enumerate(scenarios):
+        try:
+            sc = load(s, **{k: v for k, v in overrides.items() if k not in _ENV_ONLY})
+        except ScenarioError as exc:
+            raise err("overrides", f"on scenario {s}: {exc}") from None
+        if HEAD_TO_HEAD in tracks and sc.economy.rank_strength <= 0:
+            raise err(f"scenarios[{i}]", f"the head-to-head track needs interference between the variants, but "
+                                         f"scenario {s} has economy.rank_strength {sc.economy.rank_strength:g}; "
+                                         "choose another scenario or set overrides: {economy: {rank_strength: 0.5}}")
     timeout = data.get("decision_timeout_s", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise err("decision_timeout_s", f"a positive number of seconds, got {timeout!r}")
