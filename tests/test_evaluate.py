@@ -316,3 +316,16 @@ def test_guardrail_rejections_and_clamps_reach_the_rows_and_the_table(tmp_path):
     by = {r["agent"]: r for r in leaderboard.build(rows, n_boot=50).table}
     assert by["greedy"]["clamps"] == np.mean([r["clamped"] for r in greedy]) > 0
     assert by["greedy"]["rejections"] == np.mean([r["rejected"] for r in greedy]) > 0
+
+
+def test_three_agents_per_match_get_three_treatments_on_a_two_treatment_scenario(tmp_path):
+    cfg = TournamentConfig((AgentSpec("hold", "hold"), AgentSpec("rnd", "random", {"every": 1}),
+                            AgentSpec("ucb1", "ucb1", {"period": 2})), ("tiny",), 1, tracks=("head-to-head",),
+                           agents_per_match=3, overrides={"max_days": 5})
+    cell = cfg.cells()[0]
+    assert tournament.n_treatments(cfg, cell) == 3  # tiny has two
+    rows = tournament.play_cell(cfg, cell)
+    assert [(r["agent"], r["seat"]) for r in rows] == [("hold", 0), ("rnd", 1), ("ucb1", 2)]
+    assert all(not r["failed"] and len(r["traj_RETENTION_RATE"]) == 5 for r in rows)
+    assert rows[0]["control_RETENTION_RATE"] == rows[2]["control_RETENTION_RATE"]  # one experiment, one control
+    assert len({r["score"] for r in rows}) == 3

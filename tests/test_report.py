@@ -46,16 +46,37 @@ def test_report_is_self_contained_with_every_table_and_plot(page):
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing loaded from elsewhere
 
 
-def test_report_opens_in_headless_chromium(page, tmp_path):
+def test_every_plot_is_a_decodable_png(page):
+    import base64
+    import io
+
+    import matplotlib.image as mpimg
+
+    for alt, src in re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', page.read_text()):
+        img = mpimg.imread(io.BytesIO(base64.b64decode(src)), format="png")
+        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0.01, alt  # a real, non-blank picture
+
+
+def chromium(path, profile):
+    """The DOM of ``path`` after loading in headless Chromium, and the page's console messages."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    dom = res.stdout
+                          "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", "--dump-dom",
+                          path.as_uri()], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout, [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_report_opens_in_headless_chromium_without_errors(page, tmp_path):
+    bad = tmp_path / "bad.html"  # the console check catches a page error
+    bad.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    _, console = chromium(bad, tmp_path / "profile-bad")
+    assert any("undefinedFunction" in line for line in console), console
+    dom, console = chromium(page, tmp_path / "profile")
+    assert console == []
     assert _table(dom, "leaderboard").count("<tr>") == 4 and "ucb1" in dom
     assert _table(dom, "head-to-head").count("<tr>") == 4
     assert dom.count("<img") == 9
