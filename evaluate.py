@@ -18,10 +18,12 @@ from pathlib import Path
 from arena_env.evaluation import leaderboard, report, tournament
 
 
-def progress(done: int, total: int, elapsed: float) -> None:
-    """A progress bar on stderr: cells done, elapsed time and the estimated time left.  On a terminal
-    it redraws one line; otherwise (a log file, CI) it writes a line at every tenth of the run."""
-    eta = elapsed / max(done, 1) * (total - done)
+def progress(done: int, total: int, elapsed: float, reused: int = 0) -> None:
+    """A progress bar on stderr: cells done, elapsed time and the estimated time left (from the cells
+    played by this run, not those reused from the store).  On a terminal it redraws one line;
+    otherwise (a log file, CI) it writes a line at every tenth of the run."""
+    played = done - reused
+    eta = elapsed / played * (total - done) if played > 0 else float("nan")
     filled = int(30 * done / total)
     line = f"[{'#' * filled}{'-' * (30 - filled)}] {done}/{total} cells  {elapsed:6.1f}s elapsed  ETA {eta:6.1f}s"
     if sys.stderr.isatty():
@@ -53,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the intervals")
     args = p.parse_args(argv)
 
+    if args.resume and args.out is None:
+        p.error("--resume needs --out, the run directory to finish")
     if args.leaderboard_only:
         if args.out is None:
             p.error("--leaderboard-only needs --out, the run directory to re-rank")

@@ -262,3 +262,15 @@ def test_summarise_rows():
     # a row does not depend on the other agents in the table
     alone = S.summarise({"weak": table["weak"]}, n_boot=400, alpha=0.05, seed=3)[0]
     assert alone == {**rows[-1], "rank": 1, "tie": False}
+
+
+def test_unknown_intervals_are_ties_and_thin_strata_get_no_interval():
+    order, groups = S.rank_with_ties([1.0, 0.5, 0.0], [0.9, np.nan, -0.1], [1.1, np.nan, 0.1])
+    assert groups == [[0, 1, 2]]  # the middle row's interval is unknown: tied with both neighbours
+    rows = S.summarise({"one_seed": np.array([[1.0]]), "two": np.array([[0.1, 0.3]]),
+                        "thin": np.array([[0.2, np.nan, np.nan]]), "full": np.array([[0.0, 0.2, 0.1]])},
+                       n_boot=200)
+    by = {r["agent"]: r for r in rows}
+    assert np.isnan(by["one_seed"]["iqm_lo"]) and np.isnan(by["thin"]["mean_hi"])
+    assert by["two"]["iqm_lo"] < by["two"]["iqm_hi"] and not np.isnan(by["full"]["iqm_lo"])
+    assert [r["agent"] for r in rows][0] == "one_seed" and by["two"]["tie"]

@@ -148,6 +148,13 @@ def test_leaderboard_only_reranks_the_stored_results(tmp_path):
     ("agents: [hold, random]\ntrack: head-to-head\nscenarios: [tiny, bandit]\n",
      "scenarios[1]: the head-to-head track needs interference"),
     ("agents: [hold]\noverrides: {economy: {rank_strenght: 1}}\n", "overrides: on scenario default"),
+    ("agents: [hold, random, rule]\ntrack: head-to-head\nmatches_per_seed: 4\n",
+     "matches_per_seed: a positive integer up to 3"),
+    ("agents: [hold]\nscenarios: [tiny, tiny]\n", "scenarios[1]: 'tiny' is listed twice"),
+    ("agents: [hold]\noverrides: {action_mode: continuous}\n", "overrides.action_mode: is set by the tournament"),
+    ("agents: [hold]\ndecision_timeout_s: .inf\n", "decision_timeout_s: a number of seconds above 0 and at most"),
+    ("agents: [{agent: hold, label: a vs b}]\n", "agents[0].label: 'a vs b'"),
+    ("agents: [{agent: hold, baseline: 'no'}]\n", "agents[0].baseline: true or false"),
     ("agents: [{checkpoint: x.zip, agent: hold}]\n", "agents[0]: expected a mapping with the key 'agent'"),
     ("agents: [hold]\nbogus: 1\n", "bogus: unknown key"),
     ("agents: [{agent: random, params: {evry: 1}}]\n", "agents[0].params"),
@@ -329,3 +336,74 @@ def test_three_agents_per_match_get_three_treatments_on_a_two_treatment_scenario
     assert all(not r["failed"] and len(r["traj_RETENTION_RATE"]) == 5 for r in rows)
     assert rows[0]["control_RETENTION_RATE"] == rows[2]["control_RETENTION_RATE"]  # one experiment, one control
     assert len({r["score"] for r in rows}) == 3
+
+
+def test_a_failed_first_row_does_not_drop_columns_from_the_parquet(tmp_path):
+    cfg = TournamentConfig((AgentSpec("aaa", "test_crasher"), AgentSpec("hold", "hold", baseline=True)),
+                           ("tiny",), 1, overrides={"max_days": 5})
+    tournament.run(cfg, tmp_path, workers=1)
+    rows, _ = tournament.read_results(tmp_path / "results.parquet")
+    assert rows[0]["agent"] == "aaa" and rows[0]["failed"] and rows[0]["lift_RETENTION_RATE"] is None
+    hold = rows[1]
+    assert hold["lift_RETENTION_RATE"] is not None and len(hold["traj_SCAN_FREQUENCY"]) == 5 and hold["kind"] == "hold"
+
+
+def test_an_edited_scenario_file_is_played_again_on_resume(tmp_path):
+    scen = tmp_path / "mine.yaml"
+    scen.write_text((ROOT / "configs" / "scenarios" / "tiny.yaml").read_text())
+    cfg = TournamentConfig((AgentSpec("hold", "hold"),), (str(scen),), 1, overrides={"max_days": 4})
+    first = tournament.run(cfg, tmp_path / "run", workers=1)
+    assert tournament.run(cfg, tmp_path / "run", workers=1, resume=True) == first  # unchanged: reused
+    scen.write_text(scen.read_text().replace("n_users: 600", "n_users: 900"))
+    again = tournament.run(cfg, tmp_path / "run", workers=1, resume=True)
+    assert again[0]["score"] != first[0]["score"] and again[0]["config"] != first[0]["config"]
+
+
+def test_seats_rotate_with_a_partial_schedule():
+    specs = tuple(AgentSpec(x, "hold") for x in "abcd")
+    cfg = TournamentConfig(specs, ("tiny",), 12, tracks=("head-to-head",), matches_per_seed=3)
+    seats = [m.index("a") for c in cfg.cells() for m in [c.agents] if "a" in m]
+    assert set(seats) == {0, 1} and abs(seats.count(0) - seats.count(1)) <= 1
+
+
+def test_normalisation_zero_is_the_random_agent_and_one_never_falls_below_it():
+    rows = []
+    for seed in range(4):
+        for agent, kind, score, base in (("hold", "hold", 0.0, True), ("rnd", "random", 1.0, False),
+                                         ("good", "ucb1", 5.0, False), ("bad", "ucb1", -5.0, False)):
+            rows.append({"agent": agent, "kind": kind, "scenario": "s", "seed": seed, "score": score + 0.01 * seed,
+                         "failed": False, "baseline": base, "rejected": 0, "clamped": 0, "latency_mean_ms": 1.0,
+                         "latency_p99_ms": 1.0})
+    lb = leaderboard.build(rows, n_boot=50)
+    assert lb.facts["normalised"] and lb.facts["reference"] == "rnd"
+    assert [r["agent"] for r in lb.table] == ["good", "rnd", "hold", "bad"]
+    rows = [r for r in rows if not (r["agent"] == "rnd")] + [dict(r, failed=True) for r in rows if r["agent"] == "rnd"]
+    lb = leaderboard.build(rows, n_boot=50)  # the reference failed everywhere: raw scores, and the table says so
+    assert not lb.facts["normalised"] and "cannot be normalised" in leaderboard.markdown(lb)
+    assert [r["agent"] for r in lb.table][:3] == ["good", "hold", "bad"]
+
+
+def test_agents_that_never_met_are_rated_in_separate_groups():
+    rows = []
+    for seed in range(3):
+        for x, y in (("a", "b"), ("c", "d")):
+            for seat, agent in enumerate((x, y)):
+                rows.append({"agent": agent, "scenario": "s", "seed": seed, "track": "head-to-head",
+                             "match": f"{x} vs {y}", "seat": seat, "score": float(seat == 0), "failed": False,
+                             "rejected": 0, "clamped": 0, "latency_mean_ms": 1.0, "latency_p99_ms": 1.0})
+    lb = leaderboard.build(rows, n_boot=50)
+    assert {r["agent"]: r["group"] for r in lb.ratings} == {"a": 1, "b": 1, "c": 2, "d": 2}
+    md = leaderboard.markdown(lb)
+    assert "some agents never met" in md and "a [group 1]" in md
+
+
+def test_progress_eta_counts_only_cells_played_now_and_the_manifest_keeps_history(tmp_path):
+    cfg = TournamentConfig((AgentSpec("hold", "hold"),), ("tiny",), 2, overrides={"max_days": 3})
+    tournament.run(cfg, tmp_path, workers=1)
+    more = TournamentConfig(cfg.agents, ("tiny",), 3, overrides={"max_days": 3})
+    calls = []
+    tournament.run(more, tmp_path, workers=1, resume=True, progress=lambda *a: calls.append(a))
+    assert [(c[0], c[1], c[3]) for c in calls] == [(3, 3, 2)]  # 2 reused, 1 played
+    meta = __import__("json").loads((tmp_path / "manifest.json").read_text())
+    assert len(meta["seeds"]) == 3 and [len(h["seeds"]) for h in meta["history"]] == [2]
+    assert evaluate("--resume").returncode == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -225,9 +227,45 @@ def test_a_hanging_agent_is_stopped_by_the_decision_timeout():
 
     from arena_env.wrappers.agents import DecisionTimeout
     t = time.perf_counter()
-    with pytest.raises(DecisionTimeout, match="variant_0 \\(Sleeper\\) exceeded the decision timeout of 0.2 s"):
+    with pytest.raises(DecisionTimeout, match="variant_0 \\(Sleeper\\) on day 0 exceeded the decision timeout of 0.2 s"):
         run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": Sleeper()}, seed=0, timeout=0.2)
     assert time.perf_counter() - t < 3
     lat = {"variant_0": [], "variant_1": []}
     run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": agents.make("random")}, seed=0, timeout=5, latencies=lat)
     assert len(lat["variant_0"]) == 3 and lat["variant_1"] == [] and all(x < 5 for x in lat["variant_0"])
+
+
+class Swallower(Recorder):
+    """Catches every Exception around a slow computation: the timer must still stop it."""
+
+    def act(self, context):
+        try:
+            time.sleep(2)
+        except Exception:
+            pass
+        return None
+
+
+class SlowUpdate(Recorder):
+    def update(self, outcome):
+        time.sleep(2)
+
+
+@pytest.mark.parametrize("pol, match", [
+    (Swallower(), r"variant_0 \(Swallower\) on day 0 exceeded the decision timeout of 0.2 s"),
+    (SlowUpdate(), r"variant_0 \(SlowUpdate\) in update\(\) on day 1 exceeded the decision timeout of 0.2 s"),
+])
+def test_the_timeout_cannot_be_swallowed_and_bounds_update_too(pol, match):
+    t = time.perf_counter()
+    with pytest.raises(AgentError, match=match):
+        run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": pol}, seed=0, timeout=0.2)
+    assert time.perf_counter() - t < 1.5
+
+
+@pytest.mark.parametrize("update, match", [
+    (Update(None), "Update.overrides must be a mapping"),
+    (Update({"scanXp": 1e40}), "'scanXp' must be a finite number"),
+])
+def test_malformed_updates_are_agent_errors(update, match):
+    with pytest.raises(AgentError, match=match):
+        run_episode(EconomyEnv("tiny", max_days=3, action_mode="absolute"), {"variant_0": Garbage(update)}, seed=0)

@@ -92,15 +92,25 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
     seeds = sorted({r["seed"] for r in rows})
     baselines = sorted({r["agent"] for r in rows if r.get("baseline")})
     raw = {a: _grid(rows, a, scenarios, seeds) for a in agents}
-    normalised = "random" in raw and bool(baselines)
+    ref = random_reference(rows)
+    notes = []
+    normalised = ref is not None and bool(baselines)
     if normalised:
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an agent that failed on a whole scenario: NaN
-            r_mean = np.nanmean(raw["random"], axis=1)
-            b_mean = np.nanmax(np.stack([np.nanmean(raw[b], axis=1) for b in baselines]), axis=0)
-        scores = {a: stats.normalise(g, r_mean, b_mean) for a, g in raw.items()}
+            r_mean = np.nanmean(raw[ref], axis=1)
+            # the best of the baselines and random, so that 1 is never below 0
+            b_mean = np.nanmax(np.stack([np.nanmean(raw[b], axis=1) for b in {*baselines, ref}]), axis=0)
+        missing = [s for s, r, b in zip(scenarios, r_mean, b_mean) if not (np.isfinite(r) and np.isfinite(b))]
+        if missing:
+            normalised = False
+            notes.append(f"raw scores: the reference agent {ref!r} or every baseline has no result on "
+                         f"{', '.join(missing)}, so the scores cannot be normalised")
+    elif not baselines:
+        notes.append("raw scores: no agent is marked baseline")
     else:
-        scores = raw
+        notes.append("raw scores: no agent 'random' to normalise by")
+    scores = {a: stats.normalise(g, r_mean, b_mean) for a, g in raw.items()} if normalised else raw
     finite = {a: g for a, g in scores.items() if np.isfinite(g).any()}
     table = stats.summarise(finite, n_boot=n_boot, seed=seed) if finite else []
     for a in sorted(set(scores) - set(finite)):  # every cell failed: ranked last, no statistics
@@ -135,8 +145,24 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
             row[f"p_improve_{b}"] = est
             row[f"p_improve_{b}_lo"] = lo
             row[f"p_improve_{b}_hi"] = hi
-    facts = {"normalised": normalised, "scenarios": scenarios, "seeds": seeds, "baselines": baselines}
+    thin = [r["agent"] for r in table if r["n"] and not np.isfinite(r["iqm_lo"])]
+    if thin:
+        notes.append(f"no interval for {', '.join(thin)}: fewer than 2 results on a scenario (one seed, or "
+                     "failures); such rows are tied with the row above")
+    facts = {"normalised": normalised, "scenarios": scenarios, "seeds": seeds, "baselines": baselines,
+             "reference": ref, "notes": notes}
     return table, facts
+
+
+def random_reference(rows: Sequence[dict]) -> str | None:
+    """The label of the agent whose mean is 0 on the normalised scale: the agent labelled ``random``
+    if it is the registered ``random`` agent (or the rows do not say), else the only agent registered
+    as ``random``; None if there is none."""
+    kinds: dict[str, str | None] = {r["agent"]: r.get("kind") for r in rows}
+    if "random" in kinds and kinds["random"] in (None, "random"):
+        return "random"
+    randoms = [a for a, k in kinds.items() if k == "random"]
+    return randoms[0] if len(randoms) == 1 else None
 
 
 def matches_of(rows: Sequence[dict]) -> list[ratings.Match]:
@@ -159,6 +185,18 @@ def h2h_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[
     est, lo, hi = ratings.bradley_terry_ci(matches, agents, n_boot=n_boot, rng=np.random.default_rng(seed))
     skill = ratings.openskill_ratings_averaged(matches, agents, orders=100, seed=seed)
     wins, meetings = ratings.pairwise(matches, agents)
+    notes = []
+    blocks: dict[str, set] = {}
+    for m in matches:
+        blocks.setdefault(m.stratum, set()).add(m.block)
+    if min(len(b) for b in blocks.values()) < 2:
+        lo = np.full_like(lo, np.nan)
+        hi = np.full_like(hi, np.nan)
+        notes.append("no rating intervals: a scenario has fewer than 2 seeds")
+    groups = ratings.connected_components(meetings)
+    if len(set(groups.tolist())) > 1:
+        notes.append("some agents never met, even through others: ratings compare only within a group "
+                     "(column `group`)")
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(meetings > 0, wins / np.maximum(meetings, 1), np.nan)
     table = []
@@ -174,7 +212,8 @@ def h2h_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[
                 places.append(1 + sum(s > mine_s for s in others) + 0.5 * sum(s == mine_s for s in others))
         mu, sigma, ordinal = skill[a]
         table.append({
-            "agent": a, "baseline": any(r.get("baseline") for r in mine),
+            "agent": a, "baseline": any(r.get("baseline") for r in mine), "group": int(groups[i]) + 1,
+            "n_groups": len(set(groups.tolist())),
             "rating": 1500 + ELO_SCALE * est[i], "rating_lo": 1500 + ELO_SCALE * lo[i],
             "rating_hi": 1500 + ELO_SCALE * hi[i], "mu": mu, "sigma": sigma, "ordinal": ordinal,
             "matches": len(places), "mean_place": float(np.mean(places)) if places else math.nan,
@@ -193,7 +232,7 @@ def h2h_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[
     for group in groups:  # competition ranking: a tie group shares the rank of its first row
         first = len(out) + 1
         out += [{**table[k], "tie": j > 0, "rank": first} for j, k in enumerate(group)]
-    matrix = {"agents": agents, "share": share.tolist(), "meetings": meetings.astype(int).tolist()}
+    matrix = {"agents": agents, "share": share.tolist(), "meetings": meetings.astype(int).tolist(), "notes": notes}
     return out, matrix
 
 
@@ -230,9 +269,10 @@ def build(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> Leaderboar
             for s in solo_scenarios:
                 lb.solo[s], _ = solo_table([r for r in solo if r["scenario"] == s], n_boot, seed)
     else:
-        facts.update(normalised=False, baselines=sorted({r["agent"] for r in rows if r.get("baseline")}))
+        facts.update(normalised=False, baselines=sorted({r["agent"] for r in rows if r.get("baseline")}), notes=[])
     if h2h:
         lb.h2h[ALL], lb.win_matrix = h2h_table(h2h, n_boot, seed)
+        facts["h2h_notes"] = lb.win_matrix["notes"]
         if len({r["scenario"] for r in h2h}) > 1:
             for s in sorted({r["scenario"] for r in h2h}):
                 lb.h2h[s], _ = h2h_table([r for r in h2h if r["scenario"] == s], n_boot, seed)
@@ -265,7 +305,10 @@ def solo_cells(r: dict, baselines: Sequence[str]) -> list[str]:
 
 def h2h_cells(r: dict) -> list[str]:
     """The cells of a head-to-head table row, in the order of ``H2H_HEAD``."""
-    return [("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r.get("baseline") else ""),
+    name = r["agent"] + (" (baseline)" if r.get("baseline") else "")
+    if r.get("n_groups", 1) > 1:
+        name += f" [group {r['group']}]"
+    return [("=" if r["tie"] else "") + str(r["rank"]), name,
             f"{_fmt(r['rating'], 0)} [{_fmt(r['rating_lo'], 0)}, {_fmt(r['rating_hi'], 0)}]",
             f"{_fmt(r['mu'], 1)} ± {_fmt(r['sigma'], 1)}", str(r["matches"]), _fmt(r["mean_place"]),
             _fmt(r["first_places"]), _fmt(r["mean_score"]), _fmt(r["win_rate_vs_control"]), _fmt(r["failure_rate"]),
@@ -298,6 +341,7 @@ def markdown(lb: Leaderboard) -> str:
             f"Solo track. Scenarios: {', '.join(facts['scenarios'])}; {len(facts['seeds'])} evaluation seeds; "
             f"baselines: {', '.join(facts['baselines']) or 'none'}.  Scores: {unit}; intervals are 95% stratified "
             "bootstrap CIs over seeds.  `=` marks a row whose IQM interval overlaps the row above (a tie).", ""]
+        lines += [f"Note: {n}." for n in facts["notes"]] + ([""] if facts["notes"] else [])
         head = [*SOLO_HEAD, *(f"P(>{b})" for b in facts["baselines"]), *SOLO_TAIL]
         for name, table in lb.solo.items():
             if len(lb.solo) > 1:
@@ -309,6 +353,7 @@ def markdown(lb: Leaderboard) -> str:
             f"{facts['h2h_matches']} matches on {', '.join(facts['h2h_scenarios'])}: agents share one experiment as "
             "competing variants.  Rating: Bradley-Terry fit of the pairwise results on the Elo scale with a 95% "
             "stratified block bootstrap CI (`=`: overlaps the row above); openskill: Plackett-Luce mu ± sigma.", ""]
+        lines += [f"Note: {n}." for n in facts["h2h_notes"]] + ([""] if facts["h2h_notes"] else [])
         for name, table in lb.h2h.items():
             if len(lb.h2h) > 1:
                 lines += [f"### {'All scenarios' if name == ALL else 'Scenario ' + name}", ""]
@@ -333,6 +378,9 @@ def write(lb: Leaderboard, out: str | Path) -> None:
         w.writeheader()
         for r in records:
             w.writerow(r)
+    stale = out / "win_matrix.csv"
+    if not lb.win_matrix and stale.exists():
+        stale.unlink()  # from an earlier ranking with head-to-head rows
     if lb.win_matrix:
         agents = lb.win_matrix["agents"]
         with open(out / "win_matrix.csv", "w", newline="", encoding="utf-8") as fh:

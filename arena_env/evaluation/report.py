@@ -173,6 +173,7 @@ def write(lb: Leaderboard, rows: Sequence[dict], manifest: dict, out: str | Path
 {html.escape(", ".join(facts["baselines"]) or "none")}. Each agent controls one treatment against the control.
 Scores: {unit}; intervals are 95% stratified bootstrap CIs; <b>=</b> marks a row whose IQM interval overlaps the row
 above.</p>""")
+        parts += [f"<p class=\"note\">Note: {html.escape(n)}.</p>" for n in facts["notes"]]
         for name, table in lb.solo.items():
             if len(lb.solo) > 1:
                 parts.append(f"<h3>{'All scenarios' if name == ALL else 'Scenario ' + html.escape(name)}</h3>")
@@ -184,6 +185,7 @@ above.</p>""")
 <p>{facts["h2h_matches"]} matches on {html.escape(", ".join(facts["h2h_scenarios"]))}: agents share one experiment
 as competing variants. Rating: Bradley-Terry fit of the pairwise results on the Elo scale, with 95% stratified block
 bootstrap CIs (<b>=</b>: overlaps the row above); openskill: Plackett-Luce mu &plusmn; sigma.</p>""")
+        parts += [f"<p class=\"note\">Note: {html.escape(n)}.</p>" for n in facts["h2h_notes"]]
         for name, table in lb.h2h.items():
             if len(lb.h2h) > 1:
                 parts.append(f"<h3>{'All scenarios' if name == ALL else 'Scenario ' + html.escape(name)}</h3>")
@@ -201,6 +203,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px soli
 text-align: right; }} td:nth-child(2), th:nth-child(2) {{ text-align: left; }} th {{ background: #eef2f7; }}
 #win-matrix td:first-child {{ text-align: left; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .meta {{ color: #666; font-size: 0.9em; }}
+.note {{ color: #8a5a00; }}
 </style></head><body>
 <h1>Leaderboard</h1>
 {"".join(parts)}

@@ -325,7 +325,9 @@ def rank_with_ties(estimates: Sequence[float], lows: Sequence[float],
 
         lows[above] <= highs[row]  and  lows[row] <= highs[above]
 
-    (touching endpoints count as overlap; NaN bounds never overlap).  Ties chain: a run of consecutive
+    (touching endpoints count as overlap).  A row with a finite estimate but an unknown interval (a
+    NaN bound: too little data for one) is tied with the row above, since nothing separates it;
+    a row with a NaN estimate (no data) is never tied.  Ties chain: a run of consecutive
     rows each tied with its predecessor forms one tie group, even if the first and last intervals of
     the run are disjoint.  Only neighbours in the ranking are compared.
 
@@ -345,7 +347,9 @@ def rank_with_ties(estimates: Sequence[float], lows: Sequence[float],
         row = int(row)
         if pos > 0:
             above = int(order[pos - 1])
-            if lo[above] <= hi[row] and lo[row] <= hi[above]:
+            unknown = not np.isnan(est[row]) and (np.isnan(lo[row]) or np.isnan(hi[row]) or np.isnan(lo[above])
+                                                  or np.isnan(hi[above]))
+            if unknown or (lo[above] <= hi[row] and lo[row] <= hi[above]):
                 groups[-1].append(row)
                 continue
         groups.append([row])
@@ -353,7 +357,7 @@ def rank_with_ties(estimates: Sequence[float], lows: Sequence[float],
 
 
 def summarise(scores_by_agent: Mapping[str, np.ndarray], n_boot: int = 2000, alpha: float = 0.05,
-              seed: int = 0) -> list[dict]:
+              seed: int = 0, min_per_stratum: int = 2) -> list[dict]:
     """Leaderboard rows, best first, ranked by IQM with stratified-bootstrap CIs.
 
     ``scores_by_agent`` maps an agent's name to its ``(n_scenarios, n_seeds)`` array of (normalised)
@@ -362,6 +366,9 @@ def summarise(scores_by_agent: Mapping[str, np.ndarray], n_boot: int = 2000, alp
     * ``mean``, ``mean_lo``, ``mean_hi``: mean over all finite cells and its ``1 - alpha`` interval;
     * ``iqm``, ``iqm_lo``, ``iqm_hi``: :func:`iqm` over all finite cells and its interval;
     * ``n``: number of finite cells.
+
+    An agent with fewer than ``min_per_stratum`` finite cells in one of its scenarios gets NaN
+    intervals: a bootstrap over one value per stratum would claim zero uncertainty.
 
     Each interval comes from :func:`stratified_bootstrap_ci` with a fresh
     ``np.random.default_rng(seed)``: an agent's row therefore does not depend on which other agents
@@ -380,6 +387,9 @@ def summarise(scores_by_agent: Mapping[str, np.ndarray], n_boot: int = 2000, alp
         a = _as_2d(scores_by_agent[name])
         m, m_lo, m_hi = stratified_bootstrap_ci(a, np.mean, n_boot, alpha, rng=np.random.default_rng(seed))
         q, q_lo, q_hi = stratified_bootstrap_ci(a, iqm, n_boot, alpha, rng=np.random.default_rng(seed))
+        counts = np.count_nonzero(~np.isnan(a), axis=1)
+        if np.any((counts > 0) & (counts < min_per_stratum)):
+            m_lo = m_hi = q_lo = q_hi = float("nan")
         rows.append({"agent": name, "mean": m, "mean_lo": m_lo, "mean_hi": m_hi,
                      "iqm": q, "iqm_lo": q_lo, "iqm_hi": q_hi, "n": int(np.count_nonzero(~np.isnan(a)))})
     order, groups = rank_with_ties([r["iqm"] for r in rows], [r["iqm_lo"] for r in rows],

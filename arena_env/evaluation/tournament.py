@@ -15,10 +15,12 @@ Head-to-head track
     ``economy.rank_strength``) on (a scenario without it, ``rank_strength: 0``, is refused for this
     track). The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
     without an agent hold. On every seed, every combination of ``agents_per_match`` agents plays one
-    match, or, with ``matches_per_seed: M``, seed ``i`` plays the combinations ``i*M ... i*M + M -
-    1`` (cyclically, in the order of ``itertools.combinations`` over the agents), so every
-    combination is played about equally often. Seats rotate with the seed (on seed ``i`` the
-    combination is rotated by ``i``), so no agent always holds the same variant. An agent's score in
+    match, or, with ``matches_per_seed: M`` (at most the number of combinations), seed ``i`` plays
+    matches ``i*M`` to ``i*M + M - 1`` of a cyclic schedule that passes over the combinations (in the
+    order of ``itertools.combinations`` over the agents) again and again, so every combination is
+    played about equally often. Seats rotate once per pass: in pass ``p`` every combination is
+    rotated by ``p`` places (with every combination on every seed, pass ``p`` is seed ``p``), so no
+    agent always holds the same variant. An agent's score in
     a match is its total reward (its lift over the control, net of the XP cost), the same quantity
     as in the solo track. One cell per (match, scenario, seed), with one row per agent.
 
@@ -34,7 +36,7 @@ Seeds
 
 Faults
     An agent that raises (in ``reset``, ``act`` or ``update``), returns an invalid decision, or exceeds
-    ``decision_timeout_s`` on one decision forfeits that cell: its row has ``failed=True``, a NaN score
+    ``decision_timeout_s`` in one of those calls forfeits that cell: its row has ``failed=True``, a NaN score
     and the error text, and the tournament goes on.  In a head-to-head match the faulty agent's variant
     holds from then on and the other agents play the match to the end.
 
@@ -44,7 +46,7 @@ Results and resume
     so after a kill, even ``kill -9``, it finishes the missing cells without duplicating or losing rows
     (a line cut short by the kill is ignored and its cell runs again).  A cell is identified by
     (track, agents in seat order, scenario, seed) and a digest of what else changes its result (the
-    agents' specs, overrides, timeout, number of treatments), so later tournaments in the same directory
+    agents' specs, the scenario's content after the overrides, timeout, number of treatments), so later tournaments in the same directory
     reuse matching cells: results accumulate.  All the rows of the directory are then written
     atomically (temporary file + rename) to ``results.parquet`` with the run manifest, sorted, so the
     file is the same for any number of workers.
@@ -57,6 +59,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import subprocess
@@ -77,6 +80,7 @@ EVAL_SEED_BASE = 1_000_000
 SOLO, HEAD_TO_HEAD = "solo", "head-to-head"
 TRACKS = (SOLO, HEAD_TO_HEAD)
 MAX_AGENTS_PER_MATCH = 4  # the economy env has at most four treatment variants
+MAX_TIMEOUT_S = 3600  # per decision
 
 
 class TournamentConfigError(ValueError):
@@ -131,11 +135,12 @@ class TournamentConfig:
     def matches(self, i: int) -> list[tuple[str, ...]]:
         """The head-to-head matches of evaluation seed index ``i``, seats in order (module docstring)."""
         combos = list(itertools.combinations([a.label for a in self.agents], self.agents_per_match))
-        m = len(combos) if self.matches_per_seed is None else self.matches_per_seed
+        m = len(combos) if self.matches_per_seed is None else min(self.matches_per_seed, len(combos))
         out = []
         for j in range(m):
-            c = combos[(i * m + j) % len(combos)]
-            r = i % len(c)
+            n = i * m + j  # the n-th match of the cyclic schedule
+            c = combos[n % len(combos)]
+            r = (n // len(combos)) % len(c)  # seats rotate once per pass over the combinations
             out.append(c[r:] + c[:r])
         return out
 
@@ -157,11 +162,12 @@ class TournamentConfig:
 
     def cell_digest(self, cell: Cell) -> str:
         """A hash of everything that changes one cell's result except its key: the agents' specs, the
-        overrides, the timeout and (head-to-head) the number of treatments.  Cells of another
+        scenario's content (after the overrides), the timeout and (head-to-head) the number of
+        treatments.  Cells of another
         tournament with the same key and digest are reused (more seeds, agents or scenarios only add
         cells)."""
         parts = [[dataclasses.asdict(self.spec(a)) for a in cell.agents], cell.scenario, cell.track,
-                 dict(self.overrides), self.decision_timeout_s]
+                 dict(self.overrides), self.decision_timeout_s, scenario_fingerprint(cell.scenario, self.overrides)]
         if cell.track == HEAD_TO_HEAD:
             parts.append(n_treatments(self, cell))
         return _hash(parts)
@@ -169,6 +175,25 @@ class TournamentConfig:
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def scenario_fingerprint(scenario: str, overrides: Mapping[str, Any]) -> str:
+    """A hash of the content of a scenario after ``overrides`` (so an edited scenario file does not
+    reuse the results of its earlier version)."""
+    from arena_env.economy.scenario import find
+
+    st = find(scenario).stat()
+    return _fingerprint(scenario, json.dumps(dict(overrides), sort_keys=True, default=str), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(scenario: str, overrides_json: str, mtime_ns: int, size: int) -> str:
+    from arena_env.economy.scenario import load
+
+    over = {k: v for k, v in json.loads(overrides_json).items() if k not in ENV_ONLY}
+    d = dataclasses.asdict(load(scenario, **over))
+    d.pop("source", None)
+    return _hash(d)
 
 
 @functools.lru_cache(maxsize=256)
@@ -195,7 +220,8 @@ DEFAULT_AGENTS = (
 _TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s", "agents_per_match",
              "matches_per_seed"}
 _AGENT_KEYS = {"label", "agent", "params", "baseline", "checkpoint"}
-_ENV_ONLY = {"backend", "render_mode", "action_mode", "num_threads", "info_level"}  # env arguments, not scenario keys
+ENV_ONLY = {"backend", "render_mode", "action_mode", "num_threads", "info_level"}  # env arguments, not scenario keys
+_SET_BY_TOURNAMENT = {"action_mode", "num_threads", "info_level", "render_mode"}  # play_cell fixes these
 
 
 def default_config(seeds: int = 10) -> TournamentConfig:
@@ -258,7 +284,13 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
             agent_registry.make(name, **params)
         except Exception as exc:
             raise err(f"agents[{i}].params", str(exc)) from None
-        specs.append(AgentSpec(label, str(name), params, bool(a.get("baseline", False))))
+        if " vs " in label or not label.strip():
+            raise err(f"agents[{i}].label", f"{label!r}: a label must be non-empty and must not contain ' vs ' "
+                                            "(it separates the agents of a match)")
+        baseline = a.get("baseline", False)
+        if not isinstance(baseline, bool):
+            raise err(f"agents[{i}].baseline", f"true or false, got {baseline!r}")
+        specs.append(AgentSpec(label, str(name), params, baseline))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise err("agents", f"labels must be unique, got {labels}")
@@ -272,6 +304,8 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
             find(s)
         except ValueError as exc:
             raise err(f"scenarios[{i}]", str(exc)) from None
+        if s in scenarios[:i]:
+            raise err(f"scenarios[{i}]", f"{s!r} is listed twice")
     n = data.get("seeds", 10) if seeds is None else seeds
     if not _positive_int(n):
         raise err("seeds", f"a positive integer number of evaluation seeds, got {n!r}")
@@ -288,16 +322,22 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
     if HEAD_TO_HEAD in tracks and k > len(specs):
         raise err("agents_per_match", f"{k} agents per match but only {len(specs)} agents")
     mps = data.get("matches_per_seed")
-    if mps is not None and not _positive_int(mps):
-        raise err("matches_per_seed", f"a positive integer, or null for every combination, got {mps!r}")
+    n_combos = math.comb(len(specs), k) if k <= len(specs) else 0
+    if mps is not None and (not _positive_int(mps) or mps > n_combos):
+        raise err("matches_per_seed", f"a positive integer up to {n_combos} (the combinations of {k} of "
+                                      f"{len(specs)} agents), or null for every combination, got {mps!r}")
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise err("overrides", "a mapping of environment keywords (e.g. max_days, n_users)")
+    for key in overrides:
+        if key in _SET_BY_TOURNAMENT:
+            raise err(f"overrides.{key}", "is set by the tournament (absolute requests, one thread per worker, "
+                                        "light infos); remove it")
     from arena_env.economy.scenario import ScenarioError, load
 
     for i, s in enumerate(scenarios):
         try:
-            sc = load(s, **{k: v for k, v in overrides.items() if k not in _ENV_ONLY})
+            sc = load(s, **{k: v for k, v in overrides.items() if k not in ENV_ONLY})
         except ScenarioError as exc:
             raise err("overrides", f"on scenario {s}: {exc}") from None
         if HEAD_TO_HEAD in tracks and sc.economy.rank_strength <= 0:
@@ -305,8 +345,8 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
                                          f"scenario {s} has economy.rank_strength {sc.economy.rank_strength:g}; "
                                          "choose another scenario or set overrides: {economy: {rank_strength: 0.5}}")
     timeout = data.get("decision_timeout_s", 10.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise err("decision_timeout_s", f"a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise err("decision_timeout_s", f"a number of seconds above 0 and at most {MAX_TIMEOUT_S}, got {timeout!r}")
     return TournamentConfig(tuple(specs), tuple(str(s) for s in scenarios), n, tuple(tracks), dict(overrides),
                             float(timeout), k, mps, src)
 
@@ -451,7 +491,8 @@ def write_parquet(rows: list[dict], path: Path, meta: Mapping) -> None:
     import pyarrow.parquet as pq
 
     rows = sorted(rows, key=lambda r: tuple(r.get(k, 0 if k in ("seed", "seat") else "") for k in ROW_ORDER))
-    table = pa.Table.from_pylist(rows)
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # a failed cell's row lacks the metric columns
+    table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
     table = table.replace_schema_metadata({b"arena_manifest": json.dumps(meta).encode()})
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
@@ -483,9 +524,12 @@ def rows_of(cfg: TournamentConfig, rows: list[dict]) -> list[dict]:
 # --- the tournament --------------------------------------------------------------------------------
 
 def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = None, resume: bool = False,
-        progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
+        progress: Callable[[int, int, float, int], None] | None = None) -> list[dict]:
     """Play every missing cell of ``cfg`` with ``workers`` processes (default: all cores) and return
-    all the tournament's rows (see the module docstring for the store and resume rules)."""
+    all the tournament's rows (see the module docstring for the store and resume rules).
+
+    ``progress(done, total, elapsed_s, reused)`` is called after every cell; ``reused`` cells were
+    already in the store when the run started."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "cells.jsonl"
@@ -497,6 +541,7 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
     digests = {c: cfg.cell_digest(c) for c in cells}
     done = {c: store[c.key + (digests[c],)] for c in cells if c.key + (digests[c],) in store}
     todo = [c for c in cells if c not in done]
+    reused = len(done)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     start = time.monotonic()
     if log.exists() and log.stat().st_size and not log.read_bytes().endswith(b"\n"):
@@ -507,12 +552,13 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
             for row in rows:
                 row["config"] = digests[cell]
                 row["baseline"] = cfg.spec(row["agent"]).baseline
+                row["kind"] = cfg.spec(row["agent"]).agent  # the registered agent behind the label
             fh.write(json.dumps({"key": list(cell.key), "config": digests[cell], "rows": rows}, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             done[cell] = rows
             if progress:
-                progress(len(done), len(cells), time.monotonic() - start)
+                progress(len(done), len(cells), time.monotonic() - start, reused)
 
         if workers == 1:
             for cell in todo:
@@ -523,7 +569,16 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
                 for cell, rows in pool.imap_unordered(_cell_worker, [(cfg, c) for c in todo]):
                     keep(cell, rows)
     meta = manifest(cfg)
+    previous = out / "manifest.json"
+    if previous.exists():  # the store holds every run's rows: keep every run's manifest
+        try:
+            old = json.loads(previous.read_text())
+            meta["history"] = old.pop("history", []) + [old]
+        except (json.JSONDecodeError, AttributeError):
+            meta["history"] = []
     every = [r for rows in read_cells(log).values() for r in rows]  # every run's rows
     write_parquet(every, out / "results.parquet", meta)
-    (out / "manifest.json").write_text(json.dumps(meta, indent=2) + "\n")
+    tmp = previous.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, previous)
     return [r for c in cells for r in done[c]]

@@ -32,6 +32,9 @@ from arena_env.economy.guardrails import RUNNING
 from arena_env.economy.params import N_PARAMS, PARAM_INDEX, to_dict
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # actions are float32
+
+
 class AgentError(RuntimeError):
     """An agent raised or returned an invalid decision; the message names the agent and the day."""
 
@@ -67,6 +70,9 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
     if not isinstance(update, Update):
         raise AgentError(f"{agent} on day {env.day}: act() must return agents.Update or None, "
                          f"got {type(update).__name__}")
+    if not isinstance(update.overrides, Mapping):
+        raise AgentError(f"{agent} on day {env.day}: Update.overrides must be a mapping of parameter names to "
+                         f"numbers, got {type(update.overrides).__name__}")
     target = current.copy()
     touched = np.zeros(N_PARAMS, dtype=bool)
     for key, value in update.overrides.items():
@@ -74,8 +80,9 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
             raise AgentError(f"{agent} on day {env.day}: unknown parameter {key!r} in the update; "
                              f"expected one of {', '.join(PARAM_INDEX)}")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(value):
-            raise AgentError(f"{agent} on day {env.day}: parameter {key!r} must be a finite number, got {value!r}")
+                or not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+            raise AgentError(f"{agent} on day {env.day}: parameter {key!r} must be a finite number (within "
+                             f"float32 range), got {value!r}")
         target[PARAM_INDEX[key]] = float(value)
         touched[PARAM_INDEX[key]] = True
     if env.action_mode == "absolute":
@@ -94,8 +101,36 @@ class DecisionTimeout(AgentError):
     """An agent took longer than the allowed time for one decision."""
 
 
+class _Alarm(BaseException):
+    """Raised by the timer inside an agent's call: a BaseException, so that an agent's own
+    ``except Exception`` cannot swallow it."""
+
+
 def _on_alarm(signum, frame):
-    raise TimeoutError
+    raise _Alarm
+
+
+def call_with_timeout(fn, timeout: float | None, what: str):
+    """``fn()``, bounded by ``timeout`` seconds (main thread only, Unix): a slower call raises
+    :class:`DecisionTimeout` with ``what`` (e.g. "variant_0 (UCB1) on day 3") in the message, also when
+    the agent caught the timer's exception and returned late.  ``timeout=None``: unbounded."""
+    if timeout is None:
+        return fn()
+    start = time.perf_counter()
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            result = fn()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Alarm:
+        result, start = None, -math.inf
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    if time.perf_counter() - start > timeout:
+        raise DecisionTimeout(f"{what} exceeded the decision timeout of {timeout:g} s")
+    return result
 
 
 def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout: float | None = None,
@@ -107,21 +142,15 @@ def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout
     """
     ctx = context_for(env, agent, observation)
     start = time.perf_counter()
-    if timeout is not None:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        update = policy.act(ctx)
-    except TimeoutError:
-        raise DecisionTimeout(f"{agent} ({type(policy).__name__}) exceeded the decision timeout of {timeout:g} s "
-                              f"on day {env.day}") from None
-    except Exception as exc:  # an agent's bug is reported with its name and day, never swallowed
+        update = call_with_timeout(lambda: policy.act(ctx), timeout, f"{agent} ({type(policy).__name__}) on day "
+                                                                      f"{env.day}")
+    except AgentError:
+        raise
+    except (Exception, SystemExit) as exc:  # an agent's bug is reported with its name and day, never swallowed
         raise AgentError(f"{agent} ({type(policy).__name__}) raised on day {env.day}: "
                          f"{type(exc).__name__}: {exc}") from exc
     finally:
-        if timeout is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
         if latencies is not None:
             latencies.append(time.perf_counter() - start)
     return action_for(env, agent, update)
@@ -132,7 +161,8 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
                 forfeit: bool = False, observe: Callable[[EconomyEnv], None] | None = None) -> dict:
     """Play one episode with ``policies[agent]`` for every agent (missing agents hold).
 
-    ``timeout`` bounds every decision (see :func:`decide`); ``latencies[agent]`` lists, when given,
+    ``timeout`` bounds every decision (see :func:`decide`) and every ``reset`` and ``update`` call;
+    ``latencies[agent]`` lists, when given,
     receive the duration of each of that agent's decisions; ``observe(env)`` is called after the reset
     and after every step.
 
@@ -164,10 +194,11 @@ def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None
     def wrapped(agent, method, fn):
         def call():
             try:
-                return fn()
+                return call_with_timeout(fn, timeout, f"{agent} ({type(active[agent]).__name__}) in {method}() on "
+                                                      f"day {env.day}")
             except AgentError:
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise AgentError(f"{agent} ({type(active[agent]).__name__}) raised in {method}() on day {env.day}: "
                                  f"{type(exc).__name__}: {exc}") from exc
         return call
