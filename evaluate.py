@@ -11,6 +11,7 @@ resume) are in :mod:`arena_env.evaluation.tournament`; the statistics in
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         args.out = out
-        meta = tournament.manifest(cfg)
+        meta = json.loads((out / "manifest.json").read_text())  # written by the run
         failed = [r for r in rows if r["failed"]]
         for r in failed[:5]:
             print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)

@@ -407,3 +407,13 @@ def test_progress_eta_counts_only_cells_played_now_and_the_manifest_keeps_histor
     meta = __import__("json").loads((tmp_path / "manifest.json").read_text())
     assert len(meta["seeds"]) == 3 and [len(h["seeds"]) for h in meta["history"]] == [2]
     assert evaluate("--resume").returncode == 2
+
+
+def test_an_agent_that_cannot_be_built_forfeits_without_stopping_the_match():
+    cfg = TournamentConfig((AgentSpec("ghost", "no_such_agent"), AgentSpec("hold", "hold")), ("tiny",), 1,
+                           tracks=("solo", "head-to-head"), overrides={"max_days": 3})
+    rows = {(c.track, r["agent"]): r for c in cfg.cells() for r in tournament.play_cell(cfg, c)}
+    assert rows[("solo", "ghost")]["failed"] and "could not be built" in rows[("solo", "ghost")]["error"]
+    assert rows[("solo", "ghost")]["days"] == 0
+    h2h = rows[("head-to-head", "hold")]
+    assert not h2h["failed"] and h2h["days"] == 3 and rows[("head-to-head", "ghost")]["failed"]

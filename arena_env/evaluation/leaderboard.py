@@ -85,6 +85,20 @@ def _grid(rows: Sequence[dict], agent: str, scenarios: Sequence[str], seeds: Seq
     return g
 
 
+def cell_columns(cells: Sequence[dict]) -> dict:
+    """The columns both tracks compute from one agent's rows: win rate against the control, failure
+    rate, mean guardrail rejections and clamps per episode, decision latency (mean, worst p99)."""
+    ok = [r for r in cells if not r.get("failed")]
+
+    def mean(key):
+        return float(np.mean([r[key] for r in ok])) if ok else math.nan
+
+    return {"win_rate_vs_control": float(np.mean([r["score"] > 0 for r in ok])) if ok else math.nan,
+            "failure_rate": 1.0 - len(ok) / max(len(cells), 1), "rejections": mean("rejected"),
+            "clamps": mean("clamped"), "latency_mean_ms": mean("latency_mean_ms"),
+            "latency_p99_ms": float(np.max([r["latency_p99_ms"] for r in ok])) if ok else math.nan}
+
+
 def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[list[dict], dict]:
     """The solo leaderboard of ``rows`` (solo rows of any scenarios) and facts about it."""
     agents = sorted({r["agent"] for r in rows})
@@ -122,12 +136,7 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
         ok = [r for r in cells if not r.get("failed")]
         row["baseline"] = a in baselines
         row["raw_mean"] = float(np.nanmean(raw[a])) if np.isfinite(raw[a]).any() else math.nan
-        row["win_rate_vs_control"] = float(np.mean([r["score"] > 0 for r in ok])) if ok else math.nan
-        row["failure_rate"] = 1.0 - len(ok) / max(len(cells), 1)
-        row["rejections"] = float(np.mean([r["rejected"] for r in ok])) if ok else math.nan
-        row["clamps"] = float(np.mean([r["clamped"] for r in ok])) if ok else math.nan
-        row["latency_mean_ms"] = float(np.mean([r["latency_mean_ms"] for r in ok])) if ok else math.nan
-        row["latency_p99_ms"] = float(np.max([r["latency_p99_ms"] for r in ok])) if ok else math.nan
+        row.update(cell_columns(cells))
         for col in LIFT_COLUMNS:
             vals = [r[col] for r in ok if r.get(col) is not None]
             row[col] = float(np.mean(vals)) if vals else math.nan
@@ -219,12 +228,7 @@ def h2h_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple[
             "matches": len(places), "mean_place": float(np.mean(places)) if places else math.nan,
             "first_places": float(np.mean([p == 1 for p in places])) if places else math.nan,
             "mean_score": float(np.mean([r["score"] for r in ok])) if ok else math.nan,
-            "win_rate_vs_control": float(np.mean([r["score"] > 0 for r in ok])) if ok else math.nan,
-            "failure_rate": 1.0 - len(ok) / max(len(mine), 1),
-            "rejections": float(np.mean([r["rejected"] for r in ok])) if ok else math.nan,
-            "clamps": float(np.mean([r["clamped"] for r in ok])) if ok else math.nan,
-            "latency_mean_ms": float(np.mean([r["latency_mean_ms"] for r in ok])) if ok else math.nan,
-            "latency_p99_ms": float(np.max([r["latency_p99_ms"] for r in ok])) if ok else math.nan,
+            **cell_columns(mine),
         })
     order, groups = stats.rank_with_ties([r["rating"] for r in table], [r["rating_lo"] for r in table],
                                          [r["rating_hi"] for r in table])

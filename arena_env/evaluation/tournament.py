@@ -380,18 +380,18 @@ def play_cell(cfg: TournamentConfig, cell: Cell) -> list[dict]:
             policies[seat] = agent_registry.make(spec.agent, **spec.params)
         except Exception as exc:  # e.g. a checkpoint deleted since the tournament file was checked
             broken[seat] = f"{seat} ({label}) could not be built: {type(exc).__name__}: {exc}"
-    if not policies:  # nothing to play
-        return [{"agent": label, "scenario": cell.scenario, "seed": cell.seed, "track": cell.track,
-                 "match": cell.match, "seat": i, "failed": True, "error": broken[seat], "days": 0, "decisions": 0,
-                 "accepted": 0, "rejected": 0, "clamped": 0, **_FAILED} for i, (seat, label) in enumerate(seats.items())]
-    res = run_episode(env, policies, seed=cell.seed, timeout=cfg.decision_timeout_s, latencies=lat, forfeit=True,
-                      observe=lambda e: trace.append(e._mean.copy()) if e.day else None)
+    if policies:
+        res = run_episode(env, policies, seed=cell.seed, timeout=cfg.decision_timeout_s, latencies=lat,
+                          forfeit=True, observe=lambda e: trace.append(e._mean.copy()) if e.day else None)
+    else:  # no agent could be built: nothing to play
+        res = {"days": 0, "decisions": {a: [] for a in env.possible_agents}, "failed": {}}
     failed = {**broken, **res["failed"]}
-    h = env.history_i[:env.day]
-    enrolled = np.maximum(h[:, :, K.A_ENROLLED], 1)
-    active = h[:, :, K.A_ACTIVE] / enrolled
-    xp = xp_total(h) / enrolled
-    traj = np.asarray(trace).reshape(-1, *env._mean.shape)  # (steps, variants, metrics)
+    if policies:
+        h = env.history_i[:env.day]
+        enrolled = np.maximum(h[:, :, K.A_ENROLLED], 1)
+        active = h[:, :, K.A_ACTIVE] / enrolled
+        xp = xp_total(h) / enrolled
+        traj = np.asarray(trace).reshape(-1, *env._mean.shape)  # (steps, variants, metrics)
     rows = []
     for seat_i, (seat, label) in enumerate(seats.items()):
         v = seat_i + 1
