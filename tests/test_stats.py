@@ -81,6 +81,7 @@ WELCH_EDGES = [
     (-3.0, 1e-9, 40, 0.0, 1e-9, 40),  # p underflows to 0
     (1e-300, 1e-300, 5, 0.0, 1e-300, 5),  # tiny variances: no under/overflow in df
     (0.0, 0.0, 2, 1.7e-157, 1.0, 2),  # t^2 subnormal
+    (0.0, 0.0, 2, 2.0033980093564848e-161, 163.0, 3),  # t^2 / (df + t^2) underflows to 0 (found by hypothesis)
     (1e200, 1e-200, 2, -1e200, 1e-200, 2),  # t^2 overflows: p = 0
 ]
 

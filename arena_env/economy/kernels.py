@@ -654,6 +654,8 @@ def _student_p(t2, df):
     a = 0.5 * df
     x = df / (df + t2)
     y = t2 / (df + t2)
+    if y == 0.0:  # t^2 negligible next to df (subnormal): the limit p = 1, g = 0, without log(0)
+        return 1.0, 0.0
     g = math.exp(-a * math.log1p(t2 / df) + 0.5 * math.log(y) - _LGAMMA_HALF + _lgamma_ratio_half(a))
     if t2 >= 1.0:  # lambda = a - (a + 1/2) x >= 0: the tail directly, accurate for tiny p
         if g == 0.0:
