@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import rules
 from .protocol import PARAM_NAMES, Context, Outcome, Update
 from .registry import register
 
@@ -25,6 +26,11 @@ class Hold:
 @register("random")
 class Random:
     """Every ``every`` days, moves ``n_params`` random parameters by a random share of the delta limit.
+
+    A move is the economy env's continuous action ``a ~ U(-scale, scale)``
+    (:func:`agents.rules.continuous_target`): log-symmetric, ``a`` and ``-a`` scale by reciprocal
+    factors, so the random walk leaves the median of every parameter at its starting value (an
+    additive ``current + a * delta`` would drift every parameter down geometrically).
 
     Hyperparameters: ``every`` (days between proposals, default 7), ``n_params`` (how many
     parameters a proposal touches, default 2), ``scale`` (largest move as a fraction of the delta
@@ -50,8 +56,8 @@ class Random:
         for i in sorted(keys):
             name = PARAM_NAMES[i]
             cur = context.config[name]
-            step = max(cur * context.delta_limit_pct / 100.0, 1.0)
-            out[name] = int(round(cur + self.rng.uniform(-self.scale, self.scale) * step))
+            a = self.rng.uniform(-self.scale, self.scale)  # log-symmetric: the median config stays put
+            out[name] = int(rules.round_half_away(rules.continuous_target(cur, a, context.delta_limit_pct)))
         return Update(out, "random move")
 
     def update(self, outcome: Outcome) -> None:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from . import rules
 from .bandits import ArmHold, PresetBandit
 from .protocol import PARAM_NAMES, Context, Outcome, Update
 from .registry import register
@@ -130,7 +131,8 @@ class BayesOpt:
         out = {}
         for g, params in enumerate(self.groups.values()):
             for p in params:
-                out[p] = max(int(round(self.base[p] * 2.0 ** (self.span * float(u[g])))), 1 if self.base[p] else 0)
+                out[p] = max(int(rules.round_half_away(self.base[p] * 2.0 ** (self.span * float(u[g])))),
+                             1 if self.base[p] else 0)
         return out
 
     def act(self, context: Context) -> Update | None:

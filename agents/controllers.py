@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from . import rules
 from .protocol import METRIC_NAMES, PARAM_NAMES, Context, Outcome, Update
 from .registry import make, register
 
@@ -27,13 +28,14 @@ CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
 
 # ----------------------------------------------------------------------------------- shared helpers
 def round_half_away(x: float) -> int:
-    """Round half away from zero (the guardrails' rounding)."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+    """Round half away from zero (the guardrails' rounding, :func:`agents.rules.round_half_away`)."""
+    return int(rules.round_half_away(float(x)))
 
 
 def step_units(current: float, delta_limit_pct: float) -> float:
-    """The largest change the delta clamp allows from ``current``: ``delta_limit_pct`` % of it, >= 1 unit."""
-    return max(abs(float(current)) * float(delta_limit_pct) / 100.0, 1.0)
+    """The largest change the delta clamp allows from ``current``: ``delta_limit_pct`` % of it, >= 1 unit
+    (:func:`agents.rules.delta_window`)."""
+    return rules.delta_window(float(current), float(delta_limit_pct))
 
 
 def free_room(current: int, delta_limit_pct: float) -> tuple[int, int]:

@@ -10,13 +10,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import rules
 from .protocol import METRIC_NAMES, PARAM_NAMES, Context, Outcome, Update
 from .registry import register
 
 
 def fractions_to_update(context: Context, fractions, reasoning: str = "") -> Update | None:
-    """An update from per-parameter moves given as fractions of the delta limit (the economy env's
-    continuous action: ``current + a * max(current * pct / 100, 1)``); zeros are left untouched."""
+    """An update from per-parameter moves in units of the delta limit, read as the economy env's
+    continuous action (:func:`agents.rules.continuous_target`, log-symmetric, then rounded half away
+    from zero); zeros are left untouched."""
     a = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), -1.0, 1.0)
     if a.shape != (len(PARAM_NAMES),):
         raise ValueError(f"expected {len(PARAM_NAMES)} fractions (one per parameter), got shape {a.shape}")
@@ -25,7 +27,7 @@ def fractions_to_update(context: Context, fractions, reasoning: str = "") -> Upd
         if f == 0.0 or not math.isfinite(f):
             continue
         cur = context.config[name]
-        target = int(round(cur + f * max(cur * context.delta_limit_pct / 100.0, 1.0)))
+        target = int(rules.round_half_away(rules.continuous_target(cur, float(f), context.delta_limit_pct)))
         if target != cur:
             out[name] = target
     return Update(out, reasoning) if out else None
@@ -38,8 +40,8 @@ class SB3Policy:
     Hyperparameters: ``path`` (the ``.zip`` checkpoint), ``algo`` (``"PPO"``, ``"A2C"``, ``"SAC"``,
     ... any class of ``stable_baselines3``; default PPO), ``deterministic`` (default True).  The
     policy reads ``context.vector`` (the economy env's observation); a Box action is read as the
-    env's continuous action (fractions of the delta limit), a Discrete one as "0 holds, k pulls
-    preset k-1".  Use it to put a trained learner in a tournament next to the baselines.
+    env's continuous action (log-symmetric moves in units of the delta limit), a Discrete one as
+    "0 holds, k pulls preset k-1".  Use it to put a trained learner in a tournament next to the baselines.
     """
 
     def __init__(self, path: str, algo: str = "PPO", deterministic: bool = True):

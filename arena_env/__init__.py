@@ -2,8 +2,8 @@
 
 Importing the package registers the environments (nothing else happens at import time):
 
-* ``pettingzoo.make("parallel", "arena/Economy-v0", **kwargs)`` (also ``"aec"``);
-* ``gymnasium.make("arena/EconomySingle-v0", opponents=..., **kwargs)``.
+* ``pettingzoo.make("parallel", "arena/Economy-v1", **kwargs)`` (also ``"aec"``);
+* ``gymnasium.make("arena/EconomySingle-v1", opponents=..., **kwargs)``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ def _register() -> None:
     import gymnasium
     import pettingzoo
 
-    if "arena/Economy-v0" not in pettingzoo.parallel_registry:
-        pettingzoo.register("parallel", "arena/Economy-v0", entry_point="arena_env.economy_v0:parallel_env")
-    if "arena/Economy-v0" not in pettingzoo.aec_registry:
-        pettingzoo.register("aec", "arena/Economy-v0", entry_point="arena_env.economy_v0:env")
-    if "arena/EconomySingle-v0" not in gymnasium.registry:
-        gymnasium.register("arena/EconomySingle-v0", entry_point="arena_env.wrappers.single:EconomySingleEnv")
+    if "arena/Economy-v1" not in pettingzoo.parallel_registry:
+        pettingzoo.register("parallel", "arena/Economy-v1", entry_point="arena_env.economy_v1:parallel_env")
+    if "arena/Economy-v1" not in pettingzoo.aec_registry:
+        pettingzoo.register("aec", "arena/Economy-v1", entry_point="arena_env.economy_v1:env")
+    if "arena/EconomySingle-v1" not in gymnasium.registry:
+        gymnasium.register("arena/EconomySingle-v1", entry_point="arena_env.wrappers.single:EconomySingleEnv")
 
 
 _register()

@@ -10,6 +10,8 @@ reassociated floating-point sums would break that as well as bit-identity across
 
 from __future__ import annotations
 
+import numbers
+
 import numba
 
 _OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -28,16 +30,40 @@ slowed down by another process does not hold the other up.  Which thread runs a 
 a result (every chunk writes its own row)."""
 
 
-def set_threads(n: int | None) -> None:
-    """Set the number of Numba threads for the calling thread (``None`` keeps the current value) and
-    the dynamic scheduling of ``prange`` loops (:data:`PARALLEL_CHUNKSIZE`)."""
-    numba.set_parallel_chunksize(PARALLEL_CHUNKSIZE)
-    if n is None:
-        return
+USERS_PER_THREAD = 50_000
+"""The default thread count gives each Numba thread at least this many users (see :func:`threads_for`)."""
+
+
+def threads_for(n_users: int) -> int:
+    """The default number of Numba threads for a population of ``n_users``:
+    ``min(max(1, n_users // USERS_PER_THREAD), NUMBA_NUM_THREADS)``, i.e. one thread below 100k users.
+
+    Measured on a 2-vCPU VM (``benchmarks/bench_threads.py``, figures in ``benchmarks/README.md``): on
+    an idle machine a second thread gains 1.0-1.4x below 100k users and 1.7-2.1x from 100k; when other
+    processes hold the cores it loses 2-9x below 20k users and ~1.4x at 50k-200k, and breaks even at
+    1M.  Results do not depend on the thread count."""
+    return max(1, min(int(n_users) // USERS_PER_THREAD, numba.config.NUMBA_NUM_THREADS))
+
+
+def check_threads(n) -> int:
+    """``n`` as a valid Numba thread count: an integer (Python or NumPy, not a bool) in
+    1..``NUMBA_NUM_THREADS``; anything else raises ``ValueError`` naming ``num_threads``."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ValueError(f"num_threads: expected an integer 1..{numba.config.NUMBA_NUM_THREADS} or None "
+                         f"(None picks by population size), got {type(n).__name__} {n!r}")
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"num_threads={n} is out of range: this machine allows 1..{numba.config.NUMBA_NUM_THREADS} "
             "Numba threads (set NUMBA_NUM_THREADS to raise the ceiling)."
         )
-    numba.set_num_threads(n)
+    return n
+
+
+def set_threads(n: int | None) -> None:
+    """Set the number of Numba threads for the calling thread (``None`` keeps the current value) and
+    the dynamic scheduling of ``prange`` loops (:data:`PARALLEL_CHUNKSIZE`)."""
+    numba.set_parallel_chunksize(PARALLEL_CHUNKSIZE)
+    if n is None:
+        return
+    numba.set_num_threads(check_threads(n))

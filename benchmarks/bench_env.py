@@ -242,12 +242,15 @@ class Population:
         n_sites = -(-sc.n_users // sc.site_size)
         self.spc = model.sites_per_chunk(sc.site_size)
         n_chunks = model.chunk_count(sc.n_users, sc.site_size)
-        self.site_prev = np.zeros((n_sites, 3))
-        self.site_next = np.zeros((n_sites, 3))
+        self.site_prev = np.zeros((n_sites, K.N_SITE))
+        self.site_next = np.zeros((n_sites, K.N_SITE))
         self.agg_i = np.zeros((n_chunks, V, K.N_AI), dtype=np.int64)
         self.agg_f = np.zeros((n_chunks, V, K.N_AF))
         self.sg = model.segment_table(sc)
         self.nov = model.novelty_table(sc)
+        self.hab = model.habituation_table(sc)
+        self.onb = model.onboarding_table(sc)
+        self.pscale = np.ones(V)
         self.log1p = model.log1p_table(1024)
         self.cfg = np.tile(to_vector(sc.tenant_config), (V, 1)).astype(np.float64)  # the env's day-0 config
         self.vs = model.variant_segment_table(sc, self.cfg)
@@ -257,7 +260,7 @@ class Population:
     def step(self, backend, day: int) -> None:
         backend.step_population(
             day, self.seed, self.sc.site_size, self.spc, *self.cols,
-            self.cfg, self.vs, self.sg, self.glob[day], self.nov, self.log1p,
+            self.cfg, self.pscale, self.vs, self.sg, self.glob[day], self.nov, self.hab, self.onb, self.log1p,
             self.site_prev, self.site_next, self.agg_i, self.agg_f)
         self.site_prev, self.site_next = self.site_next, self.site_prev
 

@@ -2,7 +2,7 @@
 
 The test ``tests/test_golden.py`` recomputes every fingerprint and compares it with the file in
 ``tests/golden/<scenario>.json``.  A change of the model's dynamics, observations or rewards changes
-the fingerprints: bump the env version (``economy_v0`` -> ``v1``, version history in the env
+the fingerprints: bump the env version (``economy_v1`` -> ``v2``, version history in the env
 docstring), then regenerate the files and commit them with the change::
 
     make golden          # = .venv/bin/python -m tests.golden --write

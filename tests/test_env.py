@@ -11,10 +11,10 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 import arena_env  # noqa: F401  (registers the envs)
-from arena_env import economy_v0
+from arena_env import economy_v1
 from arena_env.economy import kernels as K
 from arena_env.economy.env import OBS_DIM, EconomyEnv
-from arena_env.economy.scenario import scenario_names
+from arena_env.economy.scenario import ScenarioError, scenario_names
 
 ALL_SCENARIOS = scenario_names()
 
@@ -28,7 +28,7 @@ def test_shipped_scenarios_are_the_documented_set():
 @pytest.mark.parametrize("name", ALL_SCENARIOS)
 def test_parallel_api(name):
     kwargs = {"n_users": 30000} if name == "large" else {}  # the API does not depend on the size
-    env = economy_v0.parallel_env(scenario=name, max_days=12, **kwargs)
+    env = economy_v1.parallel_env(scenario=name, max_days=12, **kwargs)
     parallel_api_test(env, num_cycles=15)
     assert env.scenario.max_days == 12  # the test's max_cycles does not leak into the episode length
 
@@ -43,9 +43,9 @@ def test_large_scenario_runs_at_full_size():
 
 
 def test_registry_and_aec_form():
-    env = pettingzoo.make("parallel", "arena/Economy-v0", scenario="tiny", max_days=3)
+    env = pettingzoo.make("parallel", "arena/Economy-v1", scenario="tiny", max_days=3)
     assert isinstance(env.unwrapped, EconomyEnv)
-    aec = pettingzoo.make("aec", "arena/Economy-v0", scenario="tiny", max_days=3)
+    aec = pettingzoo.make("aec", "arena/Economy-v1", scenario="tiny", max_days=3)
     aec.reset(seed=1)
     steps = 0
     for _agent in aec.agent_iter():
@@ -192,14 +192,23 @@ def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective(
         _, rew, _, _, infos = env.step({})
         for a, r in rew.items():
             total[a] += r
-        lift = infos["variant_0"]["lift"]
-        w = env.objective_weights
-        expected = sum(w[i] * lift[m] for i, m in enumerate(lift)) - env.scenario.objective.xp_cost * (
-            infos["variant_0"]["xp_per_user"] - (env.history_i[env.day - 1, 0, K.A_XP_SCAN:K.A_XP_MISSION + 1].sum()
-                                                 / env.history_i[env.day - 1, 0, K.A_ENROLLED]))
-        assert rew["variant_0"] == pytest.approx(expected, abs=1e-9)
-    # holding arms differ from the control only by sampling noise
-    assert abs(total["variant_0"]) < 3.0 and abs(total["variant_1"]) < 3.0
+        # the value objective by hand from the day's counts: money per enrolled user, treatment - control
+        h = env.history_i[env.day - 1].astype(float)
+        o = env.scenario.objective
+        vals, junk = o.values, o.junk
+        def money(v):
+            c = env.effective_config[v]
+            g = lambda price, j: j / (j + price)  # noqa: E731 - the genuine share at a price
+            m = (vals.active_day * h[v, K.A_ACTIVE] + vals.scan * h[v, K.A_USEFUL_SCANS]
+                 + vals.feedback * h[v, K.A_USEFUL_FB] * g(c[1], junk.feedback)
+                 + vals.photo * h[v, K.A_PHOTOS] * g(c[4], junk.photo)
+                 + vals.issue * h[v, K.A_ISSUES] * g(c[2], junk.issue)
+                 + vals.status * h[v, K.A_STATUS] * g(c[3], junk.status)
+                 - o.xp_cost * h[v, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() - o.churn_cost * h[v, K.A_CHURNED_TODAY])
+            return m / h[v, K.A_ENROLLED]
+        assert rew["variant_0"] == pytest.approx(money(1) - money(0), abs=1e-12)
+    # holding arms differ from the control only by sampling noise (EUR per user over 30 days)
+    assert abs(total["variant_0"]) < 0.3 and abs(total["variant_1"]) < 0.3
 
 
 def test_breaker_trips_on_retention_cliff_and_only_researcher_resets_it():
@@ -257,7 +266,8 @@ def test_ledger_conservation():
     by_user = np.bincount(env.users["variant"], weights=env.users["cum_xp"].astype(np.float64),
                           minlength=env.scenario.n_variants)
     np.testing.assert_array_equal(per_variant, by_user.astype(np.int64))
-    assert all(v.sum() > 0 for k, v in ledger.items() if k not in ("issueReport", "statusReport"))
+    assert all(v.sum() > 0 for k, v in ledger.items() if k not in ("issueReport", "statusReport", "budget"))
+    assert np.all(ledger["budget"] == 0)  # nothing withheld without a budget
     assert ledger["mission"].sum() % env.scenario.economy.mission_xp == 0
     reached = env.history_i[:, :, K.A_M_REACHED].sum(axis=0)
     np.testing.assert_array_equal(ledger["mission"], reached * env.scenario.economy.mission_xp)
@@ -301,12 +311,30 @@ def test_unknown_keyword_is_a_clear_error():
 
 
 def test_empty_objective_weights_mean_zero_reward():
-    env = EconomyEnv("tiny", objective={"weights": {}, "xp_cost": 0.0})
+    env = EconomyEnv("tiny", objective={"kind": "tendedloop", "weights": {}, "xp_cost": 0.0})
     env.reset(seed=0)
     _, rew, _, _, _ = env.step({"variant_0": np.ones(10, np.float32)})
     assert rew == {"variant_0": 0.0, "variant_1": 0.0}
-    default = EconomyEnv("tiny")
-    assert default.objective_weights.tolist() == [0.4, 0.0, 3.5, 0.0, 0.0, 2.5]
+    composite = EconomyEnv("tiny", objective={"kind": "tendedloop"})
+    assert composite.objective_weights.tolist() == [0.4, 0.0, 3.5, 0.0, 0.0, 2.5]
+
+
+def test_tendedloop_composite_follows_its_formula():
+    env = EconomyEnv("tiny", objective={"kind": "tendedloop"}, info_level="light")
+    env.reset(seed=2)
+    for _ in range(5):
+        _, rew, _, _, infos = env.step({})
+        lift = infos["variant_0"]["lift"]
+        h = env.history_i[env.day - 1]
+        xp0 = h[0, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() / h[0, K.A_ENROLLED]
+        expected = (0.4 * lift["SCAN_FREQUENCY"] + 3.5 * lift["RETENTION_RATE"] + 2.5 * lift["FEEDBACK_QUALITY"]
+                    - env.scenario.objective.xp_cost * (infos["variant_0"]["xp_per_user"] - xp0))
+        assert rew["variant_0"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_value_objective_refuses_metric_weights():
+    with pytest.raises(ScenarioError, match="objective.weights"):
+        EconomyEnv("tiny", objective={"weights": {"RETENTION_RATE": 1.0}})
 
 
 def test_illegal_scheduled_lifecycle_actions_are_reported_not_applied():

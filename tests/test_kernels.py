@@ -32,9 +32,9 @@ def assert_same(a, b, ctx=""):
 def test_user_state_fits_in_64_bytes():
     size = sum(np.dtype(dt).itemsize for _, dt in K.USER_FIELDS)
     assert size <= 64
-    assert size == 40
+    assert size == 44
     st = model.init_population(scenario.load("tiny"), 0)
-    assert st.dtype.itemsize == 40 and st.nbytes == 40 * st.shape[0]  # one packed record per user
+    assert st.dtype.itemsize == 44 and st.nbytes == 44 * st.shape[0]  # one packed record per user
 
 
 @pytest.mark.parametrize("name", ["tiny", "gaming-prone"])
@@ -49,8 +49,9 @@ def test_twin_trajectory_matches(name):
                              for p in PARAM_NAMES] for _ in range(sc.n_variants)], dtype=np.float64)
             a.set_config(cfg)
             b.set_config(cfg)
-        a.step(day)
-        b.step(day)
+        payout = None if day % 3 else rng.uniform(0.2, 1.0, sc.n_variants)  # a short budget now and then
+        a.step(day, payout)
+        b.step(day, payout)
         assert_same(a, b, f"day {day}")
     assert a.agg_i[..., K.A_ENROLLED].sum() == sc.n_users  # everyone enrolled by day 40
     assert a.agg_i[..., K.A_ACTIVE].sum() > 0
@@ -58,7 +59,7 @@ def test_twin_trajectory_matches(name):
 
 _RANGES = {  # field -> (low, high) of the random states
     "variant": (0, 2), "segment": (0, 1), "enroll_day": (0, 12), "streak": (0, 300), "flags": (0, 1),
-    "act7": (0, 127), "m_target": (0, 250), "m_progress": (0, 255), "cum_xp": (0, 10**6),
+    "act7": (0, 127), "m_target": (0, 250), "m_progress": (0, 255), "cum_xp": (0, 10**6), "xp_today": (0, 0),
     "ref_xp": (-1.0, 500.0), "sat": (0.0, 1.0), "scan_ema": (0.0, 30.0), "xp_ema": (0.0, 800.0),
     "trait": (-4.0, 4.0), "fb_trait": (-6.0, 4.0),
 }
@@ -86,13 +87,16 @@ def test_twin_on_random_states(state_seed, day, seed, cfgs):
         b.state[name][:] = a.state[name]
     n = rng.integers(0, 8, a.site_prev.shape[0]).astype(float)
     mean = rng.uniform(0, 300, n.shape)
-    a.site_prev[:] = np.stack([n, n * mean, n * (mean ** 2 + rng.uniform(0, 400, n.shape))], axis=1)
+    block = [n, n * mean, n * (mean ** 2 + rng.uniform(0, 400, n.shape))]
+    a.site_prev[:] = np.stack(block + [2 * x for x in block], axis=1)
     b.site_prev[:] = a.site_prev
     cfg = np.array(cfgs, dtype=np.float64)
     a.set_config(cfg)
     b.set_config(cfg)
-    a.step(day)
-    b.step(day)
+    a.pscale[:] = b.pscale[:] = rng.uniform(0.3, 1.0, sc.n_variants)
+    payout = rng.uniform(0.0, 1.0, sc.n_variants) if state_seed % 2 else None
+    a.step(day, payout)
+    b.step(day, payout)
     assert_same(a, b)
 
 

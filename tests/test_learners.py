@@ -20,7 +20,9 @@ def test_fractions_become_rounded_targets_within_the_delta_limit():
     a = np.zeros(10)
     a[0], a[7], a[9] = 1.0, -0.5, 0.04
     up = fractions_to_update(ctx, a, "x")
-    assert up.overrides == {"scanXp": 15, "streakBonusCap": 38}  # 0.04 of a 5-unit step rounds to no change
+    # the env's log-symmetric mapping: 10 * 1.5 = 15, 50 * 1.5 ** -0.5 = 40.8 -> 41, and
+    # 10 * 1.5 ** 0.04 = 10.16 rounds to no change
+    assert up.overrides == {"scanXp": 15, "streakBonusCap": 41}
     assert fractions_to_update(ctx, np.zeros(10)) is None
     with pytest.raises(ValueError, match="10 fractions"):
         fractions_to_update(ctx, np.zeros(3))

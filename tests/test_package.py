@@ -40,7 +40,7 @@ def test_import_has_no_side_effects():
     # third-party libraries may add warning filters when imported: import them first
     code = ("import sys, warnings, numba, gymnasium, pettingzoo, yaml; "
             "before = list(warnings.filters); out = sys.stdout; "
-            "import arena_env, arena_env.economy_v0, agents; "
+            "import arena_env, arena_env.economy_v1, agents; "
             "assert warnings.filters == before; assert sys.stdout is out; print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr

@@ -36,11 +36,13 @@ BASE = "name: s\nsegments: [{name: a}]\n"
     (BASE + "n_usres: 10\n", "n_usres", "allowed keys"),
     (BASE + "economy: {rank_strenght: 1}\n", "economy.rank_strenght", "allowed keys"),
     (BASE + "n_agents: 7\n", "n_agents", "1..4"),
-    (BASE + "n_users: ten\n", "n_users", "expected a number"),
+    (BASE + "n_users: ten\n", "n_users", "expected an integer"),
+    (BASE + "economy: {xp_unit: ten}\n", "economy.xp_unit", "expected a number"),
     (BASE + "max_days: 2.5\n", "max_days", "integer"),
     ("name: s\nsegments: [{name: a, churn_logit: 99}]\n", "segments[0].churn_logit", "out of range"),
     (BASE + "tenant: {scanXP: 3}\n", "tenant.scanXP", "unknown economy parameter"),
-    (BASE + "objective: {weights: {RETENTION: 1}}\n", "objective.weights.RETENTION", "unknown metric"),
+    (BASE + "objective: {kind: tendedloop, weights: {RETENTION: 1}}\n", "objective.weights.RETENTION", "unknown metric"),
+    (BASE + "objective: {kind: money}\n", "objective.kind", "expected value or tendedloop"),
     (BASE + "allocation: [1, 1]\n", "allocation", "needs 3 weights"),
     (BASE + "schedule: [{day: 3, action: explode}]\n", "schedule[0].action", "unknown action"),
     (BASE + "presets: [{name: p, overrides: {scanXp: 9999}}]\n", "presets[0].overrides.scanXp", "out of range"),
@@ -62,7 +64,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 
 def test_numeric_strings_from_yaml_are_coerced(tmp_path):
-    p = write(tmp_path, BASE + "economy: {inflation_xp: 1e4}\n")  # PyYAML reads 1e4 as a string
+    p = write(tmp_path, BASE + "economy: {inflation_xp: 1e4}\n")  # YAML 1.1 reads 1e4 as a string; the loader does not
     assert load(p).economy.inflation_xp == 10000.0
 
 
@@ -89,3 +91,41 @@ def test_scenario_path_variable_and_yml(tmp_path, monkeypatch):
     monkeypatch.setenv("ARENA_SCENARIO_PATH", str(tmp_path))
     assert "mine" in scenario_names()
     assert load("mine").source.endswith("mine.yml")
+
+
+@pytest.mark.parametrize("text, key, value, bounds, fix", [
+    # a tenant scanXp of 30 with bounds [0, 20] would turn a +5% request into a jump to 20 (-33%)
+    (BASE + "tenant: {scanXp: 30}\nguardrails: {bounds: {scanXp: [0, 20]}}\n", "tenant.scanXp", "30", "[0, 20]",
+     "widen guardrails.bounds.scanXp"),
+    # a global default that the tenant does not override counts too
+    (BASE + "guardrails: {bounds: {scanXp: [0, 5]}}\n", "tenant.scanXp", "global default 10", "[0, 5]",
+     "set tenant.scanXp to a value in [0, 5]"),
+    (BASE + "tenant: {photoXp: 250}\n", "tenant.photoXp", "250", "[0, 200]", "params.ABSOLUTE_BOUNDS"),
+    (BASE + "guardrails: {bounds: {feedbackXp: [0, 30]}}\npresets: [{name: a}, {name: b}, "
+            "{name: c, overrides: {feedbackXp: 40}}]\n", "presets[2].overrides.feedbackXp", "40", "[0, 30]",
+     "set presets[2].overrides.feedbackXp to a value in [0, 30] or widen guardrails.bounds.feedbackXp"),
+    (BASE + "guardrails: {bounds: {scanDailyCap: [5, 50]}}\npresets: [{name: a, overrides: {scanDailyCap: 2}}]\n",
+     "presets[0].overrides.scanDailyCap", "2", "[5, 50]", "guardrails.bounds.scanDailyCap"),
+])
+def test_tenant_and_presets_lie_within_the_hard_bounds(tmp_path, text, key, value, bounds, fix):
+    p = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as exc:
+        load(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: {key}: ") and value in msg and bounds in msg and fix in msg, msg
+
+
+def test_values_on_the_hard_bounds_are_fine(tmp_path):
+    text = (BASE + "tenant: {scanXp: 20, feedbackDailyCap: 1}\nguardrails: {bounds: {scanXp: [0, 20]}}\n"
+            "presets: [{name: a, overrides: {scanXp: 0, photoXp: 200}}]\n")
+    sc = load(write(tmp_path, text))
+    assert sc.tenant_config["scanXp"] == 20 and sc.presets[0].overrides == {"scanXp": 0, "photoXp": 200}
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_shipped_scenarios_start_inside_their_hard_bounds(name):
+    sc = load(name)
+    bounds = {**scenario.ABSOLUTE_BOUNDS, **(sc.guardrails.bounds or {})}
+    for layer in (sc.tenant_config, *((p.overrides or {}) for p in sc.presets)):
+        for k, v in layer.items():
+            assert bounds[k][0] <= v <= bounds[k][1], (name, k, v)

@@ -12,7 +12,7 @@ from arena_env.wrappers.single import EconomySingleEnv
 
 
 def test_gymnasium_checker():
-    env = gymnasium.make("arena/EconomySingle-v0", scenario="tiny", max_days=10)
+    env = gymnasium.make("arena/EconomySingle-v1", scenario="tiny", max_days=10)
     check_env(env.unwrapped)
 
 

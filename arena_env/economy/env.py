@@ -2,16 +2,17 @@
 
 Description
 -----------
-A population of ``n_users`` users is recruited over time and randomised to a control variant and
-``n_agents`` treatment variants.  Each treatment's economy (the ten XP parameters of the TendedLoop
+A population of ``n_users`` users is recruited over time and randomised (in matched blocks) to a
+control variant and ``n_agents`` treatment variants.  Each treatment's economy (the ten XP parameters of the TendedLoop
 Arena protocol) is controlled by one agent; the control keeps the tenant config.  At every step each
 agent may propose an update, the proposal goes through the five guardrails
 (control lock, status gate, circuit breaker, rate limiter, delta clamp, then integer rounding and
 hard bounds), the applied configs drive the days of user behaviour (activity choice with a reference
-point and inflation, capped scans, first-scan and streak bonuses, feedback/photos with substitution,
-reports, missions, churn, novelty, weekdays, rank among site peers shared across variants, an
-optional tenant-wide XP budget), and the six engagement metrics are updated with tests against the
-control.  A step is one simulated day, or ``days_per_step`` days (e.g. 7 for weekly decisions):
+point, inflation, habituation and onboarding, capped scans with duplicates, first-scan bonuses and
+streak premiums, feedback/photos with substitution, reports, missions, churn, novelty, weekdays,
+rank among site peers shared by the treatments, an optional XP budget shared by the treatments),
+the six engagement metrics are updated with tests against the control, and each agent earns the
+money its variant makes per user over the control's.  A step is one simulated day, or ``days_per_step`` days (e.g. 7 for weekly decisions):
 agents decide once at the start of a step.  The model is written out in ``docs/model.md``; the
 scenarios in ``docs/scenarios.md``.
 
@@ -22,10 +23,15 @@ of the experiment is the control and is not an agent).  Agents are fixed at cons
 
 Action space
 ------------
-``action_mode="continuous"`` (default): ``Box(-1, 1, (10,), float32)``.  Component ``i`` is the
-relative change of parameter ``i`` as a fraction of the delta limit: the request is
-``current_i + a_i * max(current_i * delta_limit_pct / 100, 1)``.  Components equal to 0 leave the
-parameter untouched; an all-zero action is a *hold*, which does not consume the rate limit.
+``action_mode="continuous"`` (default): ``Box(-1, 1, (10,), float32)``.  Component ``i`` is a
+log-symmetric relative change of parameter ``i`` in units of the delta limit ``p = delta_limit_pct /
+100``: the request is ``current_i * (1 + p) ** a_i`` when ``current_i * p >= 1``, and the unit step
+``current_i + a_i`` below that (so that 0 and 1 can move); ``agents.rules.continuous_target``.
+``a_i = 1`` requests exactly the upper edge of the delta window, ``a_i = -1`` the reciprocal factor
+(``current_i / (1 + p)``), so ``a`` and ``-a`` cancel and uniformly random actions leave the median
+config where it was.  The request is then rounded half away from zero and clamped by the guardrails.
+Components equal to 0 leave the parameter untouched; an all-zero action is a *hold*, which does not
+consume the rate limit.
 
 ==== ====================  ====  ==== ====================
  i    parameter           def.  i    parameter
@@ -49,40 +55,61 @@ outside [-1, 1] are clipped and ``infos[agent]["action_clipped"]`` is True.  A m
 
 Observation space
 -----------------
-``Box(-1, 1e4, (70,), float32)`` per agent (every entry is a share, a ratio to a default, a scaled
-metric, a clipped count of steps or a sine/cosine):
+``Box(OBS_LOW, OBS_HIGH, (70,), float32)`` per agent: every entry lies in the range given below,
+[0, 1] or [-1, 1], and the Box bounds are exactly those ranges.  Metrics pass through ``x / (x + s)``
+(half-way at the scale ``s``), counts are shares, configs log ratios.  All variants' observations are
+computed at once after the step (``day`` = days simulated so far); "enrolled" has a minimum of 1 in
+denominators and counts churned users.
 
-=======  ======================================================================================
-index    content
-=======  ======================================================================================
-0        enrolled / expected size of the variant (allocation share x n_users)
-1        active today / enrolled
-2        active in the last 7 days / enrolled
-3        total scans / (enrolled x days elapsed)
-4        experiment day / max_days
-5-28     the variant's six metrics, 4 values each in ``METRIC_NAMES`` order: value / scale,
-         std / scale, sample size / n_users, confidence (0 low, 0.5 medium, 1 high);
-         scales: SCAN_FREQUENCY 10, XP_VELOCITY 100, STREAK_LENGTH 10, the rates 1
-29-52    the same for the control
-53-62    the variant's current config / the tenant config (parameter order above)
-63       steps until the next update is allowed (0 = now), clipped to 0..100; the guardrail clock
-         runs 1440 minutes per simulated day
-64       circuit breaker open (0/1)
-65       share of the last accepted update's touched parameters that were clamped
-66       anomaly flag (0/1)
-67       experiment RUNNING (0/1)
-68, 69   sin, cos of 2 pi weekday / 7
-=======  ======================================================================================
+=======  ===========  ==========================================================================
+index    range        content
+=======  ===========  ==========================================================================
+0        [0, 1]       enrolled / users assigned to the variant (recruitment progress)
+1        [0, 1]       active today / enrolled
+2        [0, 1]       churned so far / enrolled
+3        [0, 1)       ``x / (x + 2)``, x = scans since day 0 / (enrolled x max(day, 1))
+4        [0, 1]       day / max_days
+5-28     [0, 1]       the variant's metric block: 4 values per metric in ``METRIC_NAMES`` order,
+                      +0 value: the rates (RETENTION_RATE, MISSION_COMPLETION, FEEDBACK_QUALITY) as
+                      they are, else ``v / (v + s)`` with s = 2 (SCAN_FREQUENCY), 50 (XP_VELOCITY),
+                      5 (STREAK_LENGTH); +1 stdDev ``sd / (sd + s)``, s as above and 0.5 for the
+                      rates; +2 evidence ``1 - 1 / sqrt(1 + sampleSize)``; +3 confidence (0 low,
+                      0.5 medium, 1 high)
+29-52    [0, 1]       the same for the control
+53-62    [-1, 1]      the variant's nominal config as ``log((x + 1) / (t + 1)) / L``, t the tenant
+                      config, L the larger of ``log((hi + 1) / (t + 1))`` and ``log((t + 1) /
+                      (lo + 1))`` for the hard bounds lo, hi (``guardrails.bounds``, else the
+                      absolute bounds; parameter order above): 0 at the tenant config, +-1 at the
+                      farther bound (L = 1 if lo = hi)
+63       [0, 1]       ``min(k, 7) / 7``, k the whole steps until the rate limiter allows an update
+                      (0: at the next step); always 0 when ``update_interval_min <= 1440 x
+                      days_per_step`` (the guardrail clock runs 1440 minutes per simulated day)
+64       {0, 1}       circuit breaker open
+65       [0, 1]       share of the last accepted update's touched parameters that were clamped
+66       {0, 1}       anomaly flag
+67       {0, 1}       update gate open: the experiment is RUNNING, the breaker closed and the rate
+                      limiter free (before the next step's scheduled researcher actions)
+68, 69   [-1, 1]      sin, cos of 2 pi weekday / 7 of the next simulated day (constant with
+                      ``days_per_step`` 7, but for a final step cut short by ``max_days``)
+=======  ===========  ==========================================================================
 
 Reward
 ------
-Per agent per day, the scenario's objective (``objective`` in the scenario)::
+Per agent per day, the scenario's objective (``objective`` in the scenario).  The default,
+``kind: value``, is money (``objective.currency``, EUR) per enrolled user per day, the agent's
+variant minus the control::
 
-    r = sum_m w_m * (o_m(variant) - o_m(control)) - xp_cost * (xp(variant) - xp(control))
+    r = money(variant) - money(control)
+    money = (active_day * active users + scan * useful scans + feedback * genuine useful feedback
+             + photo * genuine photos + issue * genuine issue reports + status * genuine status reports
+             - xp_cost * XP credited - churn_cost * users lost today) / enrolled users
 
-where ``o`` are the day's values of the metrics (``metrics.daily_outcomes``) and ``xp`` the XP issued
-today per enrolled user.  The default weights are the TendedLoop composite (0.4 scan frequency, 3.5
-retention, 2.5 feedback quality).  A policy that matches the control earns 0 in expectation.
+(``metrics.daily_value``; genuine share ``junk / (junk + price)``; docs/model.md section 9).  Every
+term is per enrolled user, churned users included, so no agent can shrink a denominator; the
+control is isolated from the treatments, so no agent gains by hurting it.  ``kind: tendedloop`` is
+the TendedLoop composite ``sum_m w_m (o_m(variant) - o_m(control)) - xp_cost (xp(variant) -
+xp(control))``, kept as a named alternative and documented as gameable.  A policy that matches the
+control earns 0 in expectation.
 
 Episode end
 -----------
@@ -96,7 +123,8 @@ Infos
 shape: ``economyOverrides``, ``appliedConfig``, ``clampedDeltas``, ``rejectionReason``,
 ``nextAllowedUpdate``, ``anomaly``; None without a proposal), ``config`` (current config),
 ``guardrails`` (status, breakerOpen, anomaly, nextAllowedUpdate), after a step also ``lift`` (the
-day's metric lifts over the control), ``xp_per_user``, ``scheduled`` (researcher actions carried
+day's metric lifts over the control), ``value`` (the day's terms of the value objective for the
+variant, per enrolled user), ``xp_per_user``, ``scheduled`` (researcher actions carried
 out) and ``breaker_tripped``; with ``info_level="full"`` also ``signals`` (the protocol's signals
 payload: enrolled, activeToday, active7d, totalScans, experimentDays, metrics with value, stdDev,
 sampleSize, confidence) and ``tests`` (each metric vs the control: Welch t or Fisher exact with
@@ -108,9 +136,15 @@ Arguments
 ``scenario`` (name in ``configs/scenarios/`` or a path, default ``"default"``), ``n_users``,
 ``n_agents`` (1-4), ``max_days``, ``backend`` (``"numba"`` | ``"numpy"``), ``render_mode``
 (``"ansi"``), ``action_mode`` (``"continuous"`` | ``"discrete"`` | ``"absolute"``), ``num_threads``
-(Numba threads, default: Numba's), ``info_level`` (``"full"`` | ``"light"``: light omits the metric
-dictionaries and tests from infos), and any other top-level scenario key by keyword (mappings merge
-key by key into the scenario's).
+(Numba threads; default None picks by population size: one thread per 50,000 users, at least 1, at
+most ``numba.config.NUMBA_NUM_THREADS``, so 1 below 100k users: on a 2-vCPU machine a second thread
+only pays from ~100k users, and slows smaller populations down several times when another process
+is busy; ``arena_env._numba.threads_for``), ``info_level`` (``"full"`` | ``"light"``: light omits
+the metric dictionaries and tests from infos), and any other top-level scenario key by keyword
+(mappings merge key by key into the scenario's).  Integer keywords (``n_users``, ``n_agents``,
+``max_days``, ``num_threads``, ``days_per_step``, ...) take Python or NumPy integers; strings,
+floats and bools raise ``ScenarioError`` (``ValueError`` for ``num_threads``) naming the keyword, as
+does a ``scenario`` that is neither a name, a path nor a :class:`Scenario`.
 
 Seeding
 -------
@@ -122,7 +156,18 @@ seed draws one from the operating system.
 
 Version history
 ---------------
-* v0: initial release.
+* v1: the economy as a benchmark (docs/model.md).  The reward is money per enrolled user (value of
+  active days, useful scans, genuine feedback, photos and reports, minus XP cost and the worth of
+  users lost) instead of the TendedLoop composite, whose FEEDBACK_QUALITY ratio a search gamed by
+  cutting scans (that objective stays as ``kind: tendedloop``).  The control has its own site
+  leaderboard and is outside the budget: its trajectory no longer depends on the treatments (agents
+  gained 10-36% by hurting it).  The streak bonus left the reference point (raising it lowered
+  retention); its premium is a separate pull.  Heavy users make the caps bind; duplicate scans and
+  junk actions carry no value.  Habituation and onboarding make the best config drift with tenure,
+  so adapting pays.  The budget is paid pro rata on the day, so it holds exactly (v0 overshot on 44%
+  of days and oscillated).  Users are randomised in matched blocks.  Continuous actions are
+  log-symmetric; observations are bounded.
+* v0: initial release (removed).
 """
 
 from __future__ import annotations
@@ -133,7 +178,8 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from arena_env._numba import set_threads
+from agents import rules
+from arena_env._numba import check_threads, set_threads, threads_for
 
 from . import kernels as K
 from . import metrics as M
@@ -144,11 +190,15 @@ from .scenario import METRIC_NAMES, Scenario, ScenarioError, load
 
 OBS_DIM = 70
 MINUTES_PER_DAY = 1440  # the guardrail clock: a decision on day d happens at minute d * 1440
-OBS_LOW, OBS_HIGH = -1.0, 1.0e4  # every entry is a share, a ratio, a scaled metric or sin/cos
-METRIC_SCALE = np.array([10.0, 100.0, 1.0, 1.0, 10.0, 1.0])
+VALUE_SCALE = np.array([2.0, 50.0, 0.0, 0.0, 5.0, 0.0])  # metric value v -> v / (v + scale); 0: a share as is
+STD_SCALE = np.array([2.0, 50.0, 0.5, 0.5, 5.0, 0.5])  # metric stdDev s -> s / (s + scale)
+SCANS_SCALE = 2.0  # observation 3: scans per enrolled user-day since day 0, x -> x / (x + 2)
+WAIT_STEPS_MAX = 7  # observation 63: min(steps until an update is allowed, 7) / 7
+OBS_LOW = np.zeros(OBS_DIM, np.float32)  # the documented range of every entry (the observation Box)
+OBS_LOW[53:63] = OBS_LOW[68:70] = -1.0  # configs (log ratios) and the weekday's sin/cos
+OBS_HIGH = np.ones(OBS_DIM, np.float32)
 ACTION_MODES = ("continuous", "discrete", "absolute")
 BACKENDS = ("numba", "numpy")
-_CONF = {"low": 0.0, "medium": 0.5, "high": 1.0}
 _LOG1P_LEN = 1024
 DEFAULT_WEIGHTS = {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}  # TendedLoop composite
 _SHORT = ("scans/d", "XP/d", "retain", "missions", "streak", "feedback")  # render headers, METRIC_NAMES order
@@ -165,15 +215,12 @@ def _backend_module(name: str):
 class EconomyEnv(ParallelEnv):
     """The economy arena (see the module docstring for the full specification)."""
 
-    metadata = {"name": "economy_v0", "render_modes": ["ansi"], "is_parallelizable": True, "render_fps": 1}
+    metadata = {"name": "economy_v1", "render_modes": ["ansi"], "is_parallelizable": True, "render_fps": 1}
 
     def __init__(self, scenario: str | Scenario = "default", *, n_users: int | None = None,
                  n_agents: int | None = None, max_days: int | None = None, backend: str = "numba",
                  render_mode: str | None = None, action_mode: str = "continuous",
                  num_threads: int | None = None, info_level: str = "full", **overrides):
-        self._init_kwargs = dict(scenario=scenario, n_users=n_users, n_agents=n_agents, max_days=max_days,
-                                 backend=backend, render_mode=render_mode, action_mode=action_mode,
-                                 num_threads=num_threads, info_level=info_level, **overrides)
         for key, val in (("n_users", n_users), ("n_agents", n_agents), ("max_days", max_days)):
             if val is not None:
                 overrides[key] = val
@@ -197,9 +244,9 @@ class EconomyEnv(ParallelEnv):
         self.backend = backend
         self.render_mode = render_mode
         self.action_mode = action_mode
-        self.num_threads = num_threads
+        self.num_threads = threads_for(sc.n_users) if num_threads is None else check_threads(num_threads)
         self.info_level = info_level
-        set_threads(num_threads)
+        set_threads(self.num_threads)
 
         V = sc.n_variants
         self.possible_agents = [f"variant_{k}" for k in range(sc.n_agents)]
@@ -219,8 +266,6 @@ class EconomyEnv(ParallelEnv):
         self.tenant_vector = to_vector(sc.tenant_config)
         self.preset_vectors = np.array([to_vector(resolve(sc.tenant, p.overrides)) for p in sc.presets],
                                        dtype=np.int64).reshape(len(sc.presets), N_PARAMS)
-        alloc = np.ones(V) if sc.allocation is None else np.asarray(sc.allocation, dtype=np.float64)
-        self._expected_size = np.maximum(alloc / alloc.sum() * sc.n_users, 1.0)
         w = DEFAULT_WEIGHTS if sc.objective.weights is None else sc.objective.weights  # {} means all zero
         self.objective_weights = np.array([float(w.get(m, 0.0)) for m in METRIC_NAMES])
         self.n_sites = -(-sc.n_users // sc.site_size)
@@ -228,8 +273,16 @@ class EconomyEnv(ParallelEnv):
         self.n_chunks = model.chunk_count(sc.n_users, sc.site_size)
         self._sg_tab = model.segment_table(sc)
         self._novelty = model.novelty_table(sc)
+        self._habituation = model.habituation_table(sc)
+        self._onboarding = model.onboarding_table(sc)
         self._log1p = model.log1p_table(_LOG1P_LEN)
 
+        # observation 53-62: log((x + 1) / (tenant + 1)) over the larger of the two log distances to the
+        # hard bounds, so the bounds map to at most +-1 (a parameter pinned by its bounds: scale 1, always 0)
+        log_t = np.log1p(self.tenant_vector.astype(np.float64))
+        self._obs_cfg_log_tenant = log_t
+        span = np.maximum(np.log1p(hi.astype(np.float64)) - log_t, log_t - np.log1p(lo.astype(np.float64)))
+        self._obs_cfg_span = np.where(span > 0.0, span, 1.0)
         obs_space = gymnasium.spaces.Box(OBS_LOW, OBS_HIGH, (OBS_DIM,), np.float32)
         if action_mode == "continuous":
             act_space = gymnasium.spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
@@ -273,8 +326,9 @@ class EconomyEnv(ParallelEnv):
             np.random.SeedSequence([self._seed, self._episode]).generate_state(1, np.uint64)[0] >> np.uint64(1))
         V = sc.n_variants
         self.users = model.init_population(sc, self.episode_seed)
-        self._site_prev = np.zeros((self.n_sites, 3))
-        self._site_next = np.zeros((self.n_sites, 3))
+        self._variant_size = np.maximum(np.bincount(self.users["variant"], minlength=V)[:V], 1)  # observation 0
+        self._site_prev = np.zeros((self.n_sites, K.N_SITE))
+        self._site_next = np.zeros((self.n_sites, K.N_SITE))
         self._agg_i = np.zeros((self.n_chunks, V, K.N_AI), dtype=np.int64)
         self._agg_f = np.zeros((self.n_chunks, V, K.N_AF))
         self.history_i = np.zeros((sc.max_days, V, K.N_AI), dtype=np.int64)
@@ -289,6 +343,9 @@ class EconomyEnv(ParallelEnv):
         if sc.recruiting_days == 0:
             self.guardrails.start()
         self.budget_scale = 1.0
+        self.payout_scale = np.ones(V)
+        self.budget_history = np.full((sc.max_days, 2), np.nan)
+        self.value_history = np.zeros((sc.max_days, V, len(M.VALUE_TERMS)))
         self.day = 0
         self.decisions: list[dict] = []
         self._last_clamp_share = np.zeros(V)
@@ -398,12 +455,11 @@ class EconomyEnv(ParallelEnv):
                 if np.any(np.abs(arr) > 1.0):
                     notes[agent] = {"action_clipped": True}
                     arr = np.clip(arr, -1.0, 1.0)
-                step = np.maximum(cur * pct / 100.0, 1.0)
-                req[v] = cur + arr * step
+                req[v] = [rules.continuous_target(c, a, pct) for c, a in zip(cur.tolist(), arr.tolist())]
                 has[v] = arr != 0.0
             else:  # absolute targets: only the parameters whose rounded target differs are touched
                 req[v] = arr
-                has[v] = np.sign(arr) * np.floor(np.abs(arr) + 0.5) != cur
+                has[v] = [rules.round_half_away(x) != c for x, c in zip(arr.tolist(), cur.tolist())]
         return req, has, notes
 
     def step(self, actions):
@@ -465,10 +521,10 @@ class EconomyEnv(ParallelEnv):
         variants whose breaker the health monitor tripped."""
         sc = self.scenario
         day = self.day
-        # budget: pay out pro rata when yesterday's demand exceeded the tenant's daily budget
+        # users respond to the payout they expect: the configs times the latest pro-rata payout ratio
         eff = self.config.astype(np.float64)
-        if self.budget_scale < 1.0:
-            eff = np.floor(eff * self.budget_scale)
+        if np.any(self.payout_scale < 1.0):
+            eff = eff * self.payout_scale[:, None]
             eff[:, K.P_SCAN_CAP] = self.config[:, K.P_SCAN_CAP]
             eff[:, K.P_FB_CAP] = self.config[:, K.P_FB_CAP]
         key = eff.tobytes()
@@ -478,17 +534,31 @@ class EconomyEnv(ParallelEnv):
         self.effective_config = eff
 
         glob = model.global_vector(sc, day)
-        glob[K.GL_MISSION_XP] = math.floor(glob[K.GL_MISSION_XP] * self.budget_scale)
         set_threads(self.num_threads)
         u = self.users
+        cfg = self.config.astype(np.float64)
         self.kernels.step_population(
             day, self.episode_seed, sc.site_size, self.sites_per_chunk,
             u["variant"], u["segment"], u["enroll_day"], u["last_active"], u["streak"], u["flags"],
-            u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["ref_xp"], u["sat"],
+            u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["xp_today"], u["ref_xp"], u["sat"],
             u["scan_ema"], u["xp_ema"], u["trait"], u["fb_trait"],
-            eff, self._vs_tab, self._sg_tab, glob, self._novelty, self._log1p,
-            self._site_prev, self._site_next, self._agg_i, self._agg_f,
+            cfg, self.payout_scale, self._vs_tab, self._sg_tab, glob, self._novelty, self._habituation,
+            self._onboarding, self._log1p, self._site_prev, self._site_next, self._agg_i, self._agg_f,
         )
+        # the treatments' budget: today's claims are paid pro rata when they exceed the pot
+        if sc.budget.daily_xp_per_user is not None:
+            enrolled_t = int(self._agg_i[:, 1:, K.A_ENROLLED].sum())
+            budget = sc.budget.daily_xp_per_user * enrolled_t
+            claimed = int(M.xp_total(self._agg_i[:, 1:, :]).sum())
+            scale = 1.0 if claimed <= budget else budget / claimed
+            self.payout_scale = np.ones(sc.n_variants)
+            self.payout_scale[1:] = scale
+            self.budget_scale = scale
+            if scale < 1.0:
+                self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u["variant"], u["enroll_day"],
+                                     u["xp_today"], u["cum_xp"], u["xp_ema"], self.payout_scale, glob,
+                                     self._site_next, self._agg_i, self._agg_f)
+            self.budget_history[day] = budget, M.xp_total(self._agg_i[:, 1:, :]).sum()
         self._site_prev, self._site_next = self._site_next, self._site_prev
         today_i = self._agg_i.sum(axis=0)
         today_f = self._agg_f.sum(axis=0)
@@ -501,13 +571,7 @@ class EconomyEnv(ParallelEnv):
         self._mean, self._var, self._n = mean, var, n
         self.kernels.compare_to_control(mean, np.where(np.isnan(var), 0.0, var), n, succ, trials, M.IS_BINARY,
                                         self._tests)
-
-        # tenant budget for tomorrow
         xp_today = M.xp_total(today_i)
-        if sc.budget.daily_xp_per_user is not None:
-            budget = sc.budget.daily_xp_per_user * max(int(today_i[:, K.A_ENROLLED].sum()), 1)
-            demand = float(xp_today.sum()) / max(self.budget_scale, 1e-9)
-            self.budget_scale = 1.0 if demand <= budget else budget / demand
 
         enrolled = today_i[:, K.A_ENROLLED]
         tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)
@@ -515,7 +579,13 @@ class EconomyEnv(ParallelEnv):
         out = M.daily_outcomes(today_i, mean)
         xp_pu = xp_today / np.maximum(enrolled, 1)
         lift = out - out[0]
-        rew = lift @ self.objective_weights - sc.objective.xp_cost * (xp_pu - xp_pu[0])
+        value = M.daily_value(today_i, eff, sc.objective)
+        self.value_history[day] = value
+        if sc.objective.kind == "value":
+            money = value.sum(axis=1)
+            rew = money - money[0]
+        else:
+            rew = lift @ self.objective_weights - sc.objective.xp_cost * (xp_pu - xp_pu[0])
         if enrolled[0] == 0:
             rew[:] = 0.0
         self.day = day + 1
@@ -523,20 +593,31 @@ class EconomyEnv(ParallelEnv):
 
     # ---------------------------------------------------------- observations
     def _metric_blocks(self) -> np.ndarray:
-        """The 24-value metric block of every variant, (V, 24): per metric value / scale,
-        std / scale, n / n_users and confidence (0, 0.5, 1)."""
+        """The 24-value metric block of every variant, (V, 24), each value in [0, 1]: per metric the
+        value (a share as is, else v / (v + VALUE_SCALE)), the stdDev s / (s + STD_SCALE), the evidence
+        1 - 1 / sqrt(1 + sampleSize) and the confidence band (0, 0.5, 1)."""
         V = self.scenario.n_variants
         block = np.empty((V, M.N_METRICS, 4))
-        var = self._var
-        block[:, :, 0] = self._mean / METRIC_SCALE
-        block[:, :, 1] = np.sqrt(np.where(np.isnan(var), 0.0, var)) / METRIC_SCALE
+        mean = np.maximum(self._mean, 0.0)
+        share = VALUE_SCALE == 0.0
+        block[:, :, 0] = np.where(share, np.minimum(mean, 1.0), mean / (mean + np.where(share, 1.0, VALUE_SCALE)))
+        sd = np.sqrt(np.where(np.isnan(self._var), 0.0, np.maximum(self._var, 0.0)))
+        block[:, :, 1] = sd / (sd + STD_SCALE)
         n = self._n
-        block[:, :, 2] = n / self.scenario.n_users
+        block[:, :, 2] = 1.0 - 1.0 / np.sqrt(1.0 + n)
         block[:, :, 3] = (n >= 30) * 0.5 + (n >= 10) * 0.5
         return block.reshape(V, -1)
 
+    def _wait_steps(self) -> np.ndarray:
+        """Whole steps until each variant's rate limiter allows an update, (V,); 0 = at the next step."""
+        g = self.guardrails
+        wait = g.last_update_minute + g.config.update_interval_min - self.day * MINUTES_PER_DAY
+        wait = np.where(np.isfinite(wait), np.maximum(wait, 0.0), 0.0)
+        return np.ceil(wait / (MINUTES_PER_DAY * self.scenario.days_per_step))
+
     def _observations(self) -> dict:
-        """Every live agent's observation, built for all variants at once (layout in the docstring)."""
+        """Every live agent's observation, built for all variants at once (layout and ranges in the
+        module docstring; every entry lies in [OBS_LOW, OBS_HIGH] by construction)."""
         if not self.agents:
             return {}
         sc = self.scenario
@@ -545,26 +626,26 @@ class EconomyEnv(ParallelEnv):
         V = sc.n_variants
         o = np.empty((V, OBS_DIM))
         enr = np.maximum(ti[:, K.A_ENROLLED], 1).astype(np.float64)
-        o[:, 0] = ti[:, K.A_ENROLLED] / self._expected_size
+        o[:, 0] = ti[:, K.A_ENROLLED] / self._variant_size
         o[:, 1] = ti[:, K.A_ACTIVE] / enr
-        o[:, 2] = ti[:, K.A_ACTIVE7] / enr
-        o[:, 3] = self._total_scans / (enr * max(self.day, 1))
+        o[:, 2] = ti[:, K.A_CHURNED] / enr
+        scans = self._total_scans / (enr * max(self.day, 1))
+        o[:, 3] = scans / (scans + SCANS_SCALE)
         o[:, 4] = self.day / sc.max_days
         blocks = self._metric_blocks()
         o[:, 5:29] = blocks
         o[:, 29:53] = blocks[0]
-        o[:, 53:63] = self.config / np.maximum(self.tenant_vector, 1)
-        now = self.day * MINUTES_PER_DAY
-        wait = (g.last_update_minute + g.config.update_interval_min - now) / (MINUTES_PER_DAY * sc.days_per_step)
-        o[:, 63] = np.clip(np.where(np.isfinite(wait), wait, 0.0), 0.0, 100.0)
+        o[:, 53:63] = (np.log1p(self.config.astype(np.float64)) - self._obs_cfg_log_tenant) / self._obs_cfg_span
+        wait = self._wait_steps()
+        o[:, 63] = np.minimum(wait, WAIT_STEPS_MAX) / WAIT_STEPS_MAX
         o[:, 64] = g.breaker_open
         o[:, 65] = self._last_clamp_share
         o[:, 66] = g.anomaly
-        o[:, 67] = 1.0 if g.status == RUNNING else 0.0
+        o[:, 67] = (g.status == RUNNING) & ~g.breaker_open & (wait == 0)
         wd = 2.0 * math.pi * (self.day % 7) / 7.0
         o[:, 68] = math.sin(wd)
         o[:, 69] = math.cos(wd)
-        o = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)
+        o = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)  # a guard only: the entries are in range already
         return {a: o[self._agent_variant[a]] for a in self.agents}
 
     def signals(self, v: int) -> dict:
@@ -595,6 +676,7 @@ class EconomyEnv(ParallelEnv):
         if lift is not None:
             info["xp_per_user"] = float(xp_pu[v])
             info["lift"] = {m: float(lift[i]) for i, m in enumerate(METRIC_NAMES)}
+            info["value"] = {t: float(x) for t, x in zip(M.VALUE_TERMS, self.value_history[self.day - 1, v])}
         if self.info_level == "full":
             info["signals"] = self.signals(v)
             info["tests"] = M.test_dicts(self._tests[[0, v]])[1] if self.day > 0 else {}
@@ -641,7 +723,8 @@ class EconomyEnv(ParallelEnv):
 
     def state(self):
         """A compact global state: the 24-value metric block of every variant, control first
-        (value, std, n and confidence of the six metrics, scaled as in the observation)."""
+        (value, stdDev, evidence and confidence of the six metrics, transformed as in the observation,
+        each in [0, 1])."""
         return self._metric_blocks().ravel().astype(np.float32)
 
 

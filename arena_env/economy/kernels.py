@@ -27,11 +27,12 @@ import math
 
 import numpy as np
 
+from agents import rules
 from arena_env._numba import jit, jit_parallel, prange
 from arena_env.rng import day_key, uniform_at, uniform_pair_at
 
 
-# --- user state: fields of one packed record per user, name -> dtype; 40 bytes per user -------
+# --- user state: fields of one packed record per user, name -> dtype; 44 bytes per user -------
 USER_FIELDS = (
     ("variant", np.int8),  # 0 = control, 1.. = treatments
     ("segment", np.int8),  # index into the scenario's segments
@@ -42,8 +43,9 @@ USER_FIELDS = (
     ("act7", np.uint8),  # activity bitmask of the last 7 days, bit 0 = today
     ("m_target", np.uint8),  # scans still required by the open mission; 0 = none open
     ("m_progress", np.uint8),  # scans made toward the open mission
-    ("cum_xp", np.int32),  # XP earned since enrolment
-    ("ref_xp", np.float32),  # reference point: the daily XP the user got used to
+    ("cum_xp", np.int32),  # XP credited since enrolment
+    ("xp_today", np.int32),  # XP claimed today (credited pro rata by pay_out under a budget)
+    ("ref_xp", np.float32),  # reference point: the daily XP (before streak bonus) the user got used to
     ("sat", np.float32),  # satisfaction in (0, 1)
     ("scan_ema", np.float32),  # scans per day, trailing window (metric SCAN_FREQUENCY)
     ("xp_ema", np.float32),  # XP per day, trailing window (metric XP_VELOCITY, site rank)
@@ -57,7 +59,7 @@ FLAG_CHURNED = 1
 S_ACTIVE, S_SCANS, S_PHOTO, S_ISSUE, S_CHURN = 1, 2, 4, 5, 7
 
 # --- per (variant, segment) table, prepared by model.variant_segment_tables ---------------------
-VS_ANTICIPATED = 0  # anticipated XP of an active day before the streak bonus
+VS_ANTICIPATED = 0  # anticipated XP of an active day before the streak bonus (at the perceived payout)
 VS_SCAN_LAM = 1  # Poisson mean of scans beyond the first
 VS_SCAN_EXPNEG = 2  # exp(-VS_SCAN_LAM)
 VS_FB_LOGIT = 3  # logit shift of the per-scan feedback probability (incentive + substitution)
@@ -84,7 +86,10 @@ SG_SAT_BASE = 11
 SG_SAT_REF = 12
 SG_SAT_RANK = 13
 SG_SAT_XP = 14
-N_SG = 15
+SG_BETA_SB = 15  # weight of the anticipated streak bonus (saturating)
+SG_USEFUL_SCANS = 16  # scans of a day that carry value; the rest are duplicates
+SG_USEFUL_FB = 17  # feedbacks of a day that carry value
+N_SG = 18
 
 # --- global constants ---------------------------------------------------------------------------
 GL_XP_UNIT = 0  # XP scale of the perceived-value curve
@@ -124,12 +129,16 @@ A_XP_PHOTO = 16
 A_XP_ISSUE = 17
 A_XP_STATUS = 18
 A_XP_MISSION = 19
-A_STREAK_SUM = 20
-A_STREAK_SQ = 21
-A_NEW = 22
-A_M_REACHED = 23  # missions whose target was reached today (each pays GL_MISSION_XP)
-N_AI = 24
-XP_RULES = ("scan", "firstScan", "streak", "feedback", "photo", "issueReport", "statusReport", "mission")
+A_XP_BUDGET = 20  # XP withheld by the pro-rata payout of the budget (<= 0); part of the ledger
+A_STREAK_SUM = 21
+A_STREAK_SQ = 22
+A_NEW = 23
+A_M_REACHED = 24  # missions whose target was reached today (each pays GL_MISSION_XP)
+A_USEFUL_SCANS = 25  # sum over users of min(scans, useful_scans): scans that carry value
+A_USEFUL_FB = 26  # sum over users of min(feedback, useful_feedback)
+N_AI = 27
+XP_RULES = ("scan", "firstScan", "streak", "feedback", "photo", "issueReport", "statusReport", "mission",
+            "budget")
 
 # --- float aggregates per (chunk, variant) ----------------------------------------------------------
 F_SCAN_SUM = 0
@@ -139,8 +148,11 @@ F_XP_SQ = 3
 F_SAT_SUM = 4
 N_AF = 5
 
-# --- site sums (n, sum of xp_ema, sum of squares) ---------------------------------------------------
+# --- site sums (n, sum of xp_ema, sum of squares), for the control's users (0..2) and for the
+# treatments' users (3..5): the control has its own leaderboard, so treatments cannot move it ------
 SITE_N, SITE_SUM, SITE_SQ = 0, 1, 2
+SITE_GROUP = 3  # offset of the treatments' sums
+N_SITE = 6
 
 
 @jit
@@ -208,17 +220,34 @@ def _binomial(n, p, u):
     return k
 
 
+@jit
+def _site_standing(site_prev, s, off):
+    """(mean, 1 / sd) of yesterday's ``xp_ema`` among one group's users of site ``s`` (0 = no spread)."""
+    sn = site_prev[s, off + SITE_N]
+    if sn < 2.0:
+        return 0.0, 0.0
+    mean = site_prev[s, off + SITE_SUM] / sn
+    var = site_prev[s, off + SITE_SQ] / sn - mean * mean
+    if var > 1e-12:
+        return mean, 1.0 / math.sqrt(var)
+    return mean, 0.0
+
+
 @jit_parallel
 def step_population(
     day, seed, site_size, sites_per_chunk,
     variant, segment, enroll_day, last_active, streak, flags, act7, m_target, m_progress,
-    cum_xp, ref_xp, sat, scan_ema, xp_ema, trait, fb_trait,
-    cfg, vs_tab, sg_tab, glob, novelty, log1p_tab,
+    cum_xp, xp_today, ref_xp, sat, scan_ema, xp_ema, trait, fb_trait,
+    cfg, pscale, vs_tab, sg_tab, glob, novelty, habituation, onboarding, log1p_tab,
     site_prev, site_next, agg_i, agg_f,
 ):
     """Advance every enrolled user by one day, in place.
 
-    Reads ``site_prev`` (yesterday's site sums) and the tables; writes the user state, ``site_next``
+    ``cfg`` (V, 10) prices the XP a user claims today; ``pscale`` (V,) is the payout ratio users
+    expect (the budget's latest pro-rata factor, 1 without a budget), which scales the streak bonus
+    they anticipate (``vs_tab`` is already built from the expected payout).  Reads ``site_prev``
+    (yesterday's site sums, per group) and the tables; writes the user state (``xp_today`` = the XP
+    claimed today, credited in full: :func:`pay_out` takes back the budget's share), ``site_next``
     (today's site sums, fully overwritten) and the partial aggregates ``agg_i`` (n_chunks, V, N_AI)
     and ``agg_f`` (n_chunks, V, N_AF), fully overwritten.  See docs/model.md for the equations.
     """
@@ -239,6 +268,9 @@ def step_population(
     weekday = glob[GL_WEEKDAY]
     gain_clip = glob[GL_GAIN_CLIP]
     dkey = day_key(seed, day)
+    sb_first = np.empty(cfg.shape[0])  # the perceived streak bonus of a streak's first day, per variant
+    for v in range(cfg.shape[0]):
+        sb_first[v] = min(cfg[v, P_STREAK_DAY], cfg[v, P_STREAK_CAP]) * pscale[v]
     for c in prange(n_chunks):
         ai = agg_i[c]  # this chunk's rows (2-D indexing below: no per-user array views)
         af = agg_f[c]
@@ -247,17 +279,10 @@ def step_population(
         s_lo = c * sites_per_chunk
         s_hi = min(s_lo + sites_per_chunk, n_sites)
         for s in range(s_lo, s_hi):
-            sn = site_prev[s, SITE_N]
-            site_mean = 0.0
-            site_inv_sd = 0.0
-            if sn >= 2.0:
-                site_mean = site_prev[s, SITE_SUM] / sn
-                var = site_prev[s, SITE_SQ] / sn - site_mean * site_mean
-                if var > 1e-12:
-                    site_inv_sd = 1.0 / math.sqrt(var)
-            nx_n = 0.0
-            nx_sum = 0.0
-            nx_sq = 0.0
+            mean_c, inv_c = _site_standing(site_prev, s, 0)
+            mean_t, inv_t = _site_standing(site_prev, s, SITE_GROUP)
+            for k in range(N_SITE):
+                site_next[s, k] = 0.0
             u_hi = min((s + 1) * site_size, n_users)
             for u in range(s * site_size, u_hi):
                 e0 = enroll_day[u]
@@ -301,8 +326,14 @@ def step_population(
                     sb_next = cfg[v, P_STREAK_DAY] * (alive + 1)
                     if sb_next > cfg[v, P_STREAK_CAP]:
                         sb_next = cfg[v, P_STREAK_CAP]
-                    anticipated = vs_tab[v, g, VS_ANTICIPATED] + sb_next
-                    perceived = math.log(1.0 + anticipated * inv_xp_unit / (1.0 + cum_xp[u] * inv_inflation))
+                    # the day-1 bonus is paid on any active day; the premium above it is what a break loses
+                    anticipated = vs_tab[v, g, VS_ANTICIPATED] + sb_first[v]
+                    deflate = inv_xp_unit / (1.0 + cum_xp[u] * inv_inflation)
+                    perceived = math.log(1.0 + anticipated * deflate)
+                    xs = (sb_next * pscale[v] - sb_first[v]) * deflate
+                    streak_value = xs / (1.0 + xs)
+                    xs = cfg[v, P_FIRST] * pscale[v] * deflate
+                    first_value = xs / (1.0 + xs)
                     ref = np.float64(ref_xp[u])
                     if ref < 0.0:  # first day: the user takes the rewards on offer as the norm
                         ref = anticipated
@@ -314,12 +345,16 @@ def step_population(
                     elif gain < -gain_clip:
                         gain = -gain_clip
                     pct = 0.5
-                    if site_inv_sd > 0.0:
-                        pct = _s_curve(2.0 * (xp_ema[u] - site_mean) * site_inv_sd)
+                    if v == 0:
+                        if inv_c > 0.0:
+                            pct = _s_curve(2.0 * (xp_ema[u] - mean_c) * inv_c)
+                    elif inv_t > 0.0:
+                        pct = _s_curve(2.0 * (xp_ema[u] - mean_t) * inv_t)
                     ia = alive if alive < n_log else n_log - 1
                     inov = age if age < n_nov else n_nov - 1
                     z = (
-                        sg_tab[g, SG_BASE] + trait[u] + sg_tab[g, SG_BETA_XP] * perceived
+                        sg_tab[g, SG_BASE] + trait[u] + sg_tab[g, SG_BETA_XP] * habituation[g, inov] * perceived
+                        + sg_tab[g, SG_BETA_SB] * streak_value + onboarding[g, inov] * first_value
                         + sg_tab[g, SG_BETA_REF] * gain
                         + sg_tab[g, SG_BETA_STREAK] * log1p_tab[ia] + novelty[g, inov] + weekday
                         + rank_k * (pct - 0.5) + sg_tab[g, SG_BETA_SAT] * (sat[u] - 0.5)
@@ -345,12 +380,6 @@ def step_population(
                         sb = int(cfg[v, P_STREAK_DAY]) * st
                         if sb > int(cfg[v, P_STREAK_CAP]):
                             sb = int(cfg[v, P_STREAK_CAP])
-                        x_scan = int(cfg[v, P_SCAN]) * scans
-                        x_first = int(cfg[v, P_FIRST])
-                        x_fb = int(cfg[v, P_FEEDBACK]) * fb
-                        x_photo = int(cfg[v, P_PHOTO]) * photos
-                        x_issue = int(cfg[v, P_ISSUE]) * issues
-                        x_status = int(cfg[v, P_STATUS]) * status
                         x_mission = 0
                         if m_target[u] > 0:
                             prog = m_progress[u] + scans
@@ -360,7 +389,13 @@ def step_population(
                                 ai[v, A_M_REACHED] += 1
                                 prog = 0
                             m_progress[u] = prog if prog < 255 else 255
-                        xp = x_scan + x_first + sb + x_fb + x_photo + x_issue + x_status + x_mission
+                        xp = (int(cfg[v, P_SCAN]) * scans + int(cfg[v, P_FIRST]) + sb
+                              + int(cfg[v, P_FEEDBACK]) * fb + int(cfg[v, P_PHOTO]) * photos
+                              + int(cfg[v, P_ISSUE]) * issues + int(cfg[v, P_STATUS]) * status + x_mission)
+                        useful = int(sg_tab[g, SG_USEFUL_SCANS])
+                        ai[v, A_USEFUL_SCANS] += scans if scans < useful else useful
+                        useful = int(sg_tab[g, SG_USEFUL_FB])
+                        ai[v, A_USEFUL_FB] += fb if fb < useful else useful
                         ai[v, A_ACTIVE] += 1
                         ai[v, A_SCANS] += scans
                         ai[v, A_FEEDBACK] += fb
@@ -401,6 +436,7 @@ def step_population(
                         ai[v, A_CHURNED_TODAY] += 1
                         ai[v, A_CHURNED] += 1
                     af[v, F_SAT_SUM] += s_new
+                xp_today[u] = xp
                 se = scan_ema[u] + alpha * (scans - scan_ema[u])
                 xe = xp_ema[u] + alpha * (xp - xp_ema[u])
                 scan_ema[u] = se
@@ -416,12 +452,10 @@ def step_population(
                 af[v, F_SCAN_SQ] += se * se
                 af[v, F_XP_SUM] += xe
                 af[v, F_XP_SQ] += xe * xe
-                nx_n += 1.0
-                nx_sum += xe
-                nx_sq += xe * xe
-            site_next[s, SITE_N] = nx_n
-            site_next[s, SITE_SUM] = nx_sum
-            site_next[s, SITE_SQ] = nx_sq
+                off = 0 if v == 0 else SITE_GROUP
+                site_next[s, off + SITE_N] += 1.0
+                site_next[s, off + SITE_SUM] += xe
+                site_next[s, off + SITE_SQ] += xe * xe
         # the XP ledger of the rules with one price per variant and day: count x price
         for v in range(ai.shape[0]):
             ai[v, A_XP_SCAN] = int(cfg[v, P_SCAN]) * ai[v, A_SCANS]
@@ -433,6 +467,60 @@ def step_population(
             ai[v, A_XP_MISSION] = mission_xp * ai[v, A_M_REACHED]
 
 
+@jit_parallel
+def pay_out(day, site_size, sites_per_chunk, variant, enroll_day, xp_today, cum_xp, xp_ema, scale, glob,
+            site_next, agg_i, agg_f):
+    """Credit today's claims pro rata, in place: each user of variant ``v`` keeps
+    ``floor(xp_today * scale[v])`` of the XP :func:`step_population` credited in full.
+
+    Runs after :func:`step_population` on days when a budget is short (some ``scale[v] < 1``).  Takes
+    the withheld XP back from ``cum_xp`` and ``xp_ema`` (the same moving-average step, undone for the
+    withheld part), books it in the ledger column ``A_XP_BUDGET`` (<= 0), and recomputes what depends
+    on ``xp_ema``: ``F_XP_SUM``, ``F_XP_SQ`` and ``site_next``.  Sums run in user order per chunk, as
+    in :func:`step_population`, so results do not depend on the thread count.
+    """
+    n_users = variant.shape[0]
+    n_sites = site_next.shape[0]
+    n_chunks = agg_i.shape[0]
+    alpha_w = glob[GL_ALPHA]
+    for c in prange(n_chunks):
+        ai = agg_i[c]
+        af = agg_f[c]
+        for v in range(ai.shape[0]):
+            af[v, F_XP_SUM] = 0.0
+            af[v, F_XP_SQ] = 0.0
+        s_lo = c * sites_per_chunk
+        s_hi = min(s_lo + sites_per_chunk, n_sites)
+        for s in range(s_lo, s_hi):
+            for k in range(N_SITE):
+                site_next[s, k] = 0.0
+            u_hi = min((s + 1) * site_size, n_users)
+            for u in range(s * site_size, u_hi):
+                e0 = enroll_day[u]
+                if e0 > day:
+                    continue
+                v = variant[u]
+                x = xp_today[u]
+                if x > 0 and scale[v] < 1.0:
+                    kept = int(math.floor(x * scale[v]))
+                    withheld = x - kept
+                    age = day - e0
+                    alpha = alpha_w
+                    if (age + 1.0) * alpha_w < 1.0:
+                        alpha = 1.0 / (age + 1.0)
+                    cum_xp[u] -= withheld
+                    xp_today[u] = kept
+                    xp_ema[u] = xp_ema[u] - alpha * withheld
+                    ai[v, A_XP_BUDGET] -= withheld
+                xe = np.float64(xp_ema[u])
+                af[v, F_XP_SUM] += xe
+                af[v, F_XP_SQ] += xe * xe
+                off = 0 if v == 0 else SITE_GROUP
+                site_next[s, off + SITE_N] += 1.0
+                site_next[s, off + SITE_SUM] += xe
+                site_next[s, off + SITE_SQ] += xe * xe
+
+
 # ==================================================================================================
 # Guardrail 5: the delta clamp
 # ==================================================================================================
@@ -441,8 +529,9 @@ def step_population(
 # The NumPy twin is ``reference.clamp_updates``; the two agree
 # exactly (integers and booleans).  Rules, per variant ``v`` and parameter ``i`` with a request:
 #
-# * ``max_delta = max(|current| * delta_limit_pct / 100, 1.0)`` -- the limit is relative to the
-#   CURRENT value, so changes compound over updates (10 -> 15 -> 23 at 50%).  The floor of one unit
+# * ``max_delta = delta_window(current, delta_limit_pct) = max(|current| * delta_limit_pct / 100, 1.0)``
+#   -- the limit is relative to the CURRENT value, so changes compound over updates
+#   (10 -> 15 -> 23 at 50%).  The floor of one unit
 #   keeps small integer values from being frozen forever (at 1 and 50%, 0.5 would round back to 1;
 #   at 0 the limit would be 0 and a switched-off rule could never come back).
 # * ``x = clip(requested, current - max_delta, current + max_delta)``
@@ -457,16 +546,12 @@ def step_population(
 #
 # Without a request: ``applied = current``, ``clamped = at_max = False``, and ``requested`` is not
 # read (it may hold NaN).  Requested values that are touched must be finite (callers validate).
+#
+# ``round_half_away`` and ``delta_window`` are the rules of :mod:`agents.rules` (written once, plain
+# Python), compiled here with :data:`arena_env._numba.jit`.
 
-
-@jit
-def _round_half_away(x):
-    """Round a float half away from zero, exactly (``a - floor(a)`` is exact in IEEE arithmetic)."""
-    a = abs(x)
-    r = np.floor(a)
-    if a - r >= 0.5:
-        r += 1.0
-    return r if x >= 0.0 else -r
+round_half_away = jit(rules.round_half_away)
+delta_window = jit(rules.delta_window)
 
 
 @jit
@@ -493,7 +578,7 @@ def clamp_updates(current, requested, has_request, delta_limit_pct, lo, hi, appl
                 at_max[v, i] = False
                 continue
             cf = float(c)
-            max_delta = max(abs(cf) * delta_limit_pct / 100.0, 1.0)
+            max_delta = delta_window(cf, delta_limit_pct)
             low = cf - max_delta
             high = cf + max_delta
             req = requested[v, i]
@@ -502,15 +587,15 @@ def clamp_updates(current, requested, has_request, delta_limit_pct, lo, hi, appl
                 x = low
             elif x > high:
                 x = high
-            a = int(_round_half_away(x))
+            a = int(round_half_away(x))
             if a < lo[i]:
                 a = lo[i]
             elif a > hi[i]:
                 a = hi[i]
             af = float(a)
             applied[v, i] = a
-            clamped[v, i] = af != _round_half_away(req)
-            at_max[v, i] = af >= _round_half_away(high) or af <= _round_half_away(low)
+            clamped[v, i] = af != round_half_away(req)
+            at_max[v, i] = af >= round_half_away(high) or af <= round_half_away(low)
 
 
 # ==================================================================================================
@@ -866,7 +951,7 @@ def cohens_d(m1, v1, n1, m2, v2, n2):
 
     NaN when ``n1 + n2 <= 2``, when a group is empty (``n1 < 1`` or ``n2 < 1``) or when ``s`` is 0
     (or NaN).  A group of one contributes no within-group variance: its ``(n-1) v`` term is taken
-    as 0 whatever ``v`` is (its sample variance is undefined, e.g. NaN from :func:`mean_std`).
+    as 0 whatever ``v`` is (its sample variance is undefined, e.g. NaN).
     """
     if n1 < 1 or n2 < 1 or n1 + n2 <= 2:
         return np.nan
@@ -914,19 +999,3 @@ def compare_to_control(mean, var, n, succ, trials, is_binary, out):
                 for i in range(T_OR, T_P_FISHER + 1):
                     o[i] = np.nan
             o[T_COHEN_D] = cohens_d(mean[v, m], var[v, m], n[v, m], mean[0, m], var[0, m], n[0, m])
-
-
-@jit
-def mean_std(total, total_sq, n):
-    """``(mean, sample std)`` from the running sums ``total = sum(x)``, ``total_sq = sum(x^2)``.
-
-    ``mean = total / n``, ``std = sqrt(max(total_sq - total * mean, 0) / (n - 1))`` (ddof=1; the
-    clip at 0 absorbs the cancellation of nearly constant data).  ``n == 0`` gives ``(0.0, NaN)``,
-    ``n == 1`` gives ``(total, NaN)``.
-    """
-    if n <= 0:
-        return 0.0, np.nan
-    mean = total / n
-    if n < 2:
-        return mean, np.nan
-    return mean, math.sqrt(max(total_sq - total * mean, 0.0) / (n - 1.0))

@@ -35,8 +35,6 @@ SF, XPV, RR, MC, SL, FQ = range(N_METRICS)
 IS_BINARY = np.array([False, False, True, True, False, True])
 TEST_KIND = tuple("fisher" if b else "welch" for b in IS_BINARY)
 
-CONFIDENCE_LEVELS = ("low", "medium", "high")
-
 
 def confidence(n: int) -> str:
     """``high`` for n >= 30, ``medium`` for 10 <= n < 30, ``low`` below (the protocol's bands)."""
@@ -44,8 +42,9 @@ def confidence(n: int) -> str:
 
 
 def xp_total(agg_i: np.ndarray) -> np.ndarray:
-    """XP issued per variant (sum of the ledger columns), int64 (V,) or (..., V)."""
-    return agg_i[..., K.A_XP_SCAN:K.A_XP_MISSION + 1].sum(axis=-1)
+    """XP credited per variant (sum of the ledger columns, the budget's withheld share included),
+    int64 (V,) or (..., V)."""
+    return agg_i[..., K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum(axis=-1)
 
 
 def _mean_var(total, total_sq, n):
@@ -150,3 +149,34 @@ def daily_outcomes(today_i: np.ndarray, mean: np.ndarray) -> np.ndarray:
     out[:, SL] = today_i[:, K.A_STREAK_SUM] / enrolled
     out[:, FQ] = np.where(scans > 0, today_i[:, K.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)
     return out
+
+
+VALUE_TERMS = ("active_day", "scan", "feedback", "photo", "issue", "status", "xp", "churn")
+"""The terms of the value objective, in the column order of :func:`daily_value`."""
+
+
+def genuine_share(price: np.ndarray, junk_xp: float) -> np.ndarray:
+    """Share of actions that are genuine at ``price`` XP per action: ``junk_xp / (junk_xp + price)``."""
+    return junk_xp / (junk_xp + np.maximum(price, 0.0))
+
+
+def daily_value(today_i: np.ndarray, effective_cfg: np.ndarray, objective) -> np.ndarray:
+    """The day's value per enrolled user of every variant, (V, 8), by term (:data:`VALUE_TERMS`).
+
+    Each term is per *enrolled* user, churned users included, so no agent can shrink a denominator:
+    useful scans, genuine useful feedback, genuine photos and reports (genuine shares at the price paid,
+    ``effective_cfg``), active user-days, minus the XP credited and the churn cost of the users lost
+    today.  The row sum is the money the variant made per enrolled user today.
+    """
+    v, j = objective.values, objective.junk
+    enrolled = np.maximum(today_i[:, K.A_ENROLLED], 1).astype(np.float64)
+    out = np.empty((today_i.shape[0], len(VALUE_TERMS)))
+    out[:, 0] = v.active_day * today_i[:, K.A_ACTIVE]
+    out[:, 1] = v.scan * today_i[:, K.A_USEFUL_SCANS]
+    out[:, 2] = v.feedback * today_i[:, K.A_USEFUL_FB] * genuine_share(effective_cfg[:, K.P_FEEDBACK], j.feedback)
+    out[:, 3] = v.photo * today_i[:, K.A_PHOTOS] * genuine_share(effective_cfg[:, K.P_PHOTO], j.photo)
+    out[:, 4] = v.issue * today_i[:, K.A_ISSUES] * genuine_share(effective_cfg[:, K.P_ISSUE], j.issue)
+    out[:, 5] = v.status * today_i[:, K.A_STATUS] * genuine_share(effective_cfg[:, K.P_STATUS], j.status)
+    out[:, 6] = -objective.xp_cost * xp_total(today_i)
+    out[:, 7] = -objective.churn_cost * today_i[:, K.A_CHURNED_TODAY]
+    return out / enrolled[:, None]

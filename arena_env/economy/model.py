@@ -26,7 +26,7 @@ _REF = {k: DEFAULTS[k] + 1.0 for k in DEFAULTS}
 _INIT_DAY = 1 << 40
 _I_SEGMENT, _I_VARIANT, _I_ENROLL, _I_DAY, _I_TRAIT1, _I_TRAIT2, _I_FB1, _I_FB2 = range(8)
 
-USER_DTYPE = np.dtype(list(K.USER_FIELDS))  # packed: 40 bytes per user
+USER_DTYPE = np.dtype(list(K.USER_FIELDS))  # packed: 44 bytes per user
 
 CHUNK_USERS = 4096
 """Target users per chunk; the chunking is fixed by the scenario, never by the thread count."""
@@ -52,26 +52,39 @@ def _normal(seed: int, users: np.ndarray, s1: int, s2: int) -> np.ndarray:
 def init_population(sc: Scenario, seed: int) -> np.ndarray:
     """Draw the population of a scenario: variants, segments, arrival days and traits.
 
-    Returns the user state as one record array of :data:`kernels.USER_FIELDS` (a packed 40-byte
+    Returns the user state as one record array of :data:`kernels.USER_FIELDS` (a packed 44-byte
     record per user); ``state[field]`` is the field's (strided) view, which is what the kernels are
     given.  One record per user keeps a user's state on one cache line, so two threads scale
-    better than with one array per field.  Users are randomised to control and treatments with the
-    scenario's allocation weights, independently of their segment and site.
+    better than with one array per field.  With equal allocation (``allocation: null``) users are
+    randomised in matched blocks of ``n_variants`` consecutive users who share segment, arrival day
+    and traits, one per variant; with allocation weights each user is drawn independently.
     """
     n = sc.n_users
     users = np.arange(n, dtype=np.int64)
     state = np.zeros(n, dtype=USER_DTYPE)
+    V = sc.n_variants
+    if sc.allocation is None:
+        # matched blocks: the users b*V .. b*V + V-1 share segment, arrival day and traits (all drawn
+        # for the block), and get the V variants in a random order, so every treatment user has a twin
+        # in the control and in each other treatment (blocked randomisation)
+        draw = users // V
+        n_blocks = -(-n // V)
+        u_var = uniform_np(seed, _INIT_DAY, np.arange(n_blocks * V, dtype=np.int64), _I_VARIANT)
+        var = np.argsort(np.argsort(u_var.reshape(n_blocks, V), axis=1, kind="stable"), axis=1).ravel()[:n]
+    else:
+        draw = users
+        alloc = np.asarray(sc.allocation, dtype=np.float64)
+        var = np.searchsorted(np.cumsum(alloc / alloc.sum()), uniform_np(seed, _INIT_DAY, users, _I_VARIANT),
+                              side="right")
+        var = np.minimum(var, V - 1)
 
     w = np.array([s.weight for s in sc.segments], dtype=np.float64)
-    seg = np.searchsorted(np.cumsum(w / w.sum()), uniform_np(seed, _INIT_DAY, users, _I_SEGMENT), side="right")
+    seg = np.searchsorted(np.cumsum(w / w.sum()), uniform_np(seed, _INIT_DAY, draw, _I_SEGMENT), side="right")
     seg = np.minimum(seg, len(w) - 1)
-    alloc = np.ones(sc.n_variants) if sc.allocation is None else np.asarray(sc.allocation, dtype=np.float64)
-    var = np.searchsorted(np.cumsum(alloc / alloc.sum()), uniform_np(seed, _INIT_DAY, users, _I_VARIANT), side="right")
-    var = np.minimum(var, sc.n_variants - 1)
 
     enroll = np.zeros(n, dtype=np.int64)
-    u_init = uniform_np(seed, _INIT_DAY, users, _I_ENROLL)
-    u_day = uniform_np(seed, _INIT_DAY, users, _I_DAY)
+    u_init = uniform_np(seed, _INIT_DAY, draw, _I_ENROLL)
+    u_day = uniform_np(seed, _INIT_DAY, draw, _I_DAY)
     for g, s in enumerate(sc.segments):
         m = seg == g
         lo = s.recruit_from
@@ -91,8 +104,8 @@ def init_population(sc: Scenario, seed: int) -> np.ndarray:
     base_sd = np.array([s.trait_sd for s in sc.segments])
     fb_mu = np.array([s.feedback_logit for s in sc.segments])
     fb_sd = np.array([s.feedback_sd for s in sc.segments])
-    state["trait"][:] = base_sd[seg] * _normal(seed, users, _I_TRAIT1, _I_TRAIT2)
-    state["fb_trait"][:] = fb_mu[seg] + fb_sd[seg] * _normal(seed, users, _I_FB1, _I_FB2)
+    state["trait"][:] = base_sd[seg] * _normal(seed, draw, _I_TRAIT1, _I_TRAIT2)
+    state["fb_trait"][:] = fb_mu[seg] + fb_sd[seg] * _normal(seed, draw, _I_FB1, _I_FB2)
     state["sat"][:] = 0.5
     state["ref_xp"][:] = -1.0  # set to the anticipated reward on the day of enrolment
     return state
@@ -117,6 +130,9 @@ def segment_table(sc: Scenario) -> np.ndarray:
         t[g, K.SG_SAT_REF] = s.sat_ref
         t[g, K.SG_SAT_RANK] = s.sat_rank
         t[g, K.SG_SAT_XP] = s.sat_xp
+        t[g, K.SG_BETA_SB] = s.beta_streak_bonus
+        t[g, K.SG_USEFUL_SCANS] = s.useful_scans
+        t[g, K.SG_USEFUL_FB] = s.useful_feedback
     return t
 
 
@@ -165,6 +181,26 @@ def novelty_table(sc: Scenario) -> np.ndarray:
     """Novelty boost by segment and days since enrolment, (G, max_days + 1)."""
     age = np.arange(sc.max_days + 1, dtype=np.float64)
     return np.stack([s.novelty * np.exp(-age / s.novelty_days) for s in sc.segments])
+
+
+def habituation_table(sc: Scenario) -> np.ndarray:
+    """Share of the response to XP left after ``a`` days of tenure, (G, max_days + 1):
+    ``floor + (1 - floor) * exp(-a / xp_habituation_days)`` (1 everywhere without habituation)."""
+    age = np.arange(sc.max_days + 1, dtype=np.float64)
+    rows = []
+    for s in sc.segments:
+        if s.xp_habituation_days is None:
+            rows.append(np.ones_like(age))
+        else:
+            rows.append(s.xp_habit_floor + (1.0 - s.xp_habit_floor) * np.exp(-age / s.xp_habituation_days))
+    return np.stack(rows)
+
+
+def onboarding_table(sc: Scenario) -> np.ndarray:
+    """Weight of the first-scan bonus for new users, (G, max_days + 1):
+    ``beta_onboard * exp(-a / onboard_days)`` at ``a`` days of tenure."""
+    age = np.arange(sc.max_days + 1, dtype=np.float64)
+    return np.stack([s.beta_onboard * np.exp(-age / s.onboard_days) for s in sc.segments])
 
 
 def log1p_table(n: int) -> np.ndarray:

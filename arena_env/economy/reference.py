@@ -12,12 +12,14 @@ import math
 
 import numpy as np
 
+from agents import rules
 from arena_env.rng import uniform_np, uniform_pair_np
 
 from .kernels import (  # noqa: F401  (the twins share the kernels' constants)
     A_ACTIVE, A_ACTIVE7, A_CHURNED, A_CHURNED_TODAY, A_ENROLLED, A_FEEDBACK, A_ISSUES, A_M_DONE,
     A_M_FAILED, A_M_REACHED, A_NEW, A_PHOTOS, A_SCANS, A_STATUS, A_STREAK_SQ, A_STREAK_SUM, A_XP_FEEDBACK,
     A_XP_FIRST, A_XP_ISSUE, A_XP_MISSION, A_XP_PHOTO, A_XP_SCAN, A_XP_STATUS, A_XP_STREAK, FLAG_CHURNED,
+    A_USEFUL_FB, A_USEFUL_SCANS, A_XP_BUDGET, SG_BETA_SB, SG_USEFUL_FB, SG_USEFUL_SCANS, SITE_GROUP,
     F_SAT_SUM, F_SCAN_SQ, F_SCAN_SUM, F_XP_SQ, F_XP_SUM, GL_ALPHA, GL_GAIN_CLIP, GL_INFLATION,
     GL_MISSION_MIN_RATE, GL_MISSION_PERIOD, GL_MISSION_STRETCH, GL_MISSION_XP, GL_RANK, GL_RHO_SAT,
     GL_WEEKDAY, GL_XP_UNIT, N_TEST_FIELDS, P_FB_CAP, P_FEEDBACK, P_FIRST, P_ISSUE, P_PHOTO, P_SCAN,
@@ -90,8 +92,8 @@ def _binomial(n, p, u):
 def step_population(
     day, seed, site_size, sites_per_chunk,
     variant, segment, enroll_day, last_active, streak, flags, act7, m_target, m_progress,
-    cum_xp, ref_xp, sat, scan_ema, xp_ema, trait, fb_trait,
-    cfg, vs_tab, sg_tab, glob, novelty, log1p_tab,
+    cum_xp, xp_today, ref_xp, sat, scan_ema, xp_ema, trait, fb_trait,
+    cfg, pscale, vs_tab, sg_tab, glob, novelty, habituation, onboarding, log1p_tab,
     site_prev, site_next, agg_i, agg_f,
 ):
     """NumPy twin of :func:`arena_env.economy.kernels.step_population`."""
@@ -152,27 +154,36 @@ def step_population(
 
     alive_streak = np.where(last_active[au] == day - 1, streak[au].astype(np.int64), 0)
     sb_next = np.minimum(cv[:, P_STREAK_DAY] * (alive_streak + 1), cv[:, P_STREAK_CAP])
-    anticipated = vt[:, VS_ANTICIPATED] + sb_next
-    perceived = np.log(1.0 + anticipated * (1.0 / glob[GL_XP_UNIT]) / (1.0 + cum_xp[au] * (1.0 / glob[GL_INFLATION])))
+    sb_first = (np.minimum(cfg[:, P_STREAK_DAY], cfg[:, P_STREAK_CAP]) * pscale)[av]
+    anticipated = vt[:, VS_ANTICIPATED] + sb_first
+    deflate = (1.0 / glob[GL_XP_UNIT]) / (1.0 + cum_xp[au] * (1.0 / glob[GL_INFLATION]))
+    perceived = np.log(1.0 + anticipated * deflate)
+    xs = (sb_next * pscale[av] - sb_first) * deflate
+    streak_value = xs / (1.0 + xs)
+    xs = cv[:, P_FIRST] * pscale[av] * deflate
+    first_value = xs / (1.0 + xs)
     ref = ref_xp[au].astype(np.float64)
     ref = np.where(ref < 0.0, anticipated, ref)
     gain = (anticipated - ref) / np.where(ref > 1.0, ref, 1.0)
     gain = np.where(gain < 0.0, gain * sg[:, SG_LOSS_AVERSION], gain)
     gain = np.clip(gain, -glob[GL_GAIN_CLIP], glob[GL_GAIN_CLIP])
 
-    s_n = site_prev[:, SITE_N]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s_mean = np.where(s_n >= 2.0, site_prev[:, SITE_SUM] / np.maximum(s_n, 1.0), 0.0)
-        s_var = site_prev[:, SITE_SQ] / np.maximum(s_n, 1.0) - s_mean * s_mean
-        s_inv = np.where((s_n >= 2.0) & (s_var > 1e-12), 1.0 / np.sqrt(np.maximum(s_var, 1e-300)), 0.0)
+    # site standing per group: the control's users rank among the control's, treatments among treatments
     asite = site[a]
-    inv = s_inv[asite]
-    pct = np.where(inv > 0.0, _s_curve(2.0 * (xp_ema[au] - s_mean[asite]) * inv), 0.5)
+    aoff = np.where(av == 0, 0, SITE_GROUP)
+    s_n = site_prev[asite, aoff + SITE_N]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s_mean = np.where(s_n >= 2.0, site_prev[asite, aoff + SITE_SUM] / np.maximum(s_n, 1.0), 0.0)
+        s_var = site_prev[asite, aoff + SITE_SQ] / np.maximum(s_n, 1.0) - s_mean * s_mean
+        inv = np.where((s_n >= 2.0) & (s_var > 1e-12), 1.0 / np.sqrt(np.maximum(s_var, 1e-300)), 0.0)
+    pct = np.where(inv > 0.0, _s_curve(2.0 * (xp_ema[au] - s_mean) * inv), 0.5)
 
     ia = np.minimum(alive_streak, n_log - 1)
     inov = np.minimum(aage, n_nov - 1)
     z = (
-        sg[:, SG_BASE] + trait[au] + sg[:, SG_BETA_XP] * perceived + sg[:, SG_BETA_REF] * gain
+        sg[:, SG_BASE] + trait[au] + sg[:, SG_BETA_XP] * habituation[ag, np.minimum(aage, n_nov - 1)] * perceived
+        + sg[:, SG_BETA_SB] * streak_value + onboarding[ag, np.minimum(aage, n_nov - 1)] * first_value
+        + sg[:, SG_BETA_REF] * gain
         + sg[:, SG_BETA_STREAK] * log1p_tab[ia] + novelty[ag, inov] + glob[GL_WEEKDAY]
         + glob[GL_RANK] * (pct - 0.5) + sg[:, SG_BETA_SAT] * (sat[au].astype(np.float64) - 0.5)
     )
@@ -210,10 +221,15 @@ def step_population(
     has_open = open_m > 0
     m_progress[bu[has_open]] = np.minimum(prog[has_open], 255)
     bx = x_scan + x_first + sb + x_fb + x_photo + x_issue + x_status + x_mission
+    useful_sc = np.minimum(sc, sg_tab[ag[b], SG_USEFUL_SCANS].astype(np.int64))
+    useful_fb = np.minimum(f, sg_tab[ag[b], SG_USEFUL_FB].astype(np.int64))
 
     pos = a[b]  # positions within uid
     scans[pos], fb[pos], photos[pos], issues[pos], status[pos], xp[pos] = sc, f, ph, iss, sts, bx
     m_reached[pos] = done
+    useful_scans = np.zeros(n, dtype=np.int64)
+    useful_feedback = np.zeros(n, dtype=np.int64)
+    useful_scans[pos], useful_feedback[pos] = useful_sc, useful_fb
     for col, val in ((A_XP_SCAN, x_scan), (A_XP_FIRST, x_first), (A_XP_STREAK, sb), (A_XP_FEEDBACK, x_fb),
                      (A_XP_PHOTO, x_photo), (A_XP_ISSUE, x_issue), (A_XP_STATUS, x_status),
                      (A_XP_MISSION, x_mission)):
@@ -246,6 +262,7 @@ def step_population(
     m_progress[au[ch]] = 0
     churn_today[a[ch]] = 1
 
+    xp_today[uid] = xp
     se = scan_ema[uid] + alpha * (scans - scan_ema[uid])
     xe = xp_ema[uid] + alpha * (xp - xp_ema[uid])
     scan_ema[uid] = se
@@ -268,7 +285,8 @@ def step_population(
     ai[:, A_ACTIVE7] = np.bincount(key, weights=(act7[uid] != 0).astype(np.float64), minlength=size)
     for col, val in ((A_SCANS, scans), (A_FEEDBACK, fb), (A_PHOTOS, photos), (A_ISSUES, issues),
                      (A_STATUS, status), (A_M_DONE, m_done), (A_M_FAILED, m_failed), (A_M_REACHED, m_reached),
-                     (A_CHURNED_TODAY, churn_today), (A_STREAK_SUM, cur), (A_STREAK_SQ, cur * cur), *parts.items()):
+                     (A_CHURNED_TODAY, churn_today), (A_STREAK_SUM, cur), (A_STREAK_SQ, cur * cur),
+                     (A_USEFUL_SCANS, useful_scans), (A_USEFUL_FB, useful_feedback), *parts.items()):
         isum(col, val)
     agg_i[:] = ai.reshape(agg_i.shape)
 
@@ -280,9 +298,44 @@ def step_population(
     af[:, F_SAT_SUM] = np.bincount(key, weights=sat_contrib, minlength=size)
     agg_f[:] = af.reshape(agg_f.shape)
 
-    site_next[:, SITE_N] = np.bincount(site, minlength=n_sites)[:n_sites]
-    site_next[:, SITE_SUM] = np.bincount(site, weights=xe, minlength=n_sites)[:n_sites]
-    site_next[:, SITE_SQ] = np.bincount(site, weights=xe * xe, minlength=n_sites)[:n_sites]
+    _site_sums(site, v, xe, site_next)
+
+
+def _site_sums(site, v, xe, site_next):
+    """Per site and group (control 0..2, treatments 3..5): users, sum and sum of squares of ``xp_ema``."""
+    n_sites = site_next.shape[0]
+    for off, m in ((0, v == 0), (SITE_GROUP, v != 0)):
+        site_next[:, off + SITE_N] = np.bincount(site[m], minlength=n_sites)[:n_sites]
+        site_next[:, off + SITE_SUM] = np.bincount(site[m], weights=xe[m], minlength=n_sites)[:n_sites]
+        site_next[:, off + SITE_SQ] = np.bincount(site[m], weights=xe[m] * xe[m], minlength=n_sites)[:n_sites]
+
+
+def pay_out(day, site_size, sites_per_chunk, variant, enroll_day, xp_today, cum_xp, xp_ema, scale, glob,
+            site_next, agg_i, agg_f):
+    """NumPy twin of :func:`arena_env.economy.kernels.pay_out`."""
+    n_chunks, n_var = agg_i.shape[0], agg_i.shape[1]
+    uid = np.nonzero(enroll_day <= day)[0]
+    v = variant[uid].astype(np.int64)
+    site = uid // site_size
+    key = (site // sites_per_chunk) * n_var + v
+    x = xp_today[uid].astype(np.int64)
+    short = (x > 0) & (scale[v] < 1.0)
+    su = uid[short]
+    kept = np.floor(x[short] * scale[v[short]]).astype(np.int64)
+    withheld = x[short] - kept
+    age = day - enroll_day[su].astype(np.int64)
+    alpha = np.where((age + 1.0) * glob[GL_ALPHA] < 1.0, 1.0 / (age + 1.0), glob[GL_ALPHA])
+    cum_xp[su] -= withheld.astype(np.int32)
+    xp_today[su] = kept
+    xp_ema[su] = xp_ema[su] - alpha * withheld
+    w = np.zeros(uid.shape[0])
+    w[short] = withheld
+    size = n_chunks * n_var
+    agg_i[:, :, A_XP_BUDGET] -= np.bincount(key, weights=w, minlength=size).astype(np.int64).reshape(n_chunks, n_var)
+    xe = xp_ema[uid].astype(np.float64)
+    agg_f[:, :, F_XP_SUM] = np.bincount(key, weights=xe, minlength=size).reshape(n_chunks, n_var)
+    agg_f[:, :, F_XP_SQ] = np.bincount(key, weights=xe * xe, minlength=size).reshape(n_chunks, n_var)
+    _site_sums(site, v, xe, site_next)
 
 
 # ==================================================================================================
@@ -290,29 +343,31 @@ def step_population(
 # ==================================================================================================
 
 
-def round_half_away(x):
-    """Round floats half away from zero, exactly (2.5 -> 3, -2.5 -> -3); returns float64."""
-    x = np.asarray(x, dtype=np.float64)
-    a = np.abs(x)
-    r = np.floor(a)
-    r = np.where(a - r >= 0.5, r + 1.0, r)
-    return np.where(x >= 0.0, r, -r)
+round_half_away = np.vectorize(rules.round_half_away, otypes=[np.float64])
+"""Element-wise :func:`agents.rules.round_half_away` over arrays (float64)."""
 
 
 def clamp_updates(current, requested, has_request, delta_limit_pct, lo, hi, applied, clamped, at_max):
-    """NumPy twin of :func:`arena_env.economy.kernels.clamp_updates`; fills the three outputs."""
-    cur = np.asarray(current, dtype=np.float64)
-    has = np.asarray(has_request, dtype=bool)
-    req = np.where(has, requested, cur)  # untouched entries are never read (they may be NaN)
-    max_delta = np.maximum(np.abs(cur) * delta_limit_pct / 100.0, 1.0)
-    low = cur - max_delta
-    high = cur + max_delta
-    a = round_half_away(np.minimum(np.maximum(req, low), high)).astype(np.int64)
-    a = np.minimum(np.maximum(a, lo), hi)
-    af = a.astype(np.float64)
-    applied[...] = np.where(has, a, current)
-    clamped[...] = has & (af != round_half_away(req))
-    at_max[...] = has & ((af >= round_half_away(high)) | (af <= round_half_away(low)))
+    """Twin of :func:`arena_env.economy.kernels.clamp_updates`; fills the three outputs.
+
+    A plain Python loop over the scalars that calls the rules of :mod:`agents.rules` directly (the
+    kernel calls their compiled copies): it shares the rules with the kernel, not the loop.
+    """
+    n_var, n_par = np.shape(current)
+    for v in range(n_var):
+        for i in range(n_par):
+            c = int(current[v, i])
+            if not has_request[v, i]:  # untouched entries are never read (they may be NaN)
+                applied[v, i], clamped[v, i], at_max[v, i] = c, False, False
+                continue
+            req = float(requested[v, i])
+            max_delta = rules.delta_window(float(c), float(delta_limit_pct))
+            low, high = c - max_delta, c + max_delta
+            a = int(rules.round_half_away(min(max(req, low), high)))
+            a = min(max(a, int(lo[i])), int(hi[i]))
+            applied[v, i] = a
+            clamped[v, i] = a != rules.round_half_away(req)
+            at_max[v, i] = a >= rules.round_half_away(high) or a <= rules.round_half_away(low)
 
 
 # ==================================================================================================
@@ -504,14 +559,3 @@ def compare_to_control(mean, var, n, succ, trials, is_binary, out):
             else:
                 o[T_OR : T_P_FISHER + 1] = math.nan
             o[T_COHEN_D] = cohens_d(*args)
-
-
-def mean_std(total, total_sq, n):
-    """``(total / n, sqrt(max(total_sq - total * mean, 0) / (n - 1)))`` (ddof=1);
-    ``(0.0, nan)`` when ``n == 0`` and a NaN std when ``n == 1``."""
-    if n <= 0:
-        return 0.0, math.nan
-    mean = total / n
-    if n < 2:
-        return mean, math.nan
-    return mean, math.sqrt(max(total_sq - total * mean, 0.0) / (n - 1.0))

@@ -14,7 +14,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,14 @@ class Segment:
     ref_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of the reference point")
     beta_streak: float = _f(0.35, 0.0, 5.0, "extra effort to keep a live streak, per log(1+streak)")
     beta_sat: float = _f(1.0, 0.0, 10.0, "weight of satisfaction in the activity logit")
+    beta_streak_bonus: float = _f(1.0, 0.0, 10.0, "weight of the anticipated streak bonus x / (1 + x), x = bonus / unit")
+    xp_habituation_days: float | None = _f(30.0, 0.1, 1e6, "time constant of the fading response to XP with tenure "
+                                                            "(null: no habituation)")
+    xp_habit_floor: float = _f(0.4, 0.0, 1.0, "share of the response to XP that remains after habituation")
+    beta_onboard: float = _f(2.0, 0.0, 20.0, "weight of the first-scan bonus x / (1 + x) for a new user...")
+    onboard_days: float = _f(7.0, 0.1, 1e6, "...fading with tenure on this time constant, days")
+    useful_scans: int = _f(6, 1, 250, "scans of a user's day that carry value; the rest are duplicates")
+    useful_feedback: int = _f(3, 1, 250, "feedbacks of a user's day that carry value")
     scans_per_day: float = _f(3.0, 1.0, 60.0, "mean scans of an active day at scanXp 10")
     scan_elasticity: float = _f(0.35, 0.0, 3.0, "d log(scans) / d log(scanXp + 1)")
     feedback_logit: float = _f(-1.6, -10.0, 10.0, "per-scan feedback logit at the defaults")
@@ -111,9 +121,37 @@ class Economy:
 
 
 @dataclass(frozen=True)
+class Values:
+    """What a unit of user activity is worth to the tenant, in ``objective.currency``."""
+
+    active_day: float = _f(0.08, 0.0, 1e6, "an active user-day (engagement)")
+    scan: float = _f(0.02, 0.0, 1e6, "a useful scan (at most useful_scans per user-day)")
+    feedback: float = _f(0.05, 0.0, 1e6, "a genuine useful feedback (at most useful_feedback per user-day)")
+    photo: float = _f(0.05, 0.0, 1e6, "a genuine photo")
+    issue: float = _f(0.35, 0.0, 1e6, "a genuine issue report")
+    status: float = _f(0.08, 0.0, 1e6, "a genuine status report")
+
+
+@dataclass(frozen=True)
+class Junk:
+    """Low-effort actions: the share of feedback, photos and reports that is genuine is
+    ``junk_xp / (junk_xp + price)`` at the price paid per action (gaming grows with the reward)."""
+
+    feedback: float = _f(60.0, 0.01, 1e9, "feedback price at which half of the feedback is junk")
+    photo: float = _f(40.0, 0.01, 1e9, "photo price at which half of the photos are junk")
+    issue: float = _f(60.0, 0.01, 1e9, "issue-report price at which half of the reports are junk")
+    status: float = _f(50.0, 0.01, 1e9, "status-report price at which half of the reports are junk")
+
+
+@dataclass(frozen=True)
 class Objective:
-    weights: dict[str, float] = _f(None, -100.0, 100.0, "reward weight per metric (lift over control)")
-    xp_cost: float = _f(0.012, 0.0, 100.0, "reward units per XP issued per enrolled user (over control)")
+    kind: str = _f("value", None, None, "value (money per enrolled user per day) or tendedloop (the composite)")
+    currency: str = _f("EUR", None, None, "unit of the value objective")
+    values: Values = field(default_factory=Values)
+    junk: Junk = field(default_factory=Junk)
+    churn_cost: float = _f(5.0, 0.0, 1e6, "what a lost user is worth, charged on the day the user churns")
+    weights: dict[str, float] = _f(None, -100.0, 100.0, "tendedloop: reward weight per metric (lift over control)")
+    xp_cost: float = _f(0.0005, 0.0, 100.0, "value: money per XP credited; tendedloop: reward units per XP per user")
 
 
 @dataclass(frozen=True)
@@ -128,7 +166,8 @@ class GuardrailSettings:
 
 @dataclass(frozen=True)
 class Budget:
-    daily_xp_per_user: float | None = _f(None, 0.0, 1e9, "tenant-wide XP per enrolled user per day (null: none)")
+    daily_xp_per_user: float | None = _f(None, 0.0, 1e9, "XP per enrolled treatment user per day, one pot shared "
+                                                             "by the treatments (null: none)")
 
 
 @dataclass(frozen=True)
@@ -143,6 +182,15 @@ class ScheduledAction:
 class Preset:
     name: str = _f("preset")
     overrides: dict[str, int] = _f(None, None, None, "parameter overrides over the tenant config")
+
+
+CARD_PROPERTIES: tuple[str, ...] = ("levers", "corners", "engagement", "adaptive", "control", "budget")
+"""The benchmark properties the scenario report card checks (``arena_env/economy/card.py``)."""
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    exempt: dict[str, str] = _f(None, None, None, "report-card properties that do not apply, each with the reason")
 
 
 @dataclass(frozen=True)
@@ -168,6 +216,7 @@ class Scenario:
     schedule: tuple[ScheduledAction, ...] = _f((), None, None, "researcher actions by day")
     presets: tuple[Preset, ...] = _f((), None, None, "named configurations (the discrete action set)")
     segments: tuple[Segment, ...] = _f((), None, None, "user segments")
+    card: CardSettings = field(default_factory=CardSettings)
     source: str = _f("<keywords>", None, None, "where the scenario came from")
 
     @property
@@ -196,6 +245,9 @@ def _search_dirs() -> list[Path]:
 
 def find(name: str | os.PathLike) -> Path:
     """The file of a scenario given by name or path."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise ScenarioError(f"scenario: expected a scenario name (one of {', '.join(scenario_names())}), a path "
+                            f"to a .yaml file or a Scenario object, got {type(name).__name__} {name!r}")
     p = Path(name)
     if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
@@ -212,7 +264,28 @@ def find(name: str | os.PathLike) -> Path:
     )
 
 
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it: same rules, ~10x faster
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's when PyYAML has it: ~10x faster
+    """PyYAML's safe loader, plus the exponent literals that YAML 1.1 reads as strings: ``1e5`` or
+    ``2E+6`` (integer mantissa, exponent >= 0) are integers, ``1e-3`` or ``1.5e3`` floats."""
+
+
+_EXP_INT = re.compile(r"^[-+]?[0-9][0-9_]*[eE]\+?[0-9]+$")
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node).replace("_", "")
+    if _EXP_INT.match(text):
+        mantissa, exponent = re.split("[eE]", text)
+        return int(mantissa) * 10 ** int(exponent)
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
+_Loader.add_implicit_resolver(_INT_TAG, _EXP_INT, list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT_TAG, _EXP_FLOAT, list("-+0123456789."))
+_Loader.add_constructor(_INT_TAG, _construct_int)
+_SAFE_LOADER = _Loader
 _PARSED: dict[tuple, dict] = {}  # scenario files by (path, mtime, size): an env is built per tournament cell
 
 
@@ -291,6 +364,17 @@ def _build(cls, data: Any, prefix: str, source: str):
     return cls(**kwargs)
 
 
+def _int_hint(value) -> str:
+    """How to write ``value`` as an integer, if it is one in disguise (``"100"``, ``100.0``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if isinstance(value, (bool, numbers.Integral)) or not math.isfinite(x) or not x.is_integer():
+        return ""
+    return f" (write {int(x)}{' without quotes' if isinstance(value, str) else ''})"
+
+
 def _coerce(tp, value, rng, key, source):
     origin = get_origin(tp)
     args = get_args(tp)
@@ -318,21 +402,18 @@ def _coerce(tp, value, rng, key, source):
             raise _err(source, key, f"expected true or false, got {value!r}")
         return value
     if tp in (int, float):
-        if isinstance(value, str):
-            try:  # PyYAML reads 1e5 as a string: accept numeric strings
-                value = float(value)
-            except ValueError:
-                raise _err(source, key, f"expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _err(source, key, f"expected a number, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):
-            raise _err(source, key, f"must be finite, got {value!r}")
+        # Python or NumPy numbers; booleans and strings are not numbers (YAML's 1e5 is read as a
+        # number by the loader), and an integer field takes integers only, not 100.0
         if tp is int:
-            if float(value) != int(value):
-                raise _err(source, key, f"expected an integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise _err(source, key, f"expected an integer, got {type(value).__name__} {value!r}{_int_hint(value)}")
             value = int(value)
         else:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise _err(source, key, f"expected a number, got {type(value).__name__} {value!r}")
             value = float(value)
+            if not math.isfinite(value):
+                raise _err(source, key, f"must be finite, got {value!r}")
         lo, hi = rng
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise _err(source, key, f"{value!r} is out of range; allowed {lo if lo is not None else '-inf'}"
@@ -348,8 +429,42 @@ def _coerce(tp, value, rng, key, source):
 _ACTIONS = ("reset_breaker", "trip_breaker", "pause", "resume", "complete")
 
 
+def _check_hard_bounds(sc: Scenario, source: str) -> None:
+    """The tenant config (global defaults included) and every preset value lie within the scenario's
+    hard bounds (``guardrails.bounds``, else ``params.ABSOLUTE_BOUNDS``).  A value outside them would
+    make the first guardrail update jump into the bounds whatever the delta limit (tenant scanXp 30
+    with bounds [0, 20]: a +5% request applies 20, -33%)."""
+    bounds = sc.guardrails.bounds or {}
+
+    def check(key: str, name: str, value: int, what: str) -> None:
+        alo, ahi = ABSOLUTE_BOUNDS[name]
+        lo, hi = bounds.get(name, (alo, ahi))
+        if lo <= value <= hi:
+            return
+        if name in bounds:
+            origin = f"guardrails.bounds.{name}"
+            widen = f" or widen guardrails.bounds.{name} (at most to the absolute bounds [{alo}, {ahi}])" \
+                if alo <= value <= ahi else ""
+        else:
+            origin, widen = "the absolute bounds, params.ABSOLUTE_BOUNDS", ""
+        raise _err(source, key, f"{what}{value} is out of range: the hard bounds of {name} are [{lo}, {hi}] "
+                                f"({origin}); fix: set {key} to a value in [{lo}, {hi}]{widen}")
+
+    tenant = sc.tenant or {}
+    for name, value in resolve(tenant).items():
+        check(f"tenant.{name}", name, value, "" if name in tenant else "not set, so the global default ")
+    for i, p in enumerate(sc.presets):
+        for name, value in (p.overrides or {}).items():
+            check(f"presets[{i}].overrides.{name}", name, value, "")
+
+
 def _check_scenario(sc: Scenario, source: str) -> None:
     """Cross-field checks that a single field's range cannot express."""
+    for k, reason in (sc.card.exempt or {}).items():
+        if k not in CARD_PROPERTIES:
+            raise _err(source, f"card.exempt.{k}", f"unknown property; expected one of {', '.join(CARD_PROPERTIES)}")
+        if not reason.strip():
+            raise _err(source, f"card.exempt.{k}", "needs the reason why the property does not apply")
     if not sc.segments:
         raise _err(source, "segments", "at least one segment is required")
     if sum(s.weight for s in sc.segments) <= 0:
@@ -369,10 +484,11 @@ def _check_scenario(sc: Scenario, source: str) -> None:
     for k in sc.tenant or {}:
         if k not in PARAM_NAMES:
             raise _err(source, f"tenant.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
-    for k, v in (sc.tenant or {}).items():
-        lo, hi = ABSOLUTE_BOUNDS[k]
-        if not lo <= v <= hi:
-            raise _err(source, f"tenant.{k}", f"{v} is out of range; allowed {lo}..{hi}")
+    if sc.objective.kind not in ("value", "tendedloop"):
+        raise _err(source, "objective.kind", f"unknown objective {sc.objective.kind!r}; expected value or tendedloop")
+    if sc.objective.weights is not None and sc.objective.kind != "tendedloop":
+        raise _err(source, "objective.weights", "metric weights belong to kind: tendedloop; the value objective "
+                                                "prices activity in objective.values")
     for k in (sc.objective.weights or {}):
         if k not in METRIC_NAMES:
             raise _err(source, f"objective.weights.{k}", f"unknown metric; expected one of {', '.join(METRIC_NAMES)}")
@@ -393,8 +509,6 @@ def _check_scenario(sc: Scenario, source: str) -> None:
         for k, v in (p.overrides or {}).items():
             if k not in PARAM_NAMES:
                 raise _err(source, f"presets[{i}].overrides.{k}", f"unknown economy parameter; expected one of {', '.join(PARAM_NAMES)}")
-            lo, hi = ABSOLUTE_BOUNDS[k]
-            if not lo <= v <= hi:
-                raise _err(source, f"presets[{i}].overrides.{k}", f"{v} is out of range; allowed {lo}..{hi}")
+    _check_hard_bounds(sc, source)
     if sc.n_users > 2**31 - 1:
         raise _err(source, "n_users", "too large")

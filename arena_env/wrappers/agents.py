@@ -3,8 +3,8 @@
 * :func:`context_for` turns an agent's observation and info into the protocol's
   :class:`agents.Context`;
 * :func:`action_for` turns an :class:`agents.Update` (or None, a hold) into the environment's action
-  for its ``action_mode`` (continuous fractions of the delta limit, absolute targets, or a preset
-  index);
+  for its ``action_mode`` (a continuous action, the inverse of the env's log-symmetric mapping in
+  :mod:`agents.rules`; absolute targets; or a preset index);
 * :func:`run_episode` plays one episode of the parallel environment with one agent per treatment;
   :func:`run_single_episode` one of the single-agent environment with an agent in the learner's seat
   (agents can also be the single-agent environment's opponents).
@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from agents import rules
 from agents.protocol import Agent, Context, Outcome, Signals, Update
 from arena_env.economy.env import MINUTES_PER_DAY, EconomyEnv
 from arena_env.economy.guardrails import RUNNING
@@ -88,8 +89,9 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
     if env.action_mode == "absolute":
         return target.astype(np.float32)
     if env.action_mode == "continuous":
-        step = np.maximum(current * env.guardrail_config.delta_limit_pct / 100.0, 1.0)
-        return np.where(touched, np.clip((target - current) / step, -1.0, 1.0), 0.0).astype(np.float32)
+        pct = env.guardrail_config.delta_limit_pct  # the inverse of the env's mapping, on integer targets
+        return np.array([rules.continuous_action(c, rules.round_half_away(t), pct) if k else 0.0
+                         for c, t, k in zip(current.tolist(), target.tolist(), touched.tolist())], np.float32)
     for k, vec in enumerate(env.preset_vectors):  # discrete: the update must name a whole preset
         if np.array_equal(vec, target):
             return k + 1

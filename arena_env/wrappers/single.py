@@ -1,4 +1,4 @@
-"""Economy arena as a single-agent Gymnasium environment: ``gymnasium.make("arena/EconomySingle-v0")``.
+"""Economy arena as a single-agent Gymnasium environment: ``gymnasium.make("arena/EconomySingle-v1")``.
 
 One learner controls one treatment variant; the other treatments are driven by given policies
 (default: they hold their config); the control is fixed as always.  Observation, action and reward

@@ -1,4 +1,4 @@
-"""The economy arena, version 0 (see :mod:`arena_env.economy.env` for the specification)."""
+"""The economy arena, version 1 (see :mod:`arena_env.economy.env` for the specification)."""
 
 from arena_env.economy.env import EconomyEnv as raw_env
 from arena_env.economy.env import aec_env as env
