@@ -194,6 +194,7 @@ def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective(
             total[a] += r
         # the value objective by hand from the day's counts: money per enrolled user, treatment - control
         h = env.history_i[env.day - 1].astype(float)
+        hf = env.history_f[env.day - 1]
         o = env.scenario.objective
         vals, junk = o.values, o.junk
         def money(v):
@@ -204,7 +205,7 @@ def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective(
                  + vals.photo * h[v, K.A_PHOTOS] * g(c[4], junk.photo)
                  + vals.issue * h[v, K.A_ISSUES] * g(c[2], junk.issue)
                  + vals.status * h[v, K.A_STATUS] * g(c[3], junk.status)
-                 - o.xp_cost * h[v, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() - o.churn_cost * h[v, K.A_CHURNED_TODAY])
+                 - o.xp_cost * h[v, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() - o.churn_cost * hf[v, K.F_CHURN_RISK])
             return m / h[v, K.A_ENROLLED]
         assert rew["variant_0"] == pytest.approx(money(1) - money(0), abs=1e-12)
     # holding arms differ from the control only by sampling noise (EUR per user over 30 days)

@@ -167,8 +167,8 @@ def test_treatments_interfere_through_their_shared_leaderboard():
 
 
 def test_budget_holds_every_day_without_oscillation():
-    """The treatments' claims are paid pro rata on the day they exceed the pot: XP credited never
-    exceeds the budget, and the payout ratio does not oscillate."""
+    """Claims are paid pro rata on the day they exceed the pot (the control's own, or the treatments'
+    shared one): XP credited never exceeds the budget, and the payout ratio does not oscillate."""
     rich = DEFAULT_VECTOR.astype(float)
     rich[:8] *= 3
     env = drive([rich, rich, DEFAULT_VECTOR], "budget", days=40)
@@ -180,7 +180,7 @@ def test_budget_holds_every_day_without_oscillation():
     dev = np.diff(late)
     assert not (np.corrcoef(dev[:-1], dev[1:])[0, 1] < -0.4 and dev.std() > 0.01)  # no period-2 swing
     ledger = env.ledger()
-    assert ledger["budget"][1:].sum() < 0 and ledger["budget"][0] == 0  # withheld from treatments only
+    assert np.all(ledger["budget"] < 0)  # the control's own pot is short too (the tenant config claims ~45)
     xp = env.history_i[:env.day, :, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum(axis=(0, 2))
     assert xp.sum() == sum(v.sum() for v in ledger.values())
     assert int(env.users["cum_xp"].astype(np.int64).sum()) == xp.sum()  # per-user credits match the ledger
@@ -192,3 +192,63 @@ def test_nonstationary_population_changes_mid_experiment():
     newcomers = st["segment"] == 1
     assert st["enroll_day"][newcomers].min() >= 40
     assert st["enroll_day"][~newcomers].max() <= 14
+
+
+def test_expected_churn_matches_realised_churn():
+    """The objective charges churn by today's hazards (F_CHURN_RISK), which has the expectation of the
+    realised count (A_CHURNED_TODAY) with far less noise: over 60 days they agree within 4 sd."""
+    env = drive([DEFAULT_VECTOR], days=60, n_users=20000)
+    expected = env.history_f[:env.day, :, K.F_CHURN_RISK].sum(axis=0)
+    realised = env.history_i[:env.day, :, K.A_CHURNED_TODAY].sum(axis=0)
+    assert np.all(realised > 100)
+    assert np.all(np.abs(realised - expected) < 4 * np.sqrt(expected)), (realised, expected)
+
+
+def test_large_is_the_default_economy_at_scale():
+    """large.yaml repeats default.yaml but for its size: the two must not drift apart."""
+    import dataclasses
+
+    a, b = scenario.load("default"), scenario.load("large")
+    same = {"name", "description", "n_users", "n_agents", "source"}
+    for f in dataclasses.fields(a):
+        if f.name not in same:
+            assert getattr(a, f.name) == getattr(b, f.name), f.name
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_budget_payout_is_water_filling(seed):
+    """Against a bisection for the per-user level L of sum_v min(claimed_v, L * enrolled_v) = pot."""
+    from arena_env.economy.metrics import budget_payout
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 5))
+    enrolled = rng.integers(1, 1000, k).astype(float)
+    claimed = rng.uniform(0, 60, k) * enrolled * (rng.uniform(size=k) > 0.2)
+    pot = rng.uniform(0.2, 1.2) * claimed.sum()
+    scale = budget_payout(claimed, enrolled, pot)
+    paid = scale * claimed
+    assert np.all((scale > 0) & (scale <= 1)) and paid.sum() <= pot * (1 + 1e-12)
+    if claimed.sum() <= pot:
+        assert np.all(scale == 1)
+        return
+    lo, hi = 0.0, claimed.max() / enrolled.min() + 1
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.minimum(claimed, mid * enrolled).sum() < pot else (lo, mid)
+    np.testing.assert_allclose(paid, np.minimum(claimed, lo * enrolled), rtol=1e-9, atol=1e-6)
+
+
+def test_a_treatment_cannot_grab_the_others_share_of_the_budget():
+    """Inflating one treatment's claims does not lower what a treatment within its fair share is paid."""
+    rich = DEFAULT_VECTOR.astype(float)
+    rich[:8] *= 4
+    lean = DEFAULT_VECTOR.astype(float)
+    lean[:8] = np.round(lean[:8] * 0.25)
+    a = drive([DEFAULT_VECTOR, lean, DEFAULT_VECTOR], "budget", days=20, n_users=6000)
+    b = drive([rich, lean, DEFAULT_VECTOR], "budget", days=20, n_users=6000)
+    # from day 2 on (the guardrails need two days to bring it down) the lean treatment is paid in full,
+    # however much the rich one claims, while the two holding-or-rich treatments share the rest
+    assert np.all(b.history_i[2:, 2, K.A_XP_BUDGET] == 0) and np.all(a.history_i[2:, 2, K.A_XP_BUDGET] == 0)
+    assert b.history_i[2:, 1, K.A_XP_BUDGET].sum() < a.history_i[2:, 1, K.A_XP_BUDGET].sum() < 0
+    budget, issued = b.budget_history[:b.day].T
+    assert np.all(issued <= budget)

@@ -102,7 +102,7 @@ variant minus the control::
     r = money(variant) - money(control)
     money = (active_day * active users + scan * useful scans + feedback * genuine useful feedback
              + photo * genuine photos + issue * genuine issue reports + status * genuine status reports
-             - xp_cost * XP credited - churn_cost * users lost today) / enrolled users
+             - xp_cost * XP credited - churn_cost * users expected to be lost today) / enrolled users
 
 (``metrics.daily_value``; genuine share ``junk / (junk + price)``; docs/model.md section 9).  Every
 term is per enrolled user, churned users included, so no agent can shrink a denominator; the
@@ -160,7 +160,7 @@ Version history
   active days, useful scans, genuine feedback, photos and reports, minus XP cost and the worth of
   users lost) instead of the TendedLoop composite, whose FEEDBACK_QUALITY ratio a search gamed by
   cutting scans (that objective stays as ``kind: tendedloop``).  The control has its own site
-  leaderboard and is outside the budget: its trajectory no longer depends on the treatments (agents
+  leaderboard and its own budget pot: its trajectory no longer depends on the treatments (agents
   gained 10-36% by hurting it).  The streak bonus left the reference point (raising it lowered
   retention); its premium is a separate pull.  Heavy users make the caps bind; duplicate scans and
   junk actions carry no value.  Habituation and onboarding make the best config drift with tenure,
@@ -343,7 +343,8 @@ class EconomyEnv(ParallelEnv):
         if sc.recruiting_days == 0:
             self.guardrails.start()
         self.budget_scale = 1.0
-        self.payout_scale = np.ones(V)
+        self.payout_scale = np.ones(V)  # today's payout ratio per variant (1 without a budget)
+        self.expected_payout = np.ones(V)  # what users expect: a moving average of the payout ratio
         self.budget_history = np.full((sc.max_days, 2), np.nan)
         self.value_history = np.zeros((sc.max_days, V, len(M.VALUE_TERMS)))
         self.day = 0
@@ -521,10 +522,10 @@ class EconomyEnv(ParallelEnv):
         variants whose breaker the health monitor tripped."""
         sc = self.scenario
         day = self.day
-        # users respond to the payout they expect: the configs times the latest pro-rata payout ratio
+        # users respond to the payout they expect: the configs times a moving average of the payout ratio
         eff = self.config.astype(np.float64)
-        if np.any(self.payout_scale < 1.0):
-            eff = eff * self.payout_scale[:, None]
+        if np.any(self.expected_payout < 1.0):
+            eff = eff * self.expected_payout[:, None]
             eff[:, K.P_SCAN_CAP] = self.config[:, K.P_SCAN_CAP]
             eff[:, K.P_FB_CAP] = self.config[:, K.P_FB_CAP]
         key = eff.tobytes()
@@ -542,23 +543,27 @@ class EconomyEnv(ParallelEnv):
             u["variant"], u["segment"], u["enroll_day"], u["last_active"], u["streak"], u["flags"],
             u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["xp_today"], u["ref_xp"], u["sat"],
             u["scan_ema"], u["xp_ema"], u["trait"], u["fb_trait"],
-            cfg, self.payout_scale, self._vs_tab, self._sg_tab, glob, self._novelty, self._habituation,
+            cfg, self.expected_payout, self._vs_tab, self._sg_tab, glob, self._novelty, self._habituation,
             self._onboarding, self._log1p, self._site_prev, self._site_next, self._agg_i, self._agg_f,
         )
-        # the treatments' budget: today's claims are paid pro rata when they exceed the pot
+        # the budget: the control has a pot of its own; the treatments share one, each paid its claims
+        # up to its fair share, the slack that frugal treatments leave going to the others (water-filling)
         if sc.budget.daily_xp_per_user is not None:
-            enrolled_t = int(self._agg_i[:, 1:, K.A_ENROLLED].sum())
-            budget = sc.budget.daily_xp_per_user * enrolled_t
-            claimed = int(M.xp_total(self._agg_i[:, 1:, :]).sum())
-            scale = 1.0 if claimed <= budget else budget / claimed
-            self.payout_scale = np.ones(sc.n_variants)
-            self.payout_scale[1:] = scale
-            self.budget_scale = scale
-            if scale < 1.0:
+            enrolled = self._agg_i[:, :, K.A_ENROLLED].sum(axis=0).astype(np.float64)
+            claimed = M.xp_total(self._agg_i).sum(axis=0)
+            per_user = sc.budget.daily_xp_per_user
+            self.payout_scale = np.concatenate([
+                M.budget_payout(claimed[:1], enrolled[:1], per_user * enrolled[0]),
+                M.budget_payout(claimed[1:], enrolled[1:], per_user * enrolled[1:].sum())])
+            self.budget_scale = float(self.payout_scale[1:].min())
+            if self.payout_scale.min() < 1.0:
                 self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u["variant"], u["enroll_day"],
                                      u["xp_today"], u["cum_xp"], u["xp_ema"], self.payout_scale, glob,
                                      self._site_next, self._agg_i, self._agg_f)
-            self.budget_history[day] = budget, M.xp_total(self._agg_i[:, 1:, :]).sum()
+            self.budget_history[day] = per_user * enrolled.sum(), M.xp_total(self._agg_i).sum()
+            # adaptive expectations (rate 2 / (metric_window + 1)): users believe a payout ratio once they
+            # have seen it for a while, which damps the cobweb of full-pay and cut days
+            self.expected_payout += glob[K.GL_ALPHA] * (self.payout_scale - self.expected_payout)
         self._site_prev, self._site_next = self._site_next, self._site_prev
         today_i = self._agg_i.sum(axis=0)
         today_f = self._agg_f.sum(axis=0)
@@ -579,7 +584,7 @@ class EconomyEnv(ParallelEnv):
         out = M.daily_outcomes(today_i, mean)
         xp_pu = xp_today / np.maximum(enrolled, 1)
         lift = out - out[0]
-        value = M.daily_value(today_i, eff, sc.objective)
+        value = M.daily_value(today_i, today_f, eff, sc.objective)
         self.value_history[day] = value
         if sc.objective.kind == "value":
             money = value.sum(axis=1)

@@ -146,7 +146,8 @@ F_SCAN_SQ = 1
 F_XP_SUM = 2
 F_XP_SQ = 3
 F_SAT_SUM = 4
-N_AF = 5
+F_CHURN_RISK = 5  # sum of today's churn hazards of the users at risk (the expected number lost today)
+N_AF = 6
 
 # --- site sums (n, sum of xp_ema, sum of squares), for the control's users (0..2) and for the
 # treatments' users (3..5): the control has its own leaderboard, so treatments cannot move it ------
@@ -221,6 +222,24 @@ def _binomial(n, p, u):
 
 
 @jit
+def _ema_rate(age, alpha_w):
+    """The moving-average rate of a user ``age`` days after enrolment: a running mean over the first
+    days (``1 / (age + 1)``), then the window's rate ``alpha_w = 2 / (window + 1)``."""
+    if (age + 1.0) * alpha_w < 1.0:
+        return 1.0 / (age + 1.0)
+    return alpha_w
+
+
+@jit
+def _add_to_site(site_next, s, v, xe):
+    """Count a user's ``xp_ema`` in the site sums of its group (control 0..2, treatments 3..5)."""
+    off = 0 if v == 0 else SITE_GROUP
+    site_next[s, off + SITE_N] += 1.0
+    site_next[s, off + SITE_SUM] += xe
+    site_next[s, off + SITE_SQ] += xe * xe
+
+
+@jit
 def _site_standing(site_prev, s, off):
     """(mean, 1 / sd) of yesterday's ``xp_ema`` among one group's users of site ``s`` (0 = no spread)."""
     sn = site_prev[s, off + SITE_N]
@@ -291,9 +310,7 @@ def step_population(
                 v = variant[u]
                 g = segment[u]
                 age = day - e0
-                alpha = alpha_w  # a running mean over the first days, then the moving average
-                if (age + 1.0) * alpha_w < 1.0:
-                    alpha = 1.0 / (age + 1.0)
+                alpha = _ema_rate(age, alpha_w)
                 ai[v, A_ENROLLED] += 1
                 if age == 0:
                     ai[v, A_NEW] += 1
@@ -425,6 +442,7 @@ def step_population(
                     churn_logit = (sg_tab[g, SG_CHURN_BASE] + sg_tab[g, SG_CHURN_IDLE] * log1p_tab[idle]
                                    - sg_tab[g, SG_CHURN_STREAK] * log1p_tab[ic]
                                    - sg_tab[g, SG_CHURN_SAT] * (s_new - 0.5))
+                    af[v, F_CHURN_RISK] += _sigmoid(churn_logit)
                     if _bernoulli_logit(uniform_at(dkey, u, S_CHURN), churn_logit):
                         flags[u] = flags[u] | FLAG_CHURNED
                         if m_target[u] > 0:  # the open mission is resolved when the user leaves
@@ -452,10 +470,7 @@ def step_population(
                 af[v, F_SCAN_SQ] += se * se
                 af[v, F_XP_SUM] += xe
                 af[v, F_XP_SQ] += xe * xe
-                off = 0 if v == 0 else SITE_GROUP
-                site_next[s, off + SITE_N] += 1.0
-                site_next[s, off + SITE_SUM] += xe
-                site_next[s, off + SITE_SQ] += xe * xe
+                _add_to_site(site_next, s, v, xe)
         # the XP ledger of the rules with one price per variant and day: count x price
         for v in range(ai.shape[0]):
             ai[v, A_XP_SCAN] = int(cfg[v, P_SCAN]) * ai[v, A_SCANS]
@@ -504,21 +519,14 @@ def pay_out(day, site_size, sites_per_chunk, variant, enroll_day, xp_today, cum_
                 if x > 0 and scale[v] < 1.0:
                     kept = int(math.floor(x * scale[v]))
                     withheld = x - kept
-                    age = day - e0
-                    alpha = alpha_w
-                    if (age + 1.0) * alpha_w < 1.0:
-                        alpha = 1.0 / (age + 1.0)
                     cum_xp[u] -= withheld
                     xp_today[u] = kept
-                    xp_ema[u] = xp_ema[u] - alpha * withheld
+                    xp_ema[u] = xp_ema[u] - _ema_rate(day - e0, alpha_w) * withheld
                     ai[v, A_XP_BUDGET] -= withheld
                 xe = np.float64(xp_ema[u])
                 af[v, F_XP_SUM] += xe
                 af[v, F_XP_SQ] += xe * xe
-                off = 0 if v == 0 else SITE_GROUP
-                site_next[s, off + SITE_N] += 1.0
-                site_next[s, off + SITE_SUM] += xe
-                site_next[s, off + SITE_SQ] += xe * xe
+                _add_to_site(site_next, s, v, xe)
 
 
 # ==================================================================================================

@@ -160,7 +160,7 @@ def genuine_share(price: np.ndarray, junk_xp: float) -> np.ndarray:
     return junk_xp / (junk_xp + np.maximum(price, 0.0))
 
 
-def daily_value(today_i: np.ndarray, effective_cfg: np.ndarray, objective) -> np.ndarray:
+def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndarray, objective) -> np.ndarray:
     """The day's value per enrolled user of every variant, (V, 8), by term (:data:`VALUE_TERMS`).
 
     Each term is per *enrolled* user, churned users included, so no agent can shrink a denominator:
@@ -178,5 +178,32 @@ def daily_value(today_i: np.ndarray, effective_cfg: np.ndarray, objective) -> np
     out[:, 4] = v.issue * today_i[:, K.A_ISSUES] * genuine_share(effective_cfg[:, K.P_ISSUE], j.issue)
     out[:, 5] = v.status * today_i[:, K.A_STATUS] * genuine_share(effective_cfg[:, K.P_STATUS], j.status)
     out[:, 6] = -objective.xp_cost * xp_total(today_i)
-    out[:, 7] = -objective.churn_cost * today_i[:, K.A_CHURNED_TODAY]
+    out[:, 7] = -objective.churn_cost * today_f[:, K.F_CHURN_RISK]
     return out / enrolled[:, None]
+
+
+def budget_payout(claimed: np.ndarray, enrolled: np.ndarray, pot: float) -> np.ndarray:
+    """Payout ratio per treatment when the treatments share a pot of ``pot`` XP (water-filling).
+
+    Each treatment is entitled to the pot in proportion to its enrolled users (its fair share); one
+    that claims less keeps all it claims, and the slack it leaves is shared by the others in the same
+    proportion, until the pot is spent or every claim is met.  Equivalently, with the per-user level
+    ``L`` solving ``sum_v min(claimed_v, L * enrolled_v) = pot``, treatment ``v`` is paid
+    ``min(claimed_v, L * enrolled_v)``.  A treatment cannot raise its payout by inflating its claims
+    beyond the others' slack, and the sum paid never exceeds ``pot``.
+    """
+    claimed = np.asarray(claimed, dtype=np.float64)
+    enrolled = np.asarray(enrolled, dtype=np.float64)
+    scale = np.ones(claimed.shape)
+    if claimed.sum() <= pot:
+        return scale
+    left, open_ = float(pot), claimed > 0
+    while open_.any():
+        level = left / enrolled[open_].sum() if enrolled[open_].sum() > 0 else 0.0
+        met = open_ & (claimed <= level * enrolled)
+        if not met.any():
+            scale[open_] = level * enrolled[open_] / claimed[open_]
+            break
+        left -= claimed[met].sum()
+        open_ &= ~met
+    return scale

@@ -20,7 +20,7 @@ from .kernels import (  # noqa: F401  (the twins share the kernels' constants)
     A_M_FAILED, A_M_REACHED, A_NEW, A_PHOTOS, A_SCANS, A_STATUS, A_STREAK_SQ, A_STREAK_SUM, A_XP_FEEDBACK,
     A_XP_FIRST, A_XP_ISSUE, A_XP_MISSION, A_XP_PHOTO, A_XP_SCAN, A_XP_STATUS, A_XP_STREAK, FLAG_CHURNED,
     A_USEFUL_FB, A_USEFUL_SCANS, A_XP_BUDGET, SG_BETA_SB, SG_USEFUL_FB, SG_USEFUL_SCANS, SITE_GROUP,
-    F_SAT_SUM, F_SCAN_SQ, F_SCAN_SUM, F_XP_SQ, F_XP_SUM, GL_ALPHA, GL_GAIN_CLIP, GL_INFLATION,
+    F_CHURN_RISK, F_SAT_SUM, F_SCAN_SQ, F_SCAN_SUM, F_XP_SQ, F_XP_SUM, GL_ALPHA, GL_GAIN_CLIP, GL_INFLATION,
     GL_MISSION_MIN_RATE, GL_MISSION_PERIOD, GL_MISSION_STRETCH, GL_MISSION_XP, GL_RANK, GL_RHO_SAT,
     GL_WEEKDAY, GL_XP_UNIT, N_TEST_FIELDS, P_FB_CAP, P_FEEDBACK, P_FIRST, P_ISSUE, P_PHOTO, P_SCAN,
     P_SCAN_CAP, P_STATUS, P_STREAK_CAP, P_STREAK_DAY, SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_STREAK,
@@ -89,6 +89,11 @@ def _binomial(n, p, u):
     return np.where((n <= 0) | (p <= 0.0), 0, k)
 
 
+def _ema_rate(age, alpha_w):
+    """Twin of the kernels' ``_ema_rate``: ``1 / (age + 1)`` while that is larger, then ``alpha_w``."""
+    return np.where((age + 1.0) * alpha_w < 1.0, 1.0 / (age + 1.0), alpha_w)
+
+
 def step_population(
     day, seed, site_size, sites_per_chunk,
     variant, segment, enroll_day, last_active, streak, flags, act7, m_target, m_progress,
@@ -109,7 +114,7 @@ def step_population(
     site = uid // site_size
     key = (site // sites_per_chunk) * n_var + v
     age = day - enroll_day[uid].astype(np.int64)
-    alpha = np.where((age + 1.0) * glob[GL_ALPHA] < 1.0, 1.0 / (age + 1.0), glob[GL_ALPHA])
+    alpha = _ema_rate(age, glob[GL_ALPHA])
     churned = (flags[uid] & FLAG_CHURNED) != 0
     alive_mask = ~churned
 
@@ -253,6 +258,8 @@ def step_population(
     ic = np.minimum(streak[au].astype(np.int64), n_log - 1)
     churn_logit = (sg[:, SG_CHURN_BASE] + sg[:, SG_CHURN_IDLE] * log1p_tab[idle]
                    - sg[:, SG_CHURN_STREAK] * log1p_tab[ic] - sg[:, SG_CHURN_SAT] * (s_new - 0.5))
+    risk = np.zeros(n, dtype=np.float64)
+    risk[a] = _sigmoid(churn_logit)
     ch = _bernoulli_logit(uniform_np(seed, day, au, S_CHURN), churn_logit)
     flags[au[ch]] |= np.uint8(FLAG_CHURNED)
     still_open = m_target[au[ch]] > 0
@@ -296,6 +303,7 @@ def step_population(
     af[:, F_XP_SUM] = np.bincount(key, weights=xe, minlength=size)
     af[:, F_XP_SQ] = np.bincount(key, weights=xe * xe, minlength=size)
     af[:, F_SAT_SUM] = np.bincount(key, weights=sat_contrib, minlength=size)
+    af[:, F_CHURN_RISK] = np.bincount(key, weights=risk, minlength=size)
     agg_f[:] = af.reshape(agg_f.shape)
 
     _site_sums(site, v, xe, site_next)
@@ -323,11 +331,9 @@ def pay_out(day, site_size, sites_per_chunk, variant, enroll_day, xp_today, cum_
     su = uid[short]
     kept = np.floor(x[short] * scale[v[short]]).astype(np.int64)
     withheld = x[short] - kept
-    age = day - enroll_day[su].astype(np.int64)
-    alpha = np.where((age + 1.0) * glob[GL_ALPHA] < 1.0, 1.0 / (age + 1.0), glob[GL_ALPHA])
     cum_xp[su] -= withheld.astype(np.int32)
     xp_today[su] = kept
-    xp_ema[su] = xp_ema[su] - alpha * withheld
+    xp_ema[su] = xp_ema[su] - _ema_rate(day - enroll_day[su].astype(np.int64), glob[GL_ALPHA]) * withheld
     w = np.zeros(uid.shape[0])
     w[short] = withheld
     size = n_chunks * n_var

@@ -68,11 +68,11 @@ class Segment:
     ref_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of the reference point")
     beta_streak: float = _f(0.35, 0.0, 5.0, "extra effort to keep a live streak, per log(1+streak)")
     beta_sat: float = _f(1.0, 0.0, 10.0, "weight of satisfaction in the activity logit")
-    beta_streak_bonus: float = _f(1.0, 0.0, 10.0, "weight of the anticipated streak bonus x / (1 + x), x = bonus / unit")
-    xp_habituation_days: float | None = _f(30.0, 0.1, 1e6, "time constant of the fading response to XP with tenure "
+    beta_streak_bonus: float = _f(2.0, 0.0, 10.0, "weight of the anticipated streak bonus x / (1 + x), x = bonus / unit")
+    xp_habituation_days: float | None = _f(21.0, 0.1, 1e6, "time constant of the fading response to XP with tenure "
                                                             "(null: no habituation)")
-    xp_habit_floor: float = _f(0.4, 0.0, 1.0, "share of the response to XP that remains after habituation")
-    beta_onboard: float = _f(2.0, 0.0, 20.0, "weight of the first-scan bonus x / (1 + x) for a new user...")
+    xp_habit_floor: float = _f(0.3, 0.0, 1.0, "share of the response to XP that remains after habituation")
+    beta_onboard: float = _f(3.0, 0.0, 20.0, "weight of the first-scan bonus x / (1 + x) for a new user...")
     onboard_days: float = _f(7.0, 0.1, 1e6, "...fading with tenure on this time constant, days")
     useful_scans: int = _f(6, 1, 250, "scans of a user's day that carry value; the rest are duplicates")
     useful_feedback: int = _f(3, 1, 250, "feedbacks of a user's day that carry value")
@@ -166,8 +166,8 @@ class GuardrailSettings:
 
 @dataclass(frozen=True)
 class Budget:
-    daily_xp_per_user: float | None = _f(None, 0.0, 1e9, "XP per enrolled treatment user per day, one pot shared "
-                                                             "by the treatments (null: none)")
+    daily_xp_per_user: float | None = _f(None, 0.0, 1e9, "XP per enrolled user per day: one pot shared by the "
+                                                             "treatments, one for the control (null: none)")
 
 
 @dataclass(frozen=True)

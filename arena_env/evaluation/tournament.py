@@ -11,7 +11,7 @@ Solo track
 
 Head-to-head track
     ``agents_per_match`` agents (2-4) share one experiment as competing treatment variants, with the
-    scenario's interference (rank among site peers shared across variants,
+    scenario's interference (rank among site peers shared by the treatments,
     ``economy.rank_strength``) on (a scenario without it, ``rank_strength: 0``, is refused for this
     track). The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
     without an agent hold. On every seed, every combination of ``agents_per_match`` agents plays one
