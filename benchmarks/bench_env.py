@@ -591,7 +591,7 @@ def bench_state(n_users: int) -> dict:
 
 
 _RSS_PROBE = """
-import gc, os, resource, sys
+import gc, os, sys
 from arena_env.economy.env import EconomyEnv
 n = int(sys.argv[1])
 env = EconomyEnv("large", n_users=n, num_threads=1, info_level="light")
@@ -601,14 +601,16 @@ for _ in range(3):
 gc.collect()
 with open("/proc/self/statm") as f:
     rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-print(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+with open("/proc/self/status") as f:  # VmHWM: this process's peak (ru_maxrss survives exec)
+    hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+print(rss, hwm)
 """
 
 
 def bench_resident(n_users: int) -> dict:
     """Resident memory growth per added user: two fresh processes with ``n_users`` and 6x as many
     users (the env reset and stepped 3 days), ``(RSS_big - RSS_small) / (6 n - n)``.  Also the peak
-    (``ru_maxrss``) growth, which includes the temporaries of the population draw at reset."""
+    (``VmHWM``) growth, which includes the temporaries of the population draw at reset."""
     if not os.path.exists("/proc/self/statm"):
         return {"note": "no /proc/self/statm on this system"}
     sizes = (n_users, 6 * n_users)

@@ -178,7 +178,6 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from agents import rules
 from arena_env._numba import check_threads, set_threads, threads_for
 
 from . import kernels as K
@@ -456,11 +455,13 @@ class EconomyEnv(ParallelEnv):
                 if np.any(np.abs(arr) > 1.0):
                     notes[agent] = {"action_clipped": True}
                     arr = np.clip(arr, -1.0, 1.0)
-                req[v] = [rules.continuous_target(c, a, pct) for c, a in zip(cur.tolist(), arr.tolist())]
+                self.kernels.continuous_targets(cur, arr, float(pct), req[v])
                 has[v] = arr != 0.0
             else:  # absolute targets: only the parameters whose rounded target differs are touched
                 req[v] = arr
-                has[v] = [rules.round_half_away(x) != c for x, c in zip(arr.tolist(), cur.tolist())]
+                rounded = np.empty(N_PARAMS)
+                self.kernels.round_half_away_array(arr, rounded)
+                has[v] = rounded != cur
         return req, has, notes
 
     def step(self, actions):

@@ -30,7 +30,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import kernels
-from .reference import round_half_away
+from .kernels import round_half_away_array
 from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES
 
 __all__ = [
@@ -410,7 +410,9 @@ class Guardrails:
                 validated before any state changes.
         """
         now, cur, req, has = self._check_inputs(now_minute, current, requested, has_request, variants)
-        rounded = round_half_away(np.where(has, req, cur))
+        rounded = np.empty(cur.size)
+        round_half_away_array(np.where(has, req, cur).ravel(), rounded)
+        rounded = rounded.reshape(cur.shape)
         movers = [v for v in range(self.n_variants) if (has[v] & (rounded[v] != cur[v])).any()]
         codes = {v: self._gate(v, now) for v in movers}
         passed = [v for v in movers if codes[v] is None]

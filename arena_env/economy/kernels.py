@@ -560,6 +560,22 @@ def pay_out(day, site_size, sites_per_chunk, variant, enroll_day, xp_today, cum_
 
 round_half_away = jit(rules.round_half_away)
 delta_window = jit(rules.delta_window)
+_continuous_target = jit(rules.continuous_target)
+
+
+@jit
+def round_half_away_array(x, out):
+    """``out[i] = round_half_away(x[i])`` over 1-D float64 arrays (one call instead of one per value)."""
+    for i in range(x.shape[0]):
+        out[i] = round_half_away(x[i])
+
+
+@jit
+def continuous_targets(current, action, delta_limit_pct, out):
+    """``out[i] = agents.rules.continuous_target(current[i], action[i], delta_limit_pct)`` over 1-D arrays:
+    the requests of a continuous action (log-symmetric moves within the delta window)."""
+    for i in range(current.shape[0]):
+        out[i] = _continuous_target(current[i], action[i], delta_limit_pct)
 
 
 @jit

@@ -353,6 +353,16 @@ round_half_away = np.vectorize(rules.round_half_away, otypes=[np.float64])
 """Element-wise :func:`agents.rules.round_half_away` over arrays (float64)."""
 
 
+def round_half_away_array(x, out):
+    """Twin of :func:`arena_env.economy.kernels.round_half_away_array`."""
+    out[:] = round_half_away(x)
+
+
+def continuous_targets(current, action, delta_limit_pct, out):
+    """Twin of :func:`arena_env.economy.kernels.continuous_targets`."""
+    out[:] = [rules.continuous_target(c, a, delta_limit_pct) for c, a in zip(current, action)]
+
+
 def clamp_updates(current, requested, has_request, delta_limit_pct, lo, hi, applied, clamped, at_max):
     """Twin of :func:`arena_env.economy.kernels.clamp_updates`; fills the three outputs.
 

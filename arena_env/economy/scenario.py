@@ -149,7 +149,7 @@ class Objective:
     currency: str = _f("EUR", None, None, "unit of the value objective")
     values: Values = field(default_factory=Values)
     junk: Junk = field(default_factory=Junk)
-    churn_cost: float = _f(5.0, 0.0, 1e6, "what a lost user is worth, charged on the day the user churns")
+    churn_cost: float = _f(5.0, 0.0, 1e6, "what a lost user is worth, charged by the day's churn hazards")
     weights: dict[str, float] = _f(None, -100.0, 100.0, "tendedloop: reward weight per metric (lift over control)")
     xp_cost: float = _f(0.0005, 0.0, 100.0, "value: money per XP credited; tendedloop: reward units per XP per user")
 
