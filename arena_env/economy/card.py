@@ -544,11 +544,11 @@ def _phase_param(coordinate: int) -> str:
     return f"phase{k + 1}.{PARAM_NAMES[i]}"
 
 
-def adaptive_section(aa: dict, best: tuple, opt: tuple, opt_cfg, cfg2, switch_days, settings: Settings, tenant,
+def adaptive_section(aa: dict, best: tuple, opt: tuple, switch_days, settings: Settings, tenant,
                      ad_rows, opt_rows, hold_rows, noise: float) -> dict:
-    """Section 3 from the schedule search ``aa`` (point = switch-day index, then phase-2 log2
-    multipliers relative to phase 1), the best schedule ``best`` (phase 2 config ``cfg2``), the static
-    optimum ``opt`` and the episodes."""
+    """Section 3 from the schedule search ``aa`` (point = switch-day index, then phase 1's and phase 2's
+    log2 multipliers relative to the static optimum), the best schedule ``best``, the static optimum
+    ``opt`` and the episodes."""
     ad_ret = np.array([r["return"] for r in ad_rows])
     opt_ret = np.array([r["return"] for r in opt_rows])
     hold_ret = np.array([r["return"] for r in hold_rows])
@@ -672,9 +672,6 @@ def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = 
             total = np.clip(np.asarray(ca["point"]) + rel, min(settings.grid), max(settings.grid))
             return multiplied_config(tenant, total, lo, hi)
 
-        def phase2(point):
-            return phase(point, 1)
-
         def sched(point):
             return schedule([phase(point, 0), phase(point, 1)], [switch_days[int(point[0])]], tenant, T)
 
@@ -690,7 +687,7 @@ def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = 
         stage("adaptive search")
         prog.stage = "adaptive eval"
         ad_rows = ev.run([best], eval_seeds)[0]
-        adaptive = adaptive_section(aa, best, opt, opt_cfg, phase2(aa["point"]), switch_days, settings, tenant,
+        adaptive = adaptive_section(aa, best, opt, switch_days, settings, tenant,
                                     ad_rows, opt_rows, hold_rows, noise)
         stage("adaptive eval")
         episodes = ev.episodes
