@@ -247,7 +247,6 @@ class EconomyEnv(ParallelEnv):
         self.info_level = info_level
         set_threads(self.num_threads)
 
-        V = sc.n_variants
         self.possible_agents = [f"variant_{k}" for k in range(sc.n_agents)]
         self.agents: list[str] = []
         self._agent_variant = {a: k + 1 for k, a in enumerate(self.possible_agents)}

@@ -102,7 +102,6 @@ def step_population(
     site_prev, site_next, agg_i, agg_f,
 ):
     """NumPy twin of :func:`arena_env.economy.kernels.step_population`."""
-    n_sites = site_prev.shape[0]
     n_chunks, n_var = agg_i.shape[0], agg_i.shape[1]
     n_nov = novelty.shape[1]
     n_log = log1p_tab.shape[0]
