@@ -63,8 +63,10 @@ def main(argv=None) -> int:
             p.error("--leaderboard-only needs --out, the run directory to re-rank")
         try:
             rows, meta = tournament.read_results(args.out / "results.parquet")
-            if args.config:  # only that tournament's cells of the store
-                rows = tournament.rows_of(tournament.load_config(args.config, args.seeds), rows)
+            if args.config:  # only that tournament's cells of the store (the oracles come from the cache)
+                cfg = tournament.with_oracles(tournament.load_config(args.config, args.seeds), args.workers,
+                                              progress=True)
+                rows = tournament.rows_of(cfg, rows)
                 if not rows:
                     raise FileNotFoundError(f"{args.out / 'results.parquet'} has no results of {args.config}; run it "
                                             f"first: python evaluate.py --config {args.config} --out {args.out} --resume")
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             rows = tournament.run(cfg, out, workers=args.workers, resume=args.resume, progress=progress)
-        except FileExistsError as exc:
+        except (FileExistsError, FileNotFoundError, tournament.TournamentConfigError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         args.out = out

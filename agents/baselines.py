@@ -1,4 +1,5 @@
-"""Baselines: ``hold`` (never changes anything) and ``random`` (seeded random moves)."""
+"""Baselines: ``hold`` (never changes anything), ``random`` (seeded random moves) and ``fixed`` (moves
+to one fixed config and keeps it: the static oracle of the leaderboards)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,47 @@ class Random:
             a = self.rng.uniform(-self.scale, self.scale)  # log-symmetric: the median config stays put
             out[name] = int(rules.round_half_away(rules.continuous_target(cur, a, context.delta_limit_pct)))
         return Update(out, "random move")
+
+    def update(self, outcome: Outcome) -> None:
+        pass
+
+
+@register("fixed")
+class Fixed:
+    """Moves to one fixed config and keeps it: a static policy (the leaderboards' ``oracle-static``
+    reference row is this agent with the scenario's best fixed config).
+
+    Hyperparameters: ``config``, a mapping parameter name -> target value (the parameters it leaves
+    out keep their starting values).  Whenever the guardrails could accept and the variant's config
+    differs from the target on a listed parameter, it requests the target; the delta clamp moves the
+    config there over a few updates.  Deterministic (no randomness).
+    """
+
+    def __init__(self, config=None):
+        if not isinstance(config, dict) or not config:
+            raise ValueError(f"fixed: config must be a non-empty mapping parameter -> value, got {config!r}; "
+                             f"parameters: {', '.join(PARAM_NAMES)}")
+        bad = [k for k in config if k not in PARAM_NAMES]
+        if bad:
+            raise ValueError(f"fixed: unknown parameter(s) {', '.join(map(str, bad))} in config; "
+                             f"parameters: {', '.join(PARAM_NAMES)}")
+        target = {}
+        for k, v in config.items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
+                    isinstance(v, float) and v.is_integer()) or v < 0:
+                raise ValueError(f"fixed: config.{k} must be a non-negative integer, got {v!r}")
+            target[k] = int(v)
+        self.target = {k: target[k] for k in PARAM_NAMES if k in target}
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def act(self, context: Context) -> Update | None:
+        if not context.can_update:
+            return None
+        if all(context.config[k] == v for k, v in self.target.items()):
+            return None
+        return Update(dict(self.target), "move to the fixed config")
 
     def update(self, outcome: Outcome) -> None:
         pass

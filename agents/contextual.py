@@ -2,8 +2,11 @@
 ``bayes_opt`` (Gaussian-process Bayesian optimisation over multipliers of parameter groups).
 
 Both measure a choice the way the bandit agents do (:class:`agents.bandits.ArmHold`): request the
-configuration, wait for the delta clamp to reach it, hold it ``period`` days and score it by the
-mean daily reward at the configuration.
+configuration, wait for the delta clamp to reach it, hold it (``warmup`` unmeasured days, then
+``period`` measured days) and score it by the mean daily reward at the configuration.  Both use the
+bandits' stop-loss and conservative (least generous first) exploration order, see
+:mod:`agents.bandits`; ``linucb`` also credits the status quo (elimination is available, off by
+default), ``bayes_opt`` ends its search after a ``budget`` of points and holds its recommendation.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import numpy as np
 
 from . import rules
-from .bandits import ArmHold, PresetBandit
+from .bandits import ORDERS, ArmHold, PresetBandit
 from .protocol import PARAM_NAMES, Context, Outcome, Update
 from .registry import register
 
@@ -41,45 +44,60 @@ class LinUCB(PresetBandit):
     """LinUCB (Li et al. 2010) over the presets with the :func:`features` of the decision as context.
 
     Each arm keeps a ridge regression of its pull reward on the context (``A = I + sum x x'``,
-    ``b = sum r x``); the next arm maximises ``theta'x + alpha * sqrt(x' A^-1 x) * scale``, with
+    ``b = sum r x``); every arm is pulled once first (in the exploration ``order``), then the next
+    arm is the remaining arm maximising ``theta'x + alpha * sqrt(x' A^-1 x) * scale``, with
     ``scale`` the estimated reward noise (rewards are not in [0, 1]).  Hyperparameters: ``alpha``
-    (default 1.5), ``period``, ``patience``.  Use it when the best configuration depends on the
-    state of the experiment (which users are left, how the variant is doing against the control).
+    (default 1.5) and the common ones of the bandit agents (``period``, ``patience``, ``warmup``,
+    ``stop_loss``, ``min_days``, ``eliminate``, ``order``, ``status_quo``: see
+    :mod:`agents.bandits`), with one difference: ``eliminate`` defaults to None (off), because
+    elimination compares context-free means, and an arm that is worse on average may be the best in
+    some contexts.  Use it when the best configuration depends on the state of the
+    experiment (which users are left, how the variant is doing against the control).
     """
 
-    def __init__(self, alpha: float = 1.5, period: int = 7, patience: int = 4):
+    def __init__(self, alpha: float = 1.5, period: int = 7, patience: int = 4, *, warmup: int = 0,
+                 stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = None,
+                 order: str = "ascending", status_quo: bool = True):
         if not alpha >= 0:
             raise ValueError(f"linucb: alpha must be >= 0, got {alpha}")
         self.alpha = float(alpha)
-        super().__init__(period, patience)
+        super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
+                         eliminate=eliminate, order=order, status_quo=status_quo)
 
-    def begin(self, arms) -> None:
-        super().begin(arms)
-        k = len(self.arms)
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._x = self._pull_x = np.zeros(N_FEATURES)
+
+    def begin(self, arms, configs=None, start=None) -> None:
+        k = len(arms)
         self.A = np.tile(np.eye(N_FEATURES), (k, 1, 1))
         self.b = np.zeros((k, N_FEATURES))
-        self._x = np.zeros(N_FEATURES)
-        self._pull_x = self._x
+        super().begin(arms, configs, start)
 
     def act(self, context: Context) -> Update | None:
         self._x = features(context)
+        if not self.arms:  # the status quo's credit (at the first decision) has this context
+            self._pull_x = self._x
         return super().act(context)
 
     def select(self) -> int:
         self._pull_x = x = self._x
+        u = self.untried()
+        if u is not None:
+            return u
         scale = self.noise_scale()
-        scores = np.empty(len(self.arms))
-        for a in range(len(self.arms)):
+        scores = np.full(len(self.arms), -np.inf)
+        for a in np.flatnonzero(self.alive):
             inv = np.linalg.inv(self.A[a])
             theta = inv @ self.b[a]
             scores[a] = theta @ x + self.alpha * scale * math.sqrt(max(float(x @ inv @ x), 0.0))
         return int(self.rng.choice(np.flatnonzero(scores == scores.max())))
 
     def observe(self, arm: int, reward: float) -> None:
-        super().observe(arm, reward)
         x = self._pull_x
         self.A[arm] += np.outer(x, x)
         self.b[arm] += reward * x
+        super().observe(arm, reward)
 
 
 DEFAULT_GROUPS = {
@@ -95,17 +113,36 @@ class BayesOpt:
 
     A point ``u`` in ``[-1, 1]^G`` scales each group of parameters (``groups``, default scan XP,
     feedback and photo XP, daily-habit XP) by ``2 ** (span * u_g)`` from the config the episode
-    started with.  The first ``n_init`` points (default 5) are random; then a GP with an RBF kernel
-    (``length_scale`` 0.5 on u, noise estimated from the data) is fitted to the standardised pull
-    rewards and the next point maximises expected improvement over ``n_candidates`` random
-    candidates (default 256).  Hyperparameters: ``groups``, ``span`` (default 1: from half to double),
-    ``n_init``, ``length_scale``, ``xi`` (EI exploration, default 0.01), ``n_candidates``, ``period``,
-    ``patience``.  Use it to tune a few continuous levers when each evaluation is expensive (a week
-    of an experiment) and the response is smooth.
+    started with.  The first ``n_init`` points (default 5) are random (drawn together and, with
+    ``order="ascending"``, tried from the least to the most generous by their mean ``u``: cuts
+    first, as the bandit agents do); then a GP with an RBF kernel (``length_scale`` 0.5 on u, noise
+    estimated from the data) is fitted to the standardised pull rewards and the next point maximises
+    expected improvement over ``n_candidates`` random candidates (default 256).
+
+    A point is measured like a bandit pull (:class:`agents.bandits.ArmHold`), with the bandits'
+    stop-loss: it ends early once its mean daily reward over at least ``min_days`` measured days is
+    clearly below the best point so far, or 0 (the control's level) when that is higher.  With
+    ``status_quo=True`` (default False) the start config (``u = 0``) is taken to earn 0 (the lift over
+    the control, which runs it) and enters the GP as a data point without being measured (off by
+    default: it did not change the results on the economy scenarios, and it is wrong for a reward
+    that is not a lift over a control running the start config).  After
+    ``budget`` measured points (default 8; None: never) the search ends and the agent holds its
+    recommendation, the point with the best posterior mean (:meth:`recommendation`, re-assessed
+    after each pull), instead of trying new points for the rest of the episode (each new point is a
+    change users feel).  ``X`` and ``y`` list the measured points and their rewards.
+
+    Hyperparameters: ``groups``, ``span`` (default 1: from half to double), ``n_init``,
+    ``length_scale``, ``xi`` (EI exploration, default 0.01), ``n_candidates``, ``budget``,
+    ``period`` (default 7), ``patience`` (default 4), ``warmup`` (default 0), ``stop_loss`` (default
+    1.0), ``min_days`` (default 2), ``order`` (default ``"ascending"``), ``status_quo`` (default
+    False); the last six as in :mod:`agents.bandits`.  Use it to tune a few continuous levers when
+    each evaluation is expensive (a week of an experiment) and the response is smooth.
     """
 
     def __init__(self, groups: dict | None = None, span: float = 1.0, n_init: int = 5, length_scale: float = 0.5,
-                 xi: float = 0.01, n_candidates: int = 256, period: int = 7, patience: int = 4):
+                 xi: float = 0.01, n_candidates: int = 256, period: int = 7, patience: int = 4, *,
+                 warmup: int = 0, stop_loss: float | None = 1.0, min_days: int = 2, order: str = "ascending",
+                 status_quo: bool = False, budget: int | None = 8):
         self.groups = {str(k): tuple(v) for k, v in (DEFAULT_GROUPS if groups is None else groups).items()}
         bad = [p for ps in self.groups.values() for p in ps if p not in PARAM_NAMES]
         if not self.groups or bad:
@@ -114,7 +151,17 @@ class BayesOpt:
             raise ValueError("bayes_opt: need span > 0, n_init >= 1, length_scale > 0, xi >= 0, n_candidates >= 1")
         self.span, self.n_init, self.length_scale = float(span), int(n_init), float(length_scale)
         self.xi, self.n_candidates = float(xi), int(n_candidates)
-        self.hold = ArmHold(period, patience)
+        if order not in ORDERS:
+            raise ValueError(f"bayes_opt: order must be one of {ORDERS}, got {order!r}")
+        if stop_loss is not None and not stop_loss >= 0 or int(min_days) != min_days or min_days < 1 \
+                or int(warmup) != warmup or warmup < 0:
+            raise ValueError("bayes_opt: need stop_loss >= 0 (or None), integers min_days >= 1 and warmup >= 0")
+        self.order, self.status_quo = order, bool(status_quo)
+        if budget is not None and (int(budget) != budget or budget < 1):
+            raise ValueError(f"bayes_opt: budget must be an integer >= 1 or None, got {budget}")
+        self.budget = None if budget is None else int(budget)
+        self.hold = ArmHold(period, patience, int(warmup), None if stop_loss is None else float(stop_loss),
+                            int(min_days))
         self.reset(0)
 
     def reset(self, seed: int | None = None) -> None:
@@ -125,6 +172,7 @@ class BayesOpt:
         self.y: list[float] = []
         self._u = None
         self._target: dict | None = None
+        self._init: list[np.ndarray] = []
 
     def config_for(self, u: np.ndarray) -> dict:
         """The configuration of point ``u``."""
@@ -145,7 +193,7 @@ class BayesOpt:
         return self.hold.act(ctx, lambda: 0)
 
     def update(self, outcome: Outcome) -> None:
-        res = self.hold.record(outcome)
+        res = self.hold.record(outcome, max([0.0, *self.y]))
         if res is not None:
             self.X.append(self._u)
             self.y.append(res[1])
@@ -153,11 +201,18 @@ class BayesOpt:
     # --- the optimiser ------------------------------------------------------------------------------
     def next_point(self) -> np.ndarray:
         G = len(self.groups)
+        if self.budget is not None and len(self.y) >= self.budget:
+            return self.recommendation()
         if len(self.y) < self.n_init:
-            return self.rng.uniform(-1.0, 1.0, G)
+            if not self._init:  # the initial design, in the exploration order
+                pts = self.rng.uniform(-1.0, 1.0, (self.n_init, G))
+                if self.order == "ascending":
+                    pts = pts[np.argsort(pts.mean(axis=1), kind="stable")]
+                self._init = list(pts[::-1])
+            return self._init.pop()
         cand = self.rng.uniform(-1.0, 1.0, (self.n_candidates, G))
         mu, sd = self.posterior(cand)
-        y = np.asarray(self.y)
+        y = self._data()[1]
         best = (y.max() - y.mean()) / (y.std() or 1.0)
         z = (mu - best - self.xi) / np.maximum(sd, 1e-12)
         ei = (mu - best - self.xi) * _norm_cdf(z) + sd * _norm_pdf(z)
@@ -165,8 +220,7 @@ class BayesOpt:
 
     def posterior(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """GP posterior mean and sd (standardised reward units) at ``points``."""
-        X = np.asarray(self.X)
-        y = np.asarray(self.y)
+        X, y = self._data()
         ys = (y - y.mean()) / (y.std() or 1.0)
         noise = 0.1  # relative noise variance of a standardised pull reward
         K = _rbf(X, X, self.length_scale) + noise * np.eye(len(X))
@@ -177,6 +231,20 @@ class BayesOpt:
         v = np.linalg.solve(L, Ks.T)
         var = np.maximum(1.0 - np.sum(v * v, axis=0), 1e-12)
         return mu, np.sqrt(var)
+
+    def recommendation(self) -> np.ndarray:
+        """The point with the best GP posterior mean among the measured points and, with
+        ``status_quo``, the start config (the config to deploy)."""
+        X = self._data()[0]
+        return X[int(np.argmax(self.posterior(X)[0]))]
+
+    def _data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The GP's data: the measured points, and the status quo (u = 0, reward 0) if known."""
+        X, y = list(self.X), list(self.y)
+        if self.status_quo:
+            X.insert(0, np.zeros(len(self.groups)))
+            y.insert(0, 0.0)
+        return np.asarray(X), np.asarray(y)
 
 
 def _rbf(a: np.ndarray, b: np.ndarray, length: float) -> np.ndarray:

@@ -373,8 +373,10 @@ class PID:
         saturated = abs(raw) >= limit and raw * e > 0
         if not saturated:  # conditional integration (anti-windup)
             self.integral = min(max(self.integral + e, -self.integral_limit), self.integral_limit)
-        self.level = max(level + min(max(raw, -limit), limit), 0.0)
-        target = round_half_away(self.level)
+        # the move is clipped around the current value (the guardrails' delta window), not the level
+        self.level = max(min(max(level + raw, cur - limit), cur + limit), 0.0)
+        reach = math.floor(limit)  # the integers inside the window: cur +- floor(limit)
+        target = min(max(round_half_away(self.level), cur - reach), cur + reach)
         if target == cur:
             return None
         return Update({self.param: target},

@@ -1,8 +1,8 @@
 """The guardrail arithmetic, written once: rounding, the delta window, the continuous action mapping.
 
 Every function here is a small scalar function of floats that uses only :mod:`math`, so it is valid
-both as plain Python (agents, the NumPy twins in ``arena_env.economy.reference``, the guardrail
-pipeline) and as Numba code (``arena_env.economy.kernels`` compiles each with
+both as plain Python (agents, the NumPy twins in ``arena_env.economy.guardrail_ref``, the guardrail
+pipeline) and as Numba code (``arena_env.economy.guardrail_kernels`` compiles each with
 ``arena_env._numba.jit``).  None calls another, so each compiles on its own.  This module must not
 import ``arena_env`` (the agents package stands alone; the environment imports it).
 

@@ -1,11 +1,12 @@
 """The one place where Numba options are set.
 
 Every kernel of the package is compiled with :data:`jit` (serial) or :data:`jit_parallel`
-(``prange`` over fixed-size chunks).  Compilation is lazy (first call) and cached on disk next to
-the source, so importing the package compiles nothing.
+(``prange`` over fixed-size chunks); the phases of a kernel with :data:`jit_inline`.  Compilation is
+lazy (first call) and cached on disk next to the source, so importing the package compiles nothing.
 
-``fastmath`` stays off: the NumPy twins in ``reference.py`` must agree with the kernels to 1e-9, and
-reassociated floating-point sums would break that as well as bit-identity across thread counts.
+``fastmath`` stays off: the NumPy twins (``population_ref.py``) must agree with the kernels to 1e-9,
+and reassociated floating-point sums would break that as well as bit-identity across thread counts
+and the golden trajectories.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ jit = numba.njit(**_OPTIONS)
 
 jit_parallel = numba.njit(parallel=True, **_OPTIONS)
 """Decorator for kernels that use ``numba.prange`` over fixed chunks (thread-count independent)."""
+
+jit_inline = numba.njit(inline="always", **_OPTIONS)
+"""Decorator for the phases of a kernel: small functions that Numba inlines into their caller (at
+the level of its IR, whatever LLVM's inlining heuristics would decide), so that splitting a kernel
+into phases costs no calls.  They stay callable on their own (for tests)."""
 
 prange = numba.prange
 

@@ -10,10 +10,10 @@ Two implementations with the same results, bit for bit:
 * ``uniform(seed, day, user, stream)``: scalar, compiled with Numba; inside the kernels as
   ``uniform_at(day_key(seed, day), user, stream)`` with the day's key computed once;
 * ``uniform_np(seed, day, users, stream)``: vectorised NumPy over an array of user ids, used by the
-  NumPy twins in ``reference.py``.
+  NumPy twins in ``economy/population_ref.py``.
 
 ``seed`` is a non-negative integer below 2**63.  ``stream`` names the purpose of a draw (one constant
-per decision in the model, see :mod:`arena_env.economy.kernels`), so that adding a draw never shifts
+per decision in the model, see :mod:`arena_env.economy.layout`), so that adding a draw never shifts
 the others.
 """
 

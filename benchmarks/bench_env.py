@@ -13,7 +13,7 @@ summary.  ``benchmarks/README.md`` explains every figure.
 
 Method
 ------
-* **Population kernel** (``kernels.step_population`` and its NumPy twin ``reference.step_population``),
+* **Population kernel** (``population.step_population`` and its NumPy twin ``population_ref.step_population``),
   driven directly as ``tests/helpers.Population`` does, on the ``large`` scenario (5 variants, sites
   of 50) with ``n_users`` overridden.  The population is first advanced to day ``WARM_DAYS`` (20,
   after the ~14 recruitment days, so nearly everybody is enrolled) with the Numba kernel, and that
@@ -59,9 +59,10 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from arena_env._numba import set_threads  # noqa: E402
-from arena_env.economy import kernels as K  # noqa: E402
+from arena_env.economy import layout  # noqa: E402
 from arena_env.economy import model  # noqa: E402
-from arena_env.economy import reference as R  # noqa: E402
+from arena_env.economy import population as K  # noqa: E402
+from arena_env.economy import population_ref as R  # noqa: E402
 from arena_env.economy.env import EconomyEnv  # noqa: E402
 from arena_env.economy.params import N_PARAMS, to_vector  # noqa: E402
 from arena_env.economy.scenario import load  # noqa: E402
@@ -243,30 +244,26 @@ class Population:
         n_sites = -(-sc.n_users // sc.site_size)
         self.spc = model.sites_per_chunk(sc.site_size)
         n_chunks = model.chunk_count(sc.n_users, sc.site_size)
-        self.site_prev = np.zeros((n_sites, K.N_SITE))
-        self.site_next = np.zeros((n_sites, K.N_SITE))
-        self.agg_i = np.zeros((n_chunks, V, K.N_AI), dtype=np.int64)
-        self.agg_f = np.zeros((n_chunks, V, K.N_AF))
+        self.site_prev = np.zeros((n_sites, layout.N_SITE))
+        self.site_next = np.zeros((n_sites, layout.N_SITE))
+        self.agg_i = np.zeros((n_chunks, V, layout.N_AI), dtype=np.int64)
+        self.agg_f = np.zeros((n_chunks, V, layout.N_AF))
         self.sg = model.segment_table(sc)
-        self.nov = model.novelty_table(sc)
-        self.hab = model.habituation_table(sc)
-        self.onb = model.onboarding_table(sc)
+        self.tenure = model.tenure_table(sc)
         self.pscale = np.ones(V)
         self.log1p = model.log1p_table(1024)
         self.cfg = np.tile(to_vector(sc.tenant_config), (V, 1)).astype(np.float64)  # the env's day-0 config
         self.vs = model.variant_segment_table(sc, self.cfg)
         self.glob = [model.global_vector(sc, d) for d in range(sc.max_days)]
-        self.cols = [self.state[n] for n, _ in K.USER_FIELDS]
 
     def step(self, backend, day: int) -> None:
         backend.step_population(
-            day, self.seed, self.sc.site_size, self.spc, *self.cols,
-            self.cfg, self.pscale, self.vs, self.sg, self.glob[day], self.nov, self.hab, self.onb, self.log1p,
-            self.site_prev, self.site_next, self.agg_i, self.agg_f)
+            day, self.seed, self.sc.site_size, self.spc, self.state, self.cfg, self.pscale, self.vs, self.sg,
+            self.glob[day], self.tenure, self.log1p, self.site_prev, self.site_next, self.agg_i, self.agg_f)
         self.site_prev, self.site_next = self.site_next, self.site_prev
 
     def enrolled(self) -> int:
-        return int(self.agg_i[:, :, K.A_ENROLLED].sum())
+        return int(self.agg_i[:, :, layout.A_ENROLLED].sum())
 
     def snapshot(self) -> dict:
         snap = {"_users": self.state.copy()}
@@ -274,14 +271,15 @@ class Population:
         return snap
 
     def restore(self, snap: dict) -> None:
-        self.state[:] = snap["_users"]  # in place: self.cols keeps pointing at the same fields
+        self.state[:] = snap["_users"]  # in place
         self.site_prev[:] = snap["_site_prev"]
 
 
 def _counts(agg_i_days) -> dict:
     """Enrolled, churned and active user-days of a window, from integer aggregates (..., N_AI)."""
-    return {"enrolled": int(agg_i_days[..., K.A_ENROLLED].sum()), "churned": int(agg_i_days[..., K.A_CHURNED].sum()),
-            "active": int(agg_i_days[..., K.A_ACTIVE].sum())}
+    return {"enrolled": int(agg_i_days[..., layout.A_ENROLLED].sum()),
+            "churned": int(agg_i_days[..., layout.A_CHURNED].sum()),
+            "active": int(agg_i_days[..., layout.A_ACTIVE].sum())}
 
 
 def _run_days(pop: Population, backend, snap, day0: int, days: int, passes: int):
@@ -290,7 +288,7 @@ def _run_days(pop: Population, backend, snap, day0: int, days: int, passes: int)
     Returns (kernel seconds summed over the passes, counts of one pass, foreign CPUs).
     """
     t = 0.0
-    agg = np.zeros((days, K.N_AI), dtype=np.int64)
+    agg = np.zeros((days, layout.N_AI), dtype=np.int64)
     LOAD.wait_quiet()
     with _NoGC():
         a = LOAD.read()
@@ -564,13 +562,13 @@ def profile_env(n_users: int, steps: int, threads: list[int], repeat: int, log) 
 def bench_state(n_users: int) -> dict:
     env = _make_env(EconomyEnv, n_users, None, "light")
     env.reset(seed=SEED)
-    fields = {name: np.dtype(dt).itemsize for name, dt in K.USER_FIELDS}
+    fields = {name: np.dtype(dt).itemsize for name, dt in layout.USER_FIELDS}
     users_nbytes = env.users.nbytes
     site = env._site_prev.nbytes + env._site_next.nbytes
     chunk = env._agg_i.nbytes + env._agg_f.nbytes
     fixed = {
         "history": env.history_i.nbytes + env.history_f.nbytes,
-        "tables": env._vs_tab.nbytes + env._sg_tab.nbytes + env._novelty.nbytes + env._log1p.nbytes,
+        "tables": env._vs_tab.nbytes + env._sg_tab.nbytes + env._tenure.nbytes + env._log1p.nbytes,
     }
     r = {
         "n_users": n_users, "n_sites": env.n_sites, "n_chunks": env.n_chunks,

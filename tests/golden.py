@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arena_env.economy import kernels as K
+from arena_env.economy import layout as L
 from arena_env.economy.env import EconomyEnv
 from arena_env.economy.scenario import scenario_names
 
@@ -52,7 +52,7 @@ def fingerprint(name: str) -> dict:
             h.update(json.dumps(infos[a]["decision"], sort_keys=True).encode())
         h.update(env.config.tobytes())
     h.update(env.history_i.tobytes())
-    for field, dt in K.USER_FIELDS:
+    for field, dt in L.USER_FIELDS:
         if np.dtype(dt).kind in "iu":
             h.update(env.users[field].tobytes())
     last = env.history_i[-1]
@@ -62,9 +62,9 @@ def fingerprint(name: str) -> dict:
         "seed": SEED,
         "sha256": h.hexdigest(),
         "rewards": [float(r) for r in rewards],
-        "enrolled": last[:, K.A_ENROLLED].tolist(),
-        "active_last_day": last[:, K.A_ACTIVE].tolist(),
-        "churned": last[:, K.A_CHURNED].tolist(),
+        "enrolled": last[:, L.A_ENROLLED].tolist(),
+        "active_last_day": last[:, L.A_ACTIVE].tolist(),
+        "churned": last[:, L.A_CHURNED].tolist(),
     }
 
 

@@ -1,15 +1,20 @@
-"""agents/: the protocol, the registry, the decorator, the baselines."""
+"""agents/: the protocol, the registry, the decorator, the baselines (what they do, and one
+determinism test)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import agents
 from agents import AgentConfigError, Context, Outcome, Signals, Update
 from arena_env.economy import params
-from arena_env.economy.scenario import METRIC_NAMES
+from arena_env.economy.env import EconomyEnv
+from arena_env.economy.scenario import METRIC_NAMES, scenario_names
+from arena_env.wrappers.agents import run_episode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,20 +79,69 @@ def test_decide_functions_become_registered_agents():
     assert "test_boost" in agents.available()
 
 
-def test_random_agent_is_seeded_and_waits_for_the_rate_limit():
-    a, b = agents.make("random", every=1), agents.make("random", every=1)
+def test_random_agent_moves_n_params_inside_the_delta_window_every_days_when_it_may():
+    a = agents.make("random", every=3, n_params=4)
     a.reset(5)
-    b.reset(5)
-    ups = [a.act(context(day=d)) for d in range(5)]
-    assert ups == [b.act(context(day=d)) for d in range(5)]
-    assert all(u is not None and len(u.overrides) == 2 for u in ups)
-    for u in ups:
-        for k, v in u.overrides.items():
-            assert abs(v - agents.DEFAULTS[k]) <= max(agents.DEFAULTS[k] * 0.5, 1.0) + 0.5
-    b.reset(6)
-    assert [b.act(context(day=d)) for d in range(5)] != ups
-    assert a.act(context(day=5, running=False)) is None
+    ups = {d: a.act(context(day=d)) for d in range(12)}
+    assert [d for d, u in ups.items() if u is not None] == [0, 3, 6, 9]  # every 3 days
+    for u in ups.values():
+        if u is not None:
+            assert len(u.overrides) == 4 and set(u.overrides) <= set(agents.PARAM_NAMES)
+            for k, v in u.overrides.items():
+                step = max(agents.DEFAULTS[k] * 0.5, 1.0)
+                assert agents.DEFAULTS[k] - step - 0.5 <= v <= agents.DEFAULTS[k] + step + 0.5, (k, v)
+    assert a.act(context(day=12, running=False)) is None             # not while paused,
+    assert a.act(context(day=12, breaker_open=True)) is None         # not while the breaker is open,
+    assert a.act(context(day=12, next_allowed_update=60.0)) is None  # not before the rate limit allows
+    assert a.act(context(day=12)) is not None
     a.update(Outcome(1.0))
+    small = agents.make("random", every=1, n_params=10, scale=0.1)
+    small.reset(0)
+    for d in range(20):  # at most a tenth of the delta limit: 10 -> 10 * 1.5 ** +-0.1, i.e. 10 (rounded)
+        u = small.act(context(day=d))
+        assert u is not None and all(abs(v - agents.DEFAULTS[k]) <= 0.1 * agents.DEFAULTS[k] / 2 + 1
+                                     for k, v in u.overrides.items())
+    b = agents.make("random", every=3, n_params=4)
+    b.reset(6)
+    assert {d: b.act(context(day=d)) for d in range(12)} != ups  # the draws come from the seed
+
+
+def test_random_agent_moves_are_log_symmetric_so_the_median_config_stays_at_the_defaults():
+    """300 seeded walks of 12 moves of every parameter: the median of every parameter stays within 15 %
+    of its start (an additive walk ``current + a * delta`` drifts to about 55 % of it)."""
+    finals = []
+    for seed in range(300):
+        a = agents.make("random", every=1, n_params=10)
+        a.reset(seed)
+        cfg = dict(agents.DEFAULTS)
+        for d in range(12):
+            cfg.update(a.act(Context(signals=context().signals, config=dict(cfg), day=d)).overrides)
+        finals.append([cfg[k] for k in agents.PARAM_NAMES])
+    ratio = np.array(finals) / np.array([agents.DEFAULTS[k] for k in agents.PARAM_NAMES])
+    median = dict(zip(agents.PARAM_NAMES, np.median(ratio, axis=0)))
+    assert all(0.85 <= m <= 1.15 for m in median.values()), median
+    assert abs(np.median(np.log(np.maximum(ratio, 1e-3)))) < 0.05
+    assert ratio.min() < 0.5 and ratio.max() > 2.0  # and it does wander
+
+
+def test_hold_never_proposes_anything():
+    h = agents.make("hold")
+    h.reset(0)
+    for d in range(10):
+        assert h.act(context(day=d)) is None
+        h.update(Outcome(1.0, None, d + 1))
+
+
+def test_baselines_run_every_scenario_deterministically():
+    """The baselines' one determinism test: hold and random take the scenarios in turn; same seed, same episode."""
+    def play(name, scenario):
+        env = EconomyEnv(scenario, n_users=2000, max_days=20, info_level="light")
+        return run_episode(env, {"variant_0": agents.make(name, **({"every": 2} if name == "random" else {}))}, seed=11)
+
+    for name, scenario in zip(itertools.cycle(["random", "hold"]), scenario_names()):
+        a = play(name, scenario)
+        assert a == play(name, scenario) and a["days"] == 20, (name, scenario)
+        assert bool(a["decisions"]["variant_0"]) == (name == "random"), (name, scenario)
 
 
 def test_outcome_reads_decision_records():

@@ -1,4 +1,5 @@
-"""Bandit agents (agents/bandits.py): every scenario, determinism, the known answer, guardrails.
+"""Bandit agents (agents/bandits.py): what each strategy does on synthetic outcome streams, the known
+answer on the bandit scenario, guardrails, and one determinism test over every scenario.
 
 Known answer: on the ``bandit`` scenario (configs/scenarios/bandit.yaml) the preset ``rich`` is best
 by construction (about +0.25 reward/day against -0.12 for the runner-up).  Horizon: 140 days
@@ -11,6 +12,7 @@ from __future__ import annotations
 import collections
 import itertools
 
+import numpy as np
 import pytest
 
 import agents
@@ -31,16 +33,17 @@ def play(name, scenario, seed, **env_kw):
     return res, pols
 
 
-@pytest.mark.parametrize("scenario", scenario_names())
-@pytest.mark.parametrize("name", BANDITS)
-def test_every_scenario_runs_deterministically(name, scenario):
-    a, pa = play(name, scenario, 3, n_users=2000, max_days=30)
-    b, pb = play(name, scenario, 3, n_users=2000, max_days=30)
-    assert a == b  # identical rewards and decision records
-    assert {k: p.pulls for k, p in pa.items()} == {k: p.pulls for k, p in pb.items()}
-    assert a["days"] <= 30  # a completed experiment may end early
-    assert any(p.pulls for p in pa.values())  # the agents finished at least one pull
-    assert any(a["decisions"].values())
+def test_every_bandit_runs_deterministically_across_the_scenarios():
+    """The bandits' one determinism test: same seed, same rewards, decisions and pulls.  Each scenario
+    is played by one bandit (in turn), so every bandit and every scenario is covered once at least."""
+    for name, scenario in zip(itertools.cycle(BANDITS), scenario_names()):
+        a, pa = play(name, scenario, 3, n_users=2000, max_days=30)
+        b, pb = play(name, scenario, 3, n_users=2000, max_days=30)
+        assert a == b, (name, scenario)  # identical rewards and decision records
+        assert {k: p.pulls for k, p in pa.items()} == {k: p.pulls for k, p in pb.items()}, (name, scenario)
+        assert a["days"] <= 30  # a completed experiment may end early
+        assert any(p.pulls for p in pa.values()), (name, scenario)  # the agents finished at least one pull
+        assert any(a["decisions"].values()), (name, scenario)
 
 
 @pytest.mark.parametrize("name", BANDITS)
@@ -104,3 +107,130 @@ def test_no_presets_means_hold():
     pol.reset(0)
     ctx = agents.Context(signals=None, config=dict(agents.DEFAULTS), day=0, presets={})
     assert pol.act(ctx) is None
+
+
+# ------------------------------------------------------------------ synthetic outcome streams
+# The tests below drive a bandit with synthetic contexts and outcomes, no environment: arm i is the
+# defaults with scanXp 11 + 3i, an accepted request reaches its arm at once, and a day at arm i pays
+# ``means[i]`` plus Gaussian noise.  With ``period=1`` every pull is one day.
+
+def synthetic_presets(k):
+    return {f"arm{i}": {**agents.DEFAULTS, "scanXp": 11 + 3 * i} for i in range(k)}
+
+
+def drive(agent, means, pulls, noise=0.1, seed=0):
+    """Play ``agent`` (``period=1``) until it has finished ``pulls`` pulls; returns the arm index of each pull."""
+    rng = np.random.default_rng(1000 + seed)
+    presets = synthetic_presets(len(means))
+    arms = list(presets.values())
+    config = dict(agents.DEFAULTS)
+    signals = agents.Signals(100, 50, 80, 500, 0, {})
+    agent.reset(seed)
+    day = 0
+    while len(agent.pulls) < pulls:
+        assert day < 10 * pulls, "the bandit stopped pulling"
+        up = agent.act(agents.Context(signals=signals, config=dict(config), day=day, presets=presets))
+        decision = None
+        if up is not None:
+            assert up.overrides in arms  # a bandit only ever requests one of its arms
+            config.update(up.overrides)
+            decision = {"accepted": True, "appliedConfig": dict(up.overrides)}
+        at = arms.index(config) if config in arms else None
+        day += 1
+        agent.update(agents.Outcome((0.0 if at is None else means[at]) + noise * rng.standard_normal(),
+                                    decision, day))
+    return [int(arm[3:]) for arm, _ in agent.pulls]
+
+
+MEANS = [-0.5, -0.2, 0.6, -0.3]  # arm 2 is clearly best, and the only one that beats the control
+BEST_ARM = 2
+
+
+@pytest.mark.parametrize("name", BANDITS)
+def test_pulls_the_clearly_best_arm_most(name):
+    for seed in range(5):
+        pulls = drive(agents.make(name, period=1), MEANS, 60, noise=0.3, seed=seed)
+        counts = collections.Counter(pulls)
+        assert counts.most_common(1)[0][0] == BEST_ARM, (seed, counts)
+        assert pulls[-20:].count(BEST_ARM) >= 15, (seed, pulls[-20:])
+
+
+@pytest.mark.parametrize("name", [b for b in BANDITS if b != "thompson"])  # Beta Thompson: its own test
+def test_tries_every_arm_before_repeating_one(name):
+    for seed in range(5):
+        pulls = drive(agents.make(name, period=1), [0.0, 0.1, 0.2, 0.3, 0.4], 5, noise=0.0, seed=seed)
+        assert sorted(pulls) == [0, 1, 2, 3, 4], (seed, pulls)
+
+
+def test_ucb1_bonus_revisits_the_arms_that_look_worse_and_c_0_does_not():
+    greedy = drive(agents.make("ucb1", c=0.0, period=1), MEANS, 60, noise=0.0)
+    assert sorted(greedy[:4]) == [0, 1, 2, 3] and set(greedy[4:]) == {BEST_ARM}
+    bonus = collections.Counter(drive(agents.make("ucb1", c=1.0, scale=1.0, period=1), MEANS, 60, noise=0.0))
+    assert bonus.most_common(1)[0][0] == BEST_ARM and min(bonus.values()) >= 2, bonus
+
+
+def test_epsilon_greedy_exploits_at_epsilon_0_and_explores_uniformly_at_1():
+    for seed in range(3):
+        greedy = drive(agents.make("epsilon_greedy", epsilon=0.0, period=1), MEANS, 40, noise=0.0, seed=seed)
+        assert set(greedy[4:]) == {BEST_ARM}, greedy
+        explorer = collections.Counter(drive(agents.make("epsilon_greedy", epsilon=1.0, period=1, eliminate=None), MEANS, 200,
+                                             noise=0.0, seed=seed))
+        assert all(0.15 < explorer[a] / 200 < 0.35 for a in range(4)), explorer
+
+
+def test_explore_then_exploit_commits_after_its_rounds():
+    for seed in range(3):
+        pol = agents.make("explore_then_exploit", rounds=3, period=1, eliminate=None)
+        pulls = drive(pol, MEANS, 30, noise=0.1, seed=seed)
+        for r in range(3):  # round-robin: every arm once per round
+            assert sorted(pulls[4 * r:4 * r + 4]) == [0, 1, 2, 3], (seed, pulls[:12])
+        explored = collections.defaultdict(list)
+        for arm, reward in pol.pulls[:12]:
+            explored[arm].append(reward)
+        committed = max(explored, key=lambda a: np.mean(explored[a]))
+        assert committed == f"arm{BEST_ARM}" and set(pulls[12:]) == {BEST_ARM}, (seed, pulls)
+
+
+class Contrarian(agents.bandits.EpsilonGreedy):
+    """A deliberately bad strategy: after one pull of each arm, always the arm with the lowest mean."""
+
+    def select(self):
+        u = self.untried()
+        return u if u is not None else int(np.argmin(np.where(self.n > 0, self.means, np.inf)))
+
+
+def test_hedge_moves_its_weight_to_the_strategy_that_earns_more():
+    for seed in range(3):
+        hedge = agents.make("hedge", strategies=["ucb1", "epsilon_greedy"], eta=0.3, gamma=0.1, period=1)
+        hedge.subs[1] = Contrarian(period=1)  # follow it and you pull the worst arm
+        pulls = drive(hedge, MEANS, 60, noise=0.1, seed=seed)
+        p = hedge.probabilities()
+        assert hedge.log_w[0] > hedge.log_w[1] and p[0] > 0.9, (seed, hedge.log_w, p)
+        assert p[1] >= hedge.gamma / 2 - 1e-12  # the uniform share keeps the loser alive
+        assert pulls[-20:].count(BEST_ARM) >= 15, (seed, pulls)
+
+
+def test_thompson_threshold_decides_what_counts_as_a_success():
+    """Beta Thompson sees only whether a pull beat ``threshold``: two arms that both beat 0 look alike,
+    while a threshold between them singles out the better one."""
+    share = {}
+    for threshold in (0.0, 0.5):
+        share[threshold] = np.mean([drive(agents.make("thompson", threshold=threshold, period=1, eliminate=None), [0.2, 0.8], 100,
+                                          noise=0.05, seed=s).count(1) / 100 for s in range(5)])
+    assert share[0.5] > 0.95 and share[0.0] < 0.8, share
+
+
+def test_a_pull_that_never_reaches_its_arm_is_dropped_after_patience():
+    pol = agents.make("ucb1", period=2, patience=3)
+    pol.reset(0)
+    presets = synthetic_presets(3)
+    ctx = agents.Context(signals=None, config=dict(agents.DEFAULTS), day=0, presets=presets)
+    first = pol.act(ctx)
+    assert first is not None and pol.current_arm is not None
+    for day in range(1, 6):  # every request rejected: the config never reaches the arm
+        pol.update(agents.Outcome(5.0, {"accepted": False, "rejectionReason": "CIRCUIT_BREAKER_ACTIVE"}, day))
+        assert pol.current_arm is not None, day
+        assert pol.act(agents.Context(signals=None, config=dict(agents.DEFAULTS), day=day, presets=presets)) == first
+    pol.update(agents.Outcome(5.0, None, 6))  # patience x period = 6 days: the pull ends, unobserved
+    assert pol.current_arm is None and pol.pulls == [] and pol.n.sum() == 0
+    assert pol.act(agents.Context(signals=None, config=dict(agents.DEFAULTS), day=6, presets=presets)) is not None

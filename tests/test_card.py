@@ -11,6 +11,7 @@ from scipy import stats
 
 from arena_env.__main__ import main
 from arena_env.economy import card as C
+from arena_env.economy import layout as L
 from arena_env.economy.params import PARAM_NAMES
 from arena_env.economy.scenario import METRIC_NAMES, deep_merge, find, read_yaml
 
@@ -228,11 +229,11 @@ def test_card_exempt_key_is_validated():
 
 
 def _row(ret=0.0, scans=10, retention=0.5, budget=None):
-    ci = np.zeros((5, C.K.N_AI), dtype=np.int64)
-    ci[:, C.K.A_SCANS] = scans
+    ci = np.zeros((5, L.N_AI), dtype=np.int64)
+    ci[:, L.A_SCANS] = scans
     control = np.zeros(len(METRIC_NAMES))
     control[METRIC_NAMES.index("RETENTION_RATE")] = retention
-    return {"return": ret, "control_i": ci, "control_f": np.zeros((5, C.K.N_AF)), "control": control,
+    return {"return": ret, "control_i": ci, "control_f": np.zeros((5, L.N_AF)), "control": control,
             "treat": control.copy(), "budget": budget, "rewards": np.zeros(5), "steps": 5}
 
 

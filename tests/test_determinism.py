@@ -1,4 +1,5 @@
-"""Same seed, same trajectory: across env instances, processes, backends and thread counts.
+"""Same seed, same trajectory: across env instances, processes, backends and thread counts (1, 2 and
+3 threads on any machine: the multi-thread rollouts run in a child with NUMBA_NUM_THREADS=4).
 
 PettingZoo 1.27's ``parallel_seed_test`` compares only one step; these compare 200.
 """
@@ -111,10 +112,42 @@ def test_backends_agree():
             assert x[4][agent]["config"] == y[4][agent]["config"]
 
 
+THREAD_ROLLOUT = dict(steps=40, scenario="default", n_users=50_000, max_days=40)
+"""50k users are 13 chunks of the kernels' ``prange`` loops: enough for 3 threads to take a share each
+(chunks are handed out ``PARALLEL_CHUNKSIZE`` at a time; with 12k users, 3 chunks, one thread did all)."""
+
+_THREADS_CHILD = """
+import json, sys
+import numba
+from tests.test_determinism import THREAD_ROLLOUT, fingerprint, rollout
+out = {}
+for n in map(int, sys.argv[1:]):
+    traj = rollout(num_threads=n, **THREAD_ROLLOUT)
+    out[n] = [fingerprint(traj), numba.get_num_threads()]
+print(json.dumps(out))
+"""
+
+
 def test_thread_count_gives_bit_identical_env_rollouts():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs 2 Numba threads")
-    a = rollout(steps=40, num_threads=1, scenario="default", n_users=12000, max_days=40)
-    b = rollout(steps=40, num_threads=2, scenario="default", n_users=12000, max_days=40)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    assert fingerprint(a) == fingerprint(b)
+    """1, 2 and 3 Numba threads give bit-identical trajectories, on any machine: the 2- and 3-thread
+    rollouts run in a child process with ``NUMBA_NUM_THREADS=4`` (Numba's ceiling defaults to the core
+    count, which may be 1), so the test never skips."""
+    from arena_env._numba import PARALLEL_CHUNKSIZE
+    from arena_env.economy import model
+    from arena_env.economy.scenario import load
+
+    site_size = load("default").site_size
+    assert model.chunk_count(THREAD_ROLLOUT["n_users"], site_size) > 2 * PARALLEL_CHUNKSIZE  # 3 threads get work
+    before = numba.get_num_threads()
+    try:
+        one = fingerprint(rollout(num_threads=1, **THREAD_ROLLOUT))
+    finally:
+        numba.set_num_threads(before)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_NUM_THREADS="4", PYTHONPATH=root)
+    res = subprocess.run([sys.executable, "-c", _THREADS_CHILD, "2", "3"], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {n: threads for n, (_, threads) in got.items()} == {"2": 2, "3": 3}  # the env really ran at that count
+    assert {n: fp for n, (fp, _) in got.items()} == {"2": one, "3": one}

@@ -12,7 +12,7 @@ from pettingzoo.test import parallel_api_test
 
 import arena_env  # noqa: F401  (registers the envs)
 from arena_env import economy_v1
-from arena_env.economy import kernels as K
+from arena_env.economy import layout as L
 from arena_env.economy.env import OBS_DIM, EconomyEnv
 from arena_env.economy.scenario import ScenarioError, scenario_names
 
@@ -38,7 +38,7 @@ def test_large_scenario_runs_at_full_size():
     obs, _ = env.reset(seed=0)
     assert env.scenario.n_users == 1_000_000
     obs, rew, term, trunc, infos = env.step({a: np.zeros(10, np.float32) for a in env.agents})
-    assert env.history_i[0, :, K.A_ENROLLED].sum() > 400_000
+    assert env.history_i[0, :, L.A_ENROLLED].sum() > 400_000
     assert all(trunc.values()) is False
 
 
@@ -200,13 +200,13 @@ def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective(
         def money(v):
             c = env.effective_config[v]
             g = lambda price, j: j / (j + price)  # noqa: E731 - the genuine share at a price
-            m = (vals.active_day * h[v, K.A_ACTIVE] + vals.scan * h[v, K.A_USEFUL_SCANS]
-                 + vals.feedback * h[v, K.A_USEFUL_FB] * g(c[1], junk.feedback)
-                 + vals.photo * h[v, K.A_PHOTOS] * g(c[4], junk.photo)
-                 + vals.issue * h[v, K.A_ISSUES] * g(c[2], junk.issue)
-                 + vals.status * h[v, K.A_STATUS] * g(c[3], junk.status)
-                 - o.xp_cost * h[v, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() - o.churn_cost * hf[v, K.F_CHURN_RISK])
-            return m / h[v, K.A_ENROLLED]
+            m = (vals.active_day * h[v, L.A_ACTIVE] + vals.scan * h[v, L.A_USEFUL_SCANS]
+                 + vals.feedback * h[v, L.A_USEFUL_FB] * g(c[1], junk.feedback)
+                 + vals.photo * h[v, L.A_PHOTOS] * g(c[4], junk.photo)
+                 + vals.issue * h[v, L.A_ISSUES] * g(c[2], junk.issue)
+                 + vals.status * h[v, L.A_STATUS] * g(c[3], junk.status)
+                 - o.xp_cost * h[v, L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum() - o.churn_cost * hf[v, L.F_CHURN_RISK])
+            return m / h[v, L.A_ENROLLED]
         assert rew["variant_0"] == pytest.approx(money(1) - money(0), abs=1e-12)
     # holding arms differ from the control only by sampling noise (EUR per user over 30 days)
     assert abs(total["variant_0"]) < 0.3 and abs(total["variant_1"]) < 0.3
@@ -270,10 +270,10 @@ def test_ledger_conservation():
     assert all(v.sum() > 0 for k, v in ledger.items() if k not in ("issueReport", "statusReport", "budget"))
     assert np.all(ledger["budget"] == 0)  # nothing withheld without a budget
     assert ledger["mission"].sum() % env.scenario.economy.mission_xp == 0
-    reached = env.history_i[:, :, K.A_M_REACHED].sum(axis=0)
+    reached = env.history_i[:, :, L.A_M_REACHED].sum(axis=0)
     np.testing.assert_array_equal(ledger["mission"], reached * env.scenario.economy.mission_xp)
-    resolved = env.history_i[:, :, [K.A_M_DONE, K.A_M_FAILED]].sum(axis=(0, 2))
-    assert np.all(env.history_i[:, :, K.A_M_DONE].sum(axis=0) <= reached) and np.all(resolved > reached)
+    resolved = env.history_i[:, :, [L.A_M_DONE, L.A_M_FAILED]].sum(axis=(0, 2))
+    assert np.all(env.history_i[:, :, L.A_M_DONE].sum(axis=0) <= reached) and np.all(resolved > reached)
 
 
 def test_pickle_and_deepcopy_continue_identically():
@@ -327,7 +327,7 @@ def test_tendedloop_composite_follows_its_formula():
         _, rew, _, _, infos = env.step({})
         lift = infos["variant_0"]["lift"]
         h = env.history_i[env.day - 1]
-        xp0 = h[0, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum() / h[0, K.A_ENROLLED]
+        xp0 = h[0, L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum() / h[0, L.A_ENROLLED]
         expected = (0.4 * lift["SCAN_FREQUENCY"] + 3.5 * lift["RETENTION_RATE"] + 2.5 * lift["FEEDBACK_QUALITY"]
                     - env.scenario.objective.xp_cost * (infos["variant_0"]["xp_per_user"] - xp0))
         assert rew["variant_0"] == pytest.approx(expected, abs=1e-12)

@@ -45,15 +45,14 @@ def test_iqm_matches_scipy_trim_mean_property(xs):
 
 # ------------------------------------------------------------------------------------- normalise
 
-def test_normalise_hand_example_and_fallback():
+def test_normalise_hold_to_zero_oracle_to_one_and_no_silent_fallback():
     scores = np.array([[0.0, 5.0, 10.0], [2.0, 4.0, 6.0], [0.0, 0.5, 1.5]])
-    random = np.array([0.0, 4.0, 0.5])
-    best = np.array([10.0, 4.0, 0.5])  # scenarios 1 and 2 are degenerate (best == random)
-    out = S.normalise(scores, random, best)
-    np.testing.assert_allclose(out[0], [0.0, 0.5, 1.0])  # random -> 0, best -> 1
-    np.testing.assert_allclose(out[1], [-0.5, 0.0, 0.5])  # denominator max(|4|, 1) = 4
-    np.testing.assert_allclose(out[2], [-0.5, 0.0, 1.0])  # denominator max(|0.5|, 1) = 1
-    assert np.all(np.isfinite(out))
+    hold = np.array([0.0, 4.0, 0.5])
+    oracle = np.array([10.0, 4.0, 0.2])  # scenario 1: oracle == hold; scenario 2: oracle below hold
+    out = S.normalise(scores, hold, oracle)
+    np.testing.assert_allclose(out[0], [0.0, 0.5, 1.0])  # hold -> 0, oracle -> 1
+    assert np.isnan(out[1]).all() and np.isnan(out[2]).all()  # no unit: NaN, never a made-up divisor
+    assert np.isnan(S.normalise([1.0], 0.0, np.nan)).all()
 
 
 def test_normalise_broadcasting_and_nan():
@@ -226,8 +225,19 @@ def test_rank_with_ties_hand_case():
     hi = [0.45, 1.00, 0.85, 0.20, 0.72]
     order, groups = S.rank_with_ties(est, lo, hi)
     assert order.tolist() == [1, 2, 4, 0, 3]
-    # 2 overlaps 1; 4 overlaps 2 (chained with 1 although disjoint from it); 0 and 3 stand alone
-    assert groups == [[1, 2, 4], [0], [3]]
+    # 2 overlaps its leader 1; 4 overlaps 2 but not the leader 1, so it leads a new group (no chaining)
+    assert groups == [[1, 2], [4], [0], [3]]
+
+
+def test_rank_with_ties_compares_with_the_leader_not_the_row_above():
+    # a staircase of width-0.5 intervals 0.2 apart: every row overlaps the row above
+    est = [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
+    lo, hi = [e - 0.25 for e in est], [e + 0.25 for e in est]
+    _, groups = S.rank_with_ties(est, lo, hi)
+    assert groups == [[0, 1, 2], [3, 4, 5]]  # 0.6 + 0.25 >= 1.0 - 0.25; 0.4 + 0.25 < 0.75
+    # the case: a row far below the leader is not tied through a row without an interval
+    _, groups = S.rank_with_ties([0.0, -0.5, -1.05], [-0.41, np.nan, -1.14], [0.30, np.nan, -0.95])
+    assert groups == [[0], [1], [2]]
 
 
 def test_rank_with_ties_touching_intervals_and_equal_estimates():
@@ -264,13 +274,15 @@ def test_summarise_rows():
     assert alone == {**rows[-1], "rank": 1, "tie": False}
 
 
-def test_unknown_intervals_are_ties_and_thin_strata_get_no_interval():
+def test_rows_without_intervals_are_never_tied_and_thin_strata_get_no_interval():
     order, groups = S.rank_with_ties([1.0, 0.5, 0.0], [0.9, np.nan, -0.1], [1.1, np.nan, 0.1])
-    assert groups == [[0, 1, 2]]  # the middle row's interval is unknown: tied with both neighbours
+    assert groups == [[0], [1], [2]]  # the middle row's interval is unknown: tied with nobody, no chain
     rows = S.summarise({"one_seed": np.array([[1.0]]), "two": np.array([[0.1, 0.3]]),
                         "thin": np.array([[0.2, np.nan, np.nan]]), "full": np.array([[0.0, 0.2, 0.1]])},
                        n_boot=200)
     by = {r["agent"]: r for r in rows}
     assert np.isnan(by["one_seed"]["iqm_lo"]) and np.isnan(by["thin"]["mean_hi"])
     assert by["two"]["iqm_lo"] < by["two"]["iqm_hi"] and not np.isnan(by["full"]["iqm_lo"])
-    assert [r["agent"] for r in rows][0] == "one_seed" and by["two"]["tie"]
+    assert [r["agent"] for r in rows][0] == "one_seed" and not by["two"]["tie"]
+    # "thin" (no interval) sits between "two" and "full": it leads its own group, so "full" is not tied
+    assert [r["agent"] for r in rows] == ["one_seed", "two", "thin", "full"] and not by["full"]["tie"]

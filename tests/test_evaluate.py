@@ -1,8 +1,13 @@
 """evaluate.py and the tournament: smoke run, worker-count invariance, faults, resume after kill -9,
-re-ranking, config errors, leaderboard arithmetic."""
+re-ranking, config errors, leaderboard arithmetic (0 = hold, 1 = the static oracle), ties.
+
+A solo tournament adds the reference rows (``oracle-static``, and ``hold`` when no agent is the
+registered hold), so with TINY's agents (hold among them) every scenario and seed has one more row
+than it has agents."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -48,9 +53,14 @@ def test_script_smoke_run(tmp_path):
     for f in ("leaderboard.md", "leaderboard.csv", "results.parquet", "manifest.json", "cells.jsonl"):
         assert (tmp_path / "run" / f).exists(), f
     assert "| rank | agent |" in res.stdout and "ucb1" in res.stdout and "3/... cells" not in res.stdout
+    assert "oracle-static (reference)" in res.stdout and "P(>oracle-static)" in res.stdout
     rows, meta = tournament.read_results(tmp_path / "run" / "results.parquet")
-    assert len(rows) == 9 and meta["seeds"] == [1_000_000, 1_000_001, 1_000_002] and meta["config_hash"]
+    assert len(rows) == (3 + 1) * 3 and meta["seeds"] == [1_000_000, 1_000_001, 1_000_002] and meta["config_hash"]
     assert {"numpy", "numba", "pyarrow"} <= set(meta["packages"])
+    ref = [r for r in rows if r["agent"] == "oracle-static"]
+    assert len(ref) == 3 and all(r["reference"] and r["kind"] == "fixed" and not r["failed"] for r in ref)
+    assert not any(r["reference"] for r in rows if r["agent"] != "oracle-static")  # hold is an agent here
+    assert meta["oracles"]["tiny"]["config"] and meta["oracles"]["tiny"]["scenario"] == "tiny"
 
 
 def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
@@ -59,8 +69,9 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
                            tracks=("solo", "head-to-head"), overrides={"max_days": 10})
     a = tournament.run(cfg, tmp_path / "w1", workers=1)
     b = tournament.run(cfg, tmp_path / "w2", workers=2)
-    assert strip(a) == strip(b) and len(a) == 9 + 9 * 2
+    assert strip(a) == strip(b) and len(a) == (3 + 1) * 3 + 9 * 2  # solo with oracle-static + 3 pairs x 3 seeds
     assert [r["seed"] for r in a[:6]] == [1_000_000, 1_000_001, 1_000_002] * 2
+    assert [r["agent"] for r in a[9:12]] == ["oracle-static"] * 3  # after the agents' solo cells
     assert strip(tournament.read_results(tmp_path / "w1" / "results.parquet")[0]) == \
         strip(tournament.read_results(tmp_path / "w2" / "results.parquet")[0])
 
@@ -95,7 +106,9 @@ def test_faulty_agents_forfeit_their_cells_and_the_tournament_goes_on(tmp_path):
     assert by["crash"]["failed"] and "RuntimeError: boom" in by["crash"]["error"] and np.isnan(by["crash"]["score"])
     assert by["slow"]["failed"] and "decision timeout of 0.2 s" in by["slow"]["error"]
     table = leaderboard.build(rows, n_boot=100).table
-    assert {r["agent"]: r["failure_rate"] for r in table} == {"hold": 0.0, "crash": 1.0, "slow": 1.0}
+    assert {r["agent"]: r["failure_rate"] for r in table} == {"hold": 0.0, "crash": 1.0, "slow": 1.0,
+                                                              "oracle-static": 0.0}
+    assert [r["agent"] for r in table][-2:] in (["crash", "slow"], ["slow", "crash"])  # no scores: ranked last
 
 
 def test_resume_after_kill_9_finishes_without_duplicates(tmp_path):
@@ -113,14 +126,14 @@ def test_resume_after_kill_9_finishes_without_duplicates(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_before = len(log.read_text().splitlines())
-    assert 3 <= n_before < 24, "the kill should land mid-run"
+    assert 3 <= n_before < 4 * 4 + 3 * 4, "the kill should land mid-run"  # (3 agents + oracle) x 4 seeds + h2h
     with open(log, "a") as fh:
         fh.write('{"key": ["solo", "ucb1", "ti')  # a line cut short by the kill
     res = evaluate("--config", cfg, "--out", out, "--resume", "--workers", "1", "--n-boot", "100")
     assert res.returncode == 0, res.stderr[-2000:]
     a, _ = tournament.read_results(tmp_path / "full" / "results.parquet")
     b, _ = tournament.read_results(out / "results.parquet")
-    assert strip(a) == strip(b) and len(b) == 12 + 3 * 4 * 2  # solo cells + head-to-head rows
+    assert strip(a) == strip(b) and len(b) == 4 * 4 + 3 * 4 * 2  # solo cells (with oracle-static) + head-to-head rows
     assert evaluate("--config", cfg, "--out", out).returncode == 2  # no silent overwrite without --resume
 
 
@@ -158,6 +171,11 @@ def test_leaderboard_only_reranks_the_stored_results(tmp_path):
     ("agents: [{checkpoint: x.zip, agent: hold}]\n", "agents[0]: expected a mapping with the key 'agent'"),
     ("agents: [hold]\nbogus: 1\n", "bogus: unknown key"),
     ("agents: [{agent: random, params: {evry: 1}}]\n", "agents[0].params"),
+    ("agents: [hold]\noracle: \"yes\"\n", "oracle: true (add the hold and static-oracle reference rows"),
+    ("agents: [{agent: fixed, label: oracle-static, params: {config: {scanXp: 12}}}]\n",
+     "agents[0].label: 'oracle-static' is the label of a reference row"),
+    ("agents: [{agent: random, label: hold}]\n", "agents[0].label: 'hold' is the label of a reference row"),
+    ("agents: [{agent: fixed, params: {config: {scanXpp: 12}}}]\n", "fixed: unknown parameter(s) scanXpp"),
 ])
 def test_bad_tournament_files_name_file_and_key(tmp_path, text, match):
     cfg = tmp_path / "bad.yaml"
@@ -166,35 +184,88 @@ def test_bad_tournament_files_name_file_and_key(tmp_path, text, match):
     assert res.returncode == 2 and str(cfg) in res.stderr and match in res.stderr, res.stderr
 
 
+def solo_row(agent, scenario, seed, score, kind=None, baseline=False, reference=False, failed=False):
+    return {"agent": agent, "kind": kind or agent, "scenario": scenario, "seed": seed, "score": score,
+            "failed": failed, "baseline": baseline, "reference": reference, "rejected": 0, "clamped": 0,
+            "latency_mean_ms": 1.0, "latency_p99_ms": 2.0}
+
+
 def test_leaderboard_arithmetic_on_hand_made_rows():
+    # hold varies by seed (0, 1, 2): the oracle is hold + 2, x is hold + 3, y is hold + 0.5 on every seed
     rows = []
-    for seed, (h, r, x) in enumerate([(0.0, -2.0, 2.0), (0.0, -2.0, 1.0), (0.0, -2.0, 3.0)]):
-        for agent, score, base in (("hold", h, True), ("random", r, True), ("x", x, False)):
-            rows.append({"agent": agent, "scenario": "s", "seed": seed, "score": score, "failed": False,
-                         "baseline": base, "rejected": 0, "clamped": 0, "latency_mean_ms": 1.0,
-                         "latency_p99_ms": 2.0})
+    for seed, h in enumerate((0.0, 1.0, 2.0)):
+        rows += [solo_row("hold", "s", seed, h, baseline=True),
+                 solo_row("oracle-static", "s", seed, h + 2.0, kind="fixed", reference=True),
+                 solo_row("random", "s", seed, -1.0, baseline=True),
+                 solo_row("x", "s", seed, h + 3.0, kind="ucb1"), solo_row("y", "s", seed, h + 0.5, kind="ucb1")]
     lb = leaderboard.build(rows, n_boot=200)
     table, facts = lb.table, lb.facts
     by = {r["agent"]: r for r in table}
-    assert facts["normalised"] and [r["agent"] for r in table][0] == "x"
-    assert by["random"]["mean"] == pytest.approx(0.0) and by["hold"]["mean"] == pytest.approx(1.0)
-    assert by["x"]["mean"] == pytest.approx(2.0)  # (2 - (-2)) / (0 - (-2)) on average
-    assert by["x"]["p_improve_hold"] == 1.0 and by["x"]["win_rate_vs_control"] == 1.0
-    assert by["random"]["win_rate_vs_control"] == 0.0
+    assert facts["normalised"] and (facts["zero"], facts["one"]) == ("hold", "oracle-static") and not facts["notes"]
+    assert facts["compare"] == ["hold", "oracle-static", "random"]
+    assert facts["units"]["s"] == pytest.approx({"zero": 1.0, "one": 3.0, "gap": 2.0, "gap_lo": 2.0, "gap_hi": 2.0})
+    assert [r["agent"] for r in table] == ["x", "oracle-static", "y", "hold", "random"]
+    # (score - 1) / (3 - 1): hold -> 0, the oracle -> 1, the random agent is just another row
+    means = {a: by[a]["mean"] for a in by}
+    assert means == pytest.approx({"x": 1.5, "oracle-static": 1.0, "y": 0.25, "hold": 0.0, "random": -1.0})
+    assert by["x"]["raw_mean"] == pytest.approx(4.0) and by["random"]["raw_mean"] == pytest.approx(-1.0)
+    assert by["x"]["raw_mean_lo"] <= 4.0 <= by["x"]["raw_mean_hi"]
+    # P(>X) is rliable's unpaired probability of improvement (all run pairs, ties 1/2), not the
+    # per-seed win share: y beats hold on every seed but only 6 of the 9 (y, hold) run pairs
+    assert by["y"]["p_improve_hold"] == pytest.approx(6 / 9) and by["y"]["seed_wins_hold"] == 1.0
+    assert by["x"]["p_improve_oracle-static"] == pytest.approx(7 / 9)  # 3 v 3 and 4 v 4 are ties
+    assert by["x"]["p_improve_hold"] == 1.0 and by["x"]["p_improve_random"] == 1.0
+    assert by["y"]["p_improve_oracle-static"] == pytest.approx(1 / 9)
+    assert by["y"]["p_improve_hold_lo"] <= 6 / 9 <= by["y"]["p_improve_hold_hi"]
+    assert "seed_wins_oracle-static" not in by["x"] and "p_improve_hold" not in by["hold"]
+    assert by["oracle-static"]["reference"] and not by["hold"]["reference"] and by["hold"]["baseline"]
+    assert by["x"]["win_rate_vs_control"] == 1.0 and by["random"]["win_rate_vs_control"] == 0.0
     md = leaderboard.markdown(lb)
-    assert "| 1 | x |" in md and "P(>hold)" in md
+    assert "| 1 | x |" in md and "| =1 | oracle-static (reference) |" in md and "| =3 | hold (baseline) |" in md
+    head = md.splitlines()[[i for i, line in enumerate(md.splitlines()) if line.startswith("| rank |")][0]]
+    assert "| P(>hold) | P(>oracle-static) | P(>random) | seed wins vs hold |" in head
+    assert "0 = `hold`" in md and "1 = `oracle-static`" in md and leaderboard.TIE_RULE in md
+    assert "hold 1.000, oracle 3.000, oracle - hold 2.000" in md  # the unit per scenario, in raw returns
+
+
+def test_ties_compare_with_the_group_leader_and_rows_without_interval_stand_alone():
+    # a staircase: a beats c clearly, b overlaps both; chained ties would put a, b and c in one group
+    rows = []
+    for seed in range(6):
+        w = 0.3 * (seed % 2)
+        rows += [solo_row("hold", "s", seed, 0.0 + w, baseline=True),
+                 solo_row("oracle-static", "s", seed, 1.0 + w, kind="fixed", reference=True),
+                 solo_row("a", "s", seed, 3.0 + 2 * w, kind="ucb1"), solo_row("b", "s", seed, 2.6 + 2 * w, kind="ucb1"),
+                 solo_row("c", "s", seed, 2.2 + 2 * w, kind="ucb1")]
+    rows.append(solo_row("solo_seed", "s", 0, 10.0, kind="ucb1"))  # one result: no interval
+    table = leaderboard.build(rows, n_boot=500).table
+    by = {r["agent"]: r for r in table}
+    assert [r["agent"] for r in table] == ["solo_seed", "a", "b", "c", "oracle-static", "hold"]
+    assert by["b"]["iqm_lo"] <= by["a"]["iqm_hi"] and by["c"]["iqm_hi"] < by["a"]["iqm_lo"]
+    assert by["c"]["iqm_lo"] <= by["b"]["iqm_hi"]  # c overlaps b, the row above, but not its leader a
+    assert not by["solo_seed"]["tie"] and not by["a"]["tie"]  # a is not tied with a row that has no interval
+    assert (by["a"]["rank"], by["b"]["rank"], by["b"]["tie"]) == (2, 2, True)
+    assert (by["c"]["rank"], by["c"]["tie"]) == (4, False)
+    assert np.isnan(by["solo_seed"]["iqm_lo"])
 
 
 def test_head_to_head_schedule_covers_every_pairing_and_rotates_seats():
     specs = tuple(AgentSpec(x, "hold") for x in "abcd")
+    pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
     full = TournamentConfig(specs, ("tiny",), 2, tracks=("head-to-head",))
-    assert full.matches(0) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
-    assert full.matches(1) == [("b", "a"), ("c", "a"), ("d", "a"), ("c", "b"), ("d", "b"), ("d", "c")]
+    assert sorted(tuple(sorted(m)) for m in full.matches(0)) == pairs  # one pass: every pair once
+    assert set(full.matches(1)) == {m[::-1] for m in full.matches(0)}  # the next pass: seats swapped
+    for i in range(2):  # a round robin: rounds of disjoint pairs, so every prefix of 2 matches is a round
+        for r in range(3):
+            assert sorted(a for m in full.matches(i)[2 * r:2 * r + 2] for a in m) == ["a", "b", "c", "d"]
     part = TournamentConfig(specs, ("tiny",), 3, tracks=("head-to-head",), matches_per_seed=2)
-    seen = [tuple(sorted(m)) for i in range(3) for m in part.matches(i)]
-    assert sorted(seen) == sorted(full.matches(0)) and len(part.cells()) == 6
+    assert [m for i in range(3) for m in part.matches(i)] == full.matches(0)  # the seeds split one pass
+    assert len(part.cells()) == 6  # head-to-head only: no reference rows
     three = TournamentConfig(specs, ("tiny",), 3, tracks=("head-to-head",), agents_per_match=3)
-    assert three.matches(2)[0] == ("c", "a", "b") and len(three.cells()) == 3 * 4
+    assert len(three.cells()) == 3 * 4
+    for i in range(3):  # every seed plays the four triples, and every agent sits in every seat once
+        assert sorted(tuple(sorted(m)) for m in three.matches(i)) == sorted(itertools.combinations("abcd", 3))
+        assert all(sorted(m[s] for m in three.matches(i)) == ["a", "b", "c", "d"] for s in range(3))
 
 
 def test_head_to_head_rows_and_a_faulty_agent_forfeits_alone(tmp_path):
@@ -202,17 +273,20 @@ def test_head_to_head_rows_and_a_faulty_agent_forfeits_alone(tmp_path):
                             AgentSpec("crash", "test_crasher")), ("tiny",), 1, tracks=("head-to-head",),
                            overrides={"max_days": 8})
     rows = tournament.run(cfg, tmp_path, workers=1)
+    # the order of the round robin (circle method: with three agents one sits out each round); crash,
+    # seated second in the first round, is seated first in the second
     assert [(r["match"], r["seat"], r["agent"]) for r in rows] == [
-        ("hold vs hold2", 0, "hold"), ("hold vs hold2", 1, "hold2"), ("hold vs crash", 0, "hold"),
-        ("hold vs crash", 1, "crash"), ("hold2 vs crash", 0, "hold2"), ("hold2 vs crash", 1, "crash")]
+        ("hold2 vs crash", 0, "hold2"), ("hold2 vs crash", 1, "crash"), ("crash vs hold", 0, "crash"),
+        ("crash vs hold", 1, "hold"), ("hold vs hold2", 0, "hold"), ("hold vs hold2", 1, "hold2")]
     by = {(r["match"], r["agent"]): r for r in rows}
-    crash = by[("hold vs crash", "crash")]
+    crash = by[("crash vs hold", "crash")]
     assert crash["failed"] and "RuntimeError: boom" in crash["error"] and np.isnan(crash["score"])
-    other = by[("hold vs crash", "hold")]
+    other = by[("crash vs hold", "hold")]
     assert not other["failed"] and other["days"] == 8 and len(other["step_rewards"]) == 8
-    # the crasher held until it failed and its variant holds after: the match is hold vs hold
-    assert other["score"] == by[("hold vs hold2", "hold")]["score"]
-    assert other["traj_RETENTION_RATE"] == by[("hold vs hold2", "hold")]["traj_RETENTION_RATE"]
+    # the crasher held until it failed and its variant holds after: the match is hold vs hold, and the
+    # seat-1 hold scores what the seat-1 agent of the hold vs hold2 match scores
+    assert other["score"] == by[("hold vs hold2", "hold2")]["score"]
+    assert other["traj_RETENTION_RATE"] == by[("hold vs hold2", "hold2")]["traj_RETENTION_RATE"]
     lb = leaderboard.build(rows, n_boot=50)
     assert not lb.solo and {r["agent"]: r["failure_rate"] for r in lb.ratings}["crash"] == 1.0
     assert lb.ratings[-1]["agent"] == "crash" and lb.ratings[-1]["first_places"] == 0.0
@@ -249,16 +323,22 @@ def test_head_to_head_leaderboard_on_hand_made_matches():
 
 def test_solo_statistics_per_scenario(tmp_path):
     rows = []
-    for scenario, bonus in (("s1", 1.0), ("s2", -2.0)):
+    for scenario, bonus, oracle in (("s1", 1.0, 0.5), ("s2", -2.0, 2.0)):  # each scenario has its own unit
         for seed in range(4):
-            for agent, score, base in (("hold", 0.0, True), ("random", -1.0, True), ("x", bonus + seed * 0.01, False)):
-                rows.append({"agent": agent, "scenario": scenario, "seed": seed, "score": score, "failed": False,
-                             "baseline": base, "rejected": 0, "clamped": 0, "latency_mean_ms": 1.0,
-                             "latency_p99_ms": 2.0})
+            rows += [solo_row("hold", scenario, seed, 0.0, baseline=True),
+                     solo_row("oracle-static", scenario, seed, oracle, kind="fixed", reference=True),
+                     solo_row("random", scenario, seed, -1.0, baseline=True),
+                     solo_row("x", scenario, seed, bonus + seed * 0.01, kind="ucb1")]
     lb = leaderboard.build(rows, n_boot=100)
     assert set(lb.solo) == {"all", "s1", "s2"}
     assert lb.solo["s1"][0]["agent"] == "x" and lb.solo["s2"][-1]["agent"] == "x"  # best on s1, worst on s2
-    assert {r["agent"]: r["mean"] for r in lb.solo["s1"]}["x"] == pytest.approx(2.015)
+    assert {r["agent"]: r["mean"] for r in lb.solo["s1"]}["x"] == pytest.approx(1.015 / 0.5)
+    assert {r["agent"]: r["mean"] for r in lb.solo["s2"]}["x"] == pytest.approx(-1.985 / 2.0)
+    everywhere = {r["agent"]: r for r in lb.solo["all"]}  # the mean over both scenarios of the per-scenario units
+    assert everywhere["x"]["mean"] == pytest.approx((1.015 / 0.5 - 1.985 / 2.0) / 2)
+    assert everywhere["random"]["mean"] == pytest.approx((-1 / 0.5 - 1 / 2.0) / 2)
+    assert everywhere["oracle-static"]["mean"] == pytest.approx(1.0) and everywhere["hold"]["mean"] == 0.0
+    assert lb.facts["units"]["s2"]["gap"] == pytest.approx(2.0)
     leaderboard.write(lb, tmp_path)
     import csv
     with open(tmp_path / "leaderboard.csv") as fh:
@@ -284,7 +364,7 @@ def test_checkpoints_enter_a_tournament_as_sb3_agents(tmp_path):
     spec = cfg.agents[1]
     assert (spec.label, spec.agent, spec.params["path"]) == ("ppo_tiny", "sb3", str(tmp_path / "ckpt" / "ppo_tiny.zip"))
     rows = tournament.run(cfg, tmp_path / "run", workers=1)
-    assert all(not r["failed"] for r in rows) and {r["agent"] for r in rows} == {"hold", "ppo_tiny"}
+    assert all(not r["failed"] for r in rows) and {r["agent"] for r in rows} == {"hold", "ppo_tiny", "oracle-static"}
 
 
 def test_a_reused_label_is_an_error_and_leaderboard_only_can_select_one_tournament(tmp_path):
@@ -297,12 +377,17 @@ def test_a_reused_label_is_an_error_and_leaderboard_only_can_select_one_tourname
     tournament.run(tournament.load_config(a), out, workers=1)
     rows_b = tournament.run(tournament.load_config(b), out, workers=1, resume=True)  # hold, random reused
     stored, _ = tournament.read_results(out / "results.parquet")
-    assert len(stored) == 8 and len(rows_b) == 6
+    assert len(stored) == 10 and len(rows_b) == 8  # (3 agents + oracle-static) x 2 seeds, rnd's 2 rows new
     res = evaluate("--leaderboard-only", "--out", out, "--n-boot", "50")
     assert res.returncode == 2 and "'rnd'" in res.stderr and "label was reused" in res.stderr, res.stderr
     res = evaluate("--leaderboard-only", "--out", out, "--config", b, "--n-boot", "50")
     assert res.returncode == 0, res.stderr
-    assert strip(tournament.rows_of(tournament.load_config(b), stored)) == strip(rows_b)
+    cfg_b = tournament.with_oracles(tournament.load_config(b), workers=1)  # from the session's oracle cache
+    def key(r):
+        return r["agent"], r["seed"]
+
+    # rows_of keeps the store's order (sorted by match), run returns the cells' order (agents, then references)
+    assert sorted(strip(tournament.rows_of(cfg_b, stored)), key=key) == sorted(strip(rows_b), key=key)
     assert evaluate("--seeds", "0").returncode == 2
 
 
@@ -366,21 +451,71 @@ def test_seats_rotate_with_a_partial_schedule():
     assert set(seats) == {0, 1} and abs(seats.count(0) - seats.count(1)) <= 1
 
 
-def test_normalisation_zero_is_the_random_agent_and_one_never_falls_below_it():
+def normalisation_rows(oracle=2.0, hold_label="hold", oracle_noise=0.0, seeds=4):
     rows = []
-    for seed in range(4):
-        for agent, kind, score, base in (("hold", "hold", 0.0, True), ("rnd", "random", 1.0, False),
-                                         ("good", "ucb1", 5.0, False), ("bad", "ucb1", -5.0, False)):
-            rows.append({"agent": agent, "kind": kind, "scenario": "s", "seed": seed, "score": score + 0.01 * seed,
-                         "failed": False, "baseline": base, "rejected": 0, "clamped": 0, "latency_mean_ms": 1.0,
-                         "latency_p99_ms": 1.0})
+    for seed in range(seeds):
+        d = 0.01 * seed
+        rows += [solo_row(hold_label, "s", seed, 0.0 + d, kind="hold", baseline=True),
+                 solo_row("oracle-static", "s", seed, oracle + d + oracle_noise * (-1) ** seed, kind="fixed",
+                          reference=True),
+                 solo_row("rnd", "s", seed, 1.0 + d, kind="random"), solo_row("good", "s", seed, 5.0 + d, kind="ucb1"),
+                 solo_row("bad", "s", seed, -5.0 + d, kind="ucb1")]
+    return rows
+
+
+def test_normalisation_zero_is_hold_one_is_the_static_oracle_and_no_silent_fallback():
+    lb = leaderboard.build(normalisation_rows(), n_boot=50)
+    assert lb.facts["normalised"] and (lb.facts["zero"], lb.facts["one"]) == ("hold", "oracle-static")
+    assert not lb.facts["notes"]
+    assert [r["agent"] for r in lb.table] == ["good", "oracle-static", "rnd", "hold", "bad"]
+    means = {r["agent"]: r["mean"] for r in lb.table}  # (score - 0.015) / 2: the random agent is not the zero
+    assert means == pytest.approx({"good": 2.5, "oracle-static": 1.0, "rnd": 0.5, "hold": 0.0, "bad": -2.5})
+
+    # the zero is the agent registered as hold, whatever its label
+    lb = leaderboard.build(normalisation_rows(hold_label="keep"), n_boot=50)
+    assert lb.facts["normalised"] and lb.facts["zero"] == "keep" and "seed_wins_keep" in lb.table[0]
+
+    # oracle <= hold on a scenario: no unit, raw scores and a note saying why (no made-up divisor)
+    for oracle in (0.0, -1.0):
+        lb = leaderboard.build(normalisation_rows(oracle=oracle), n_boot=50)
+        md = leaderboard.markdown(lb)
+        assert not lb.facts["normalised"] and "the static oracle does not beat hold there" in md
+        assert "raw scores: the unit (0 = hold, 1 = the static oracle) is undefined on s" in md
+        assert "Scores: raw score" in md
+        assert {r["agent"]: r["mean"] for r in lb.table}["good"] == pytest.approx(5.015)
+        assert [r["agent"] for r in lb.table][:3] == ["good", "rnd", "hold"]
+
+    # no oracle-static row (a tournament with `oracle: false`): raw scores and a note
+    rows = [r for r in normalisation_rows() if r["agent"] != "oracle-static"]
     lb = leaderboard.build(rows, n_boot=50)
-    assert lb.facts["normalised"] and lb.facts["reference"] == "rnd"
+    assert not lb.facts["normalised"] and lb.facts["one"] is None
+    assert "raw scores: no oracle-static row to fix the unit" in leaderboard.markdown(lb)
     assert [r["agent"] for r in lb.table] == ["good", "rnd", "hold", "bad"]
-    rows = [r for r in rows if not (r["agent"] == "rnd")] + [dict(r, failed=True) for r in rows if r["agent"] == "rnd"]
-    lb = leaderboard.build(rows, n_boot=50)  # the reference failed everywhere: raw scores, and the table says so
-    assert not lb.facts["normalised"] and "cannot be normalised" in leaderboard.markdown(lb)
-    assert [r["agent"] for r in lb.table][:3] == ["good", "hold", "bad"]
+    # two copies of hold under other labels: the first label is the zero (they play the same policy)
+    rows = [r for r in normalisation_rows() if r["agent"] != "hold"]
+    rows += [dict(r, agent="h2") for r in normalisation_rows(hold_label="h1") if r["agent"] == "h1"]
+    rows += [r for r in normalisation_rows(hold_label="h1") if r["agent"] == "h1"]
+    lb = leaderboard.build(rows, n_boot=50)
+    assert lb.facts["normalised"] and lb.facts["zero"] == "h1"
+    # no hold row at all: raw scores and a note
+    rows = [r for r in normalisation_rows() if r["agent"] != "hold"]
+    lb = leaderboard.build(rows, n_boot=50)
+    assert not lb.facts["normalised"] and lb.facts["zero"] is None
+    assert "raw scores: no hold row" in leaderboard.markdown(lb)
+
+    # the hold reference failed everywhere: no unit, raw scores, and the table says so
+    rows = [dict(r, failed=True, score=float("nan")) if r["agent"] == "hold" else r for r in normalisation_rows()]
+    lb = leaderboard.build(rows, n_boot=50)
+    assert not lb.facts["normalised"] and "undefined on s (oracle - hold = n/a)" in leaderboard.markdown(lb)
+    assert [r["agent"] for r in lb.table][:3] == ["good", "oracle-static", "rnd"]
+
+    # the oracle's gain over hold is not significant: still normalised, with a "noisy" note
+    lb = leaderboard.build(normalisation_rows(oracle=0.2, oracle_noise=1.0), n_boot=200)
+    u = lb.facts["units"]["s"]
+    assert lb.facts["normalised"] and u["gap"] == pytest.approx(0.2) and u["gap_lo"] <= 0 < u["gap_hi"]
+    md = leaderboard.markdown(lb)
+    assert "the unit is noisy on s" in md and "gain over hold is not significant" in md
+    assert {r["agent"]: r["mean"] for r in lb.table}["good"] == pytest.approx(5.0 / 0.2)
 
 
 def test_agents_that_never_met_are_rated_in_separate_groups():
@@ -403,7 +538,8 @@ def test_progress_eta_counts_only_cells_played_now_and_the_manifest_keeps_histor
     more = TournamentConfig(cfg.agents, ("tiny",), 3, overrides={"max_days": 3})
     calls = []
     tournament.run(more, tmp_path, workers=1, resume=True, progress=lambda *a: calls.append(a))
-    assert [(c[0], c[1], c[3]) for c in calls] == [(3, 3, 2)]  # 2 reused, 1 played
+    # hold and oracle-static on 3 seeds: 4 cells reused, 2 (the new seed) played
+    assert [(c[0], c[1], c[3]) for c in calls] == [(5, 6, 4), (6, 6, 4)]
     meta = __import__("json").loads((tmp_path / "manifest.json").read_text())
     assert len(meta["seeds"]) == 3 and [len(h["seeds"]) for h in meta["history"]] == [2]
     assert evaluate("--resume").returncode == 2
@@ -411,9 +547,21 @@ def test_progress_eta_counts_only_cells_played_now_and_the_manifest_keeps_histor
 
 def test_an_agent_that_cannot_be_built_forfeits_without_stopping_the_match():
     cfg = TournamentConfig((AgentSpec("ghost", "no_such_agent"), AgentSpec("hold", "hold")), ("tiny",), 1,
-                           tracks=("solo", "head-to-head"), overrides={"max_days": 3})
+                           tracks=("solo", "head-to-head"), overrides={"max_days": 3}, oracle=False)
+    assert [c.agents for c in cfg.cells() if c.track == "solo"] == [("ghost",), ("hold",)]  # no reference rows
     rows = {(c.track, r["agent"]): r for c in cfg.cells() for r in tournament.play_cell(cfg, c)}
     assert rows[("solo", "ghost")]["failed"] and "could not be built" in rows[("solo", "ghost")]["error"]
     assert rows[("solo", "ghost")]["days"] == 0
     h2h = rows[("head-to-head", "hold")]
     assert not h2h["failed"] and h2h["days"] == 3 and rows[("head-to-head", "ghost")]["failed"]
+
+
+def test_resume_of_a_missing_run_directory_is_an_error_naming_it(tmp_path):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(TINY.format(seeds=2, track="solo"))
+    missing = tmp_path / "no" / "such-run"
+    res = evaluate("--config", cfg, "--out", missing, "--resume", "--workers", "1")
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and str(missing) in res.stderr, res.stderr
+    assert "does not exist" in res.stderr and not missing.exists()  # nothing created, nothing played
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tournament.run(tournament.load_config(cfg), missing, workers=1, resume=True)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arena_env.economy import guardrails as gr
-from arena_env.economy import kernels, reference
+from arena_env.economy import guardrail_kernels as kernels
+from arena_env.economy import guardrail_ref as reference
 from arena_env.economy.params import DEFAULT_VECTOR, N_PARAMS, PARAM_INDEX
 
 BACKENDS = pytest.mark.parametrize("clamp", [kernels.clamp_updates, reference.clamp_updates],

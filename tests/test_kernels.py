@@ -8,14 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arena_env.economy import kernels as K
-from arena_env.economy import reference as R
+from arena_env.economy import layout as L
+from arena_env.economy import population as P
+from arena_env.economy import population_ref as R
 from arena_env.economy import model, scenario
 from arena_env.economy.params import ABSOLUTE_BOUNDS, PARAM_NAMES
 from tests.helpers import Population
 
-INT_FIELDS = [n for n, dt in K.USER_FIELDS if np.dtype(dt).kind in "iu"]
-FLOAT_FIELDS = [n for n, dt in K.USER_FIELDS if np.dtype(dt).kind == "f"]
+INT_FIELDS = [n for n, dt in L.USER_FIELDS if np.dtype(dt).kind in "iu"]
+FLOAT_FIELDS = [n for n, dt in L.USER_FIELDS if np.dtype(dt).kind == "f"]
 
 
 def assert_same(a, b, ctx=""):
@@ -30,7 +31,7 @@ def assert_same(a, b, ctx=""):
 
 
 def test_user_state_fits_in_64_bytes():
-    size = sum(np.dtype(dt).itemsize for _, dt in K.USER_FIELDS)
+    size = sum(np.dtype(dt).itemsize for _, dt in L.USER_FIELDS)
     assert size <= 64
     assert size == 44
     st = model.init_population(scenario.load("tiny"), 0)
@@ -41,7 +42,7 @@ def test_user_state_fits_in_64_bytes():
 def test_twin_trajectory_matches(name):
     sc = scenario.load(name, n_users=900, max_days=40)
     rng = np.random.default_rng(5)
-    a = Population(sc, 11, K)
+    a = Population(sc, 11, P)
     b = Population(sc, 11, R)
     for day in range(40):
         if day % 10 == 0:  # change the configs now and then, within the absolute bounds
@@ -53,8 +54,8 @@ def test_twin_trajectory_matches(name):
         a.step(day, payout)
         b.step(day, payout)
         assert_same(a, b, f"day {day}")
-    assert a.agg_i[..., K.A_ENROLLED].sum() == sc.n_users  # everyone enrolled by day 40
-    assert a.agg_i[..., K.A_ACTIVE].sum() > 0
+    assert a.agg_i[..., L.A_ENROLLED].sum() == sc.n_users  # everyone enrolled by day 40
+    assert a.agg_i[..., L.A_ACTIVE].sum() > 0
 
 
 _RANGES = {  # field -> (low, high) of the random states
@@ -72,10 +73,10 @@ _cfg = st.tuples(*[st.integers(*ABSOLUTE_BOUNDS[p]) for p in PARAM_NAMES])
 def test_twin_on_random_states(state_seed, day, seed, cfgs):
     """One step from an arbitrary valid user state and configs gives the same result on both backends."""
     sc = scenario.load("tiny", n_users=120, site_size=7)
-    a = Population(sc, seed, K)
+    a = Population(sc, seed, P)
     b = Population(sc, seed, R)
     rng = np.random.default_rng(state_seed)
-    for name, dt in K.USER_FIELDS:
+    for name, dt in L.USER_FIELDS:
         if name == "last_active":
             continue
         lo, hi = _RANGES[name]
@@ -83,7 +84,7 @@ def test_twin_on_random_states(state_seed, day, seed, cfgs):
         a.state[name][:] = vals.astype(dt)
     lag = rng.integers(1, 6, sc.n_users)
     a.state["last_active"][:] = np.maximum(day - lag, a.state["enroll_day"] - 1)
-    for name, _ in K.USER_FIELDS:
+    for name, _ in L.USER_FIELDS:
         b.state[name][:] = a.state[name]
     n = rng.integers(0, 8, a.site_prev.shape[0]).astype(float)
     mean = rng.uniform(0, 300, n.shape)
@@ -100,6 +101,21 @@ def test_twin_on_random_states(state_seed, day, seed, cfgs):
     assert_same(a, b)
 
 
+def test_day_params_agree():
+    """Both backends bundle the same tables and constants for the phases."""
+    sc = scenario.load("tiny")
+    p = Population(sc, 2**62 + 5, P)
+    glob = model.global_vector(sc, 9)
+    args = (9, p.seed, p.cfg, p.pscale, p.vs, p.sg, glob, p.tenure, p.log1p)
+    a, b = P.day_params(*args), R.day_params(*args)
+    assert type(a) is type(b) is L.DayParams
+    for name, x, y in zip(L.DayParams._fields, a, b, strict=True):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, name
+    assert a.period == 7 and a.sb_first.shape == (sc.n_variants,)
+
+
 def test_thread_count_does_not_change_results():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 Numba threads")
@@ -107,13 +123,13 @@ def test_thread_count_does_not_change_results():
     runs = []
     for threads in (1, 2):
         numba.set_num_threads(threads)
-        p = Population(sc, 3, K)
+        p = Population(sc, 3, P)
         for day in range(8):
             p.step(day)
         runs.append(p)
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     a, b = runs
-    for name, _ in K.USER_FIELDS:
+    for name, _ in L.USER_FIELDS:
         np.testing.assert_array_equal(a.state[name], b.state[name])
     assert np.array_equal(a.agg_f, b.agg_f)  # bit-identical floats, not just close
     assert a.agg_i.shape[0] > 2  # several chunks, so the threads really split the work
@@ -125,8 +141,8 @@ def test_counter_based_draws_do_not_depend_on_user_order():
                segments=[{"name": "a", "sat_rank": 0.0}, {"name": "b", "sat_rank": 0.0, "base_logit": -2.0}])
     sc1 = scenario.load("tiny", site_size=10, **off)
     sc2 = scenario.load("tiny", site_size=400, **off)
-    a = Population(sc1, 9, K)
-    b = Population(sc2, 9, K)
+    a = Population(sc1, 9, P)
+    b = Population(sc2, 9, P)
     for day in range(15):
         a.step(day)
         b.step(day)

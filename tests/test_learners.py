@@ -1,12 +1,16 @@
-"""The sb3 and llm agents: a tiny trained policy in the loop, recorded LLM answers, strict parsing."""
+"""The sb3 and llm agents: how a policy's actions become updates (stub models), recorded LLM answers,
+strict parsing, and one determinism test with a tiny trained policy and a scripted LLM in the loop."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 import agents
 import agents.learners  # noqa: F401  (registers sb3 and llm)
+from agents import Update
 from agents.learners import build_prompt, fractions_to_update, parse_answer
 from arena_env.economy.env import EconomyEnv
 from arena_env.wrappers.agents import context_for, run_episode
@@ -85,21 +89,91 @@ def test_prompt_names_every_metric_and_the_control():
     assert " vs " in prompt
 
 
-@pytest.mark.parametrize("mode", ["continuous", "discrete"])
-def test_sb3_checkpoint_plays_in_the_parallel_env(tmp_path, mode):
+class StubModel:
+    """Stands in for a loaded SB3 model: answers fixed actions and records how it was asked."""
+
+    def __init__(self, actions, n=None):
+        self.actions, self.calls, self.seeds = list(actions), [], []
+        self.action_space = type("Space", (), {"n": n})() if n is not None else object()
+
+    def predict(self, obs, deterministic=False):
+        self.calls.append((np.asarray(obs).dtype, deterministic))
+        return self.actions.pop(0), None
+
+    def set_random_seed(self, seed):
+        self.seeds.append(seed)
+
+
+def sb3_with(monkeypatch, model, **kw):
+    import stable_baselines3
+
+    monkeypatch.setattr(stable_baselines3.PPO, "load", classmethod(lambda cls, path, device="auto": model))
+    return agents.make("sb3", path="unused.zip", **kw)
+
+
+def sb3_context(**kw):
+    """The context of variant_0 after a reset of ``tiny``, with its observation vector; ``kw`` replaces fields."""
+    env = EconomyEnv("tiny")
+    obs, _ = env.reset(seed=0)
+    return dataclasses.replace(context_for(env, "variant_0", obs["variant_0"]), **kw)
+
+
+def test_sb3_box_actions_are_the_envs_continuous_moves(monkeypatch):
+    a = np.zeros(10, np.float32)
+    a[0], a[7] = 1.0, -1.0
+    model = StubModel([a, a])
+    pol = sb3_with(monkeypatch, model)
+    pol.reset(9)
+    assert model.seeds == [9]
+    up = pol.act(sb3_context())
+    assert up.overrides == {"scanXp": 15, "streakBonusCap": 33}  # 10 * 1.5 and 50 / 1.5 = 33.3 -> 33
+    assert model.calls == [(np.float32, True)]  # the observation as float32, deterministic by default
+    assert pol.act(sb3_context(next_allowed_update=1e9)) is None and len(model.calls) == 1  # not even asked
+    with pytest.raises(ValueError, match="no observation vector"):
+        pol.act(sb3_context(vector=None))
+    stochastic = sb3_with(monkeypatch, StubModel([np.zeros(10, np.float32)]), deterministic=False)
+    assert stochastic.act(sb3_context()) is None and stochastic.model.calls == [(np.float32, False)]
+
+
+def test_sb3_discrete_actions_hold_or_pull_a_preset(monkeypatch):
+    pol = sb3_with(monkeypatch, StubModel([0, 2, 1], n=4))
+    ctx = sb3_context()
+    names = list(ctx.presets)
+    assert pol.act(ctx) is None                                            # 0 holds
+    assert pol.act(ctx) == Update(dict(ctx.presets[names[1]]), f"policy chose preset {names[1]}")  # k: preset k-1
+    assert pol.act(ctx).overrides == dict(ctx.presets[names[0]])
+
+
+def scripted(prompt):
+    import json
+    import re
+
+    config = json.loads(re.search(r"Current config: (\{.*\})", prompt).group(1))
+    return json.dumps({"overrides": {"photoXp": config["photoXp"] + 2}, "reasoning": "more photos"})
+
+
+def test_learners_play_deterministically(tmp_path):
+    """The learners' one determinism test: a tiny PPO checkpoint (continuous and discrete) and an LLM
+    agent with scripted answers, each played twice with the same seed in the parallel env."""
     from stable_baselines3 import PPO
 
-    single = EconomySingleEnv(scenario="tiny", max_days=8, action_mode=mode)
-    model = PPO("MlpPolicy", single, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
-    model.learn(total_timesteps=32)
-    path = tmp_path / "ppo.zip"
-    model.save(path)
-
-    def play():
-        pol = agents.make("sb3", path=str(path))
-        return run_episode(EconomyEnv("tiny", max_days=8, action_mode=mode), {"variant_0": pol}, seed=5)
-
-    a, b = play(), play()
-    assert a == b and a["days"] == 8
+    for mode, scenario in (("continuous", "tiny"), ("discrete", "bandit")):
+        single = EconomySingleEnv(scenario="tiny", max_days=8, action_mode=mode)
+        model = PPO("MlpPolicy", single, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+        model.learn(total_timesteps=32)
+        path = tmp_path / f"ppo-{mode}.zip"
+        model.save(path)
+        a, b = (run_episode(EconomyEnv(scenario, n_users=2000, max_days=8, action_mode=mode, info_level="light"),
+                            {"variant_0": agents.make("sb3", path=str(path))}, seed=5) for _ in range(2))
+        assert a == b and a["days"] == 8, mode
     with pytest.raises(ValueError, match="unknown algorithm"):
         agents.make("sb3", path=str(path), algo="NOPE")
+
+    def play_llm():
+        env = EconomyEnv("default", n_users=2000, max_days=12, info_level="light")
+        return run_episode(env, {"variant_0": agents.make("llm", complete=scripted, every=3)}, seed=11)
+
+    a = play_llm()
+    assert a == play_llm()
+    assert [d["appliedConfig"] for d in a["decisions"]["variant_0"]] == [{"photoXp": 12}, {"photoXp": 14},
+                                                                         {"photoXp": 16}, {"photoXp": 18}]

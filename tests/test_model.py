@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arena_env.economy import kernels as K
-from arena_env.economy import model, scenario
+from arena_env.economy import layout as L
+from arena_env.economy import model, population, scenario
 from arena_env.economy.env import EconomyEnv
 from arena_env.economy.params import DEFAULT_VECTOR, PARAM_INDEX
 from tests.helpers import Population
@@ -30,7 +30,7 @@ def drive(targets, scenario_name="default", days=35, seed=1, **kw):
     return env
 
 
-def ratio(env, num, den=K.A_ENROLLED, start=15):
+def ratio(env, num, den=L.A_ENROLLED, start=15):
     """Treatment / control ratio of sum(num) / sum(den) over days start..end, per treatment."""
     h = env.history_i[start:env.day]
     n = h[..., num].sum(axis=0) if isinstance(num, int) else sum(h[..., c] for c in num).sum(axis=0)
@@ -46,16 +46,16 @@ def with_param(name, value):
 
 
 @pytest.mark.parametrize("param, value, num, den, direction", [
-    ("scanXp", 30, K.A_SCANS, K.A_ACTIVE, +1),           # more scans per active day
-    ("feedbackXp", 45, K.A_FEEDBACK, K.A_SCANS, +1),     # more feedback per scan
-    ("issueReportXp", 100, K.A_ISSUES, K.A_ACTIVE, +1),
-    ("statusReportXp", 80, K.A_STATUS, K.A_ACTIVE, +1),
-    ("photoXp", 40, K.A_PHOTOS, K.A_FEEDBACK, +1),
-    ("firstScanOfDayXp", 60, K.A_ACTIVE, K.A_ENROLLED, +1),  # more users come back each day
-    ("streakBonusPerDay", 15, K.A_STREAK_SUM, K.A_ENROLLED, +1),  # longer streaks
-    ("streakBonusCap", 200, K.A_XP_STREAK, K.A_ACTIVE, +1),
-    ("scanDailyCap", 2, K.A_SCANS, K.A_ACTIVE, -1),
-    ("feedbackDailyCap", 1, K.A_FEEDBACK, K.A_SCANS, -1),
+    ("scanXp", 30, L.A_SCANS, L.A_ACTIVE, +1),           # more scans per active day
+    ("feedbackXp", 45, L.A_FEEDBACK, L.A_SCANS, +1),     # more feedback per scan
+    ("issueReportXp", 100, L.A_ISSUES, L.A_ACTIVE, +1),
+    ("statusReportXp", 80, L.A_STATUS, L.A_ACTIVE, +1),
+    ("photoXp", 40, L.A_PHOTOS, L.A_FEEDBACK, +1),
+    ("firstScanOfDayXp", 60, L.A_ACTIVE, L.A_ENROLLED, +1),  # more users come back each day
+    ("streakBonusPerDay", 15, L.A_STREAK_SUM, L.A_ENROLLED, +1),  # longer streaks
+    ("streakBonusCap", 200, L.A_XP_STREAK, L.A_ACTIVE, +1),
+    ("scanDailyCap", 2, L.A_SCANS, L.A_ACTIVE, -1),
+    ("feedbackDailyCap", 1, L.A_FEEDBACK, L.A_SCANS, -1),
 ])
 def test_every_parameter_matters(param, value, num, den, direction):
     env = drive([with_param(param, value)])
@@ -73,8 +73,8 @@ def test_objective_has_an_interior_optimum():
     env = drive([low, high], days=60)
     assert env.total_rewards[0] < -0.2 and env.total_rewards[1] < -0.2, env.total_rewards  # EUR per user
     # and the reason differs: stingy loses engagement, lavish pays too much XP for what it buys
-    assert ratio(env, K.A_ACTIVE)[0] < 0.9
-    assert ratio(env, K.A_ACTIVE)[1] > 1.05
+    assert ratio(env, L.A_ACTIVE)[0] < 0.9
+    assert ratio(env, L.A_ACTIVE)[1] > 1.05
 
 
 def preset_totals(name, seeds=(1, 2)):
@@ -107,7 +107,7 @@ def test_loss_aversion_cuts_hurt_more_than_raises_help():
         env.step(acts)
     def rate(v, d0, d1):
         h = env.history_i[d0:d1]
-        return h[:, v, K.A_ACTIVE].sum() / h[:, v, K.A_ENROLLED].sum()
+        return h[:, v, L.A_ACTIVE].sum() / h[:, v, L.A_ENROLLED].sum()
     change = [rate(v, 21, 26) / rate(0, 21, 26) - rate(v, 12, 20) / rate(0, 12, 20) for v in (1, 2)]
     assert change[0] > 0 and change[1] < 0
     assert -change[1] > change[0], change
@@ -115,32 +115,32 @@ def test_loss_aversion_cuts_hurt_more_than_raises_help():
 
 def test_inflation_same_rewards_feel_smaller_after_much_xp():
     sc = scenario.load("tiny", n_users=4000, recruitment={"initial_fraction": 1.0, "days": 0})
-    fresh = Population(sc, 3, K)
-    rich = Population(sc, 3, K)
+    fresh = Population(sc, 3, population)
+    rich = Population(sc, 3, population)
     rich.state["cum_xp"][:] = 40000
     active = []
     for p in (fresh, rich):
         total = 0
         for day in range(10):
-            total += p.step(day)[0][:, K.A_ACTIVE].sum()
+            total += p.step(day)[0][:, L.A_ACTIVE].sum()
         active.append(total)
     assert active[1] < 0.95 * active[0]
 
 
 def test_substitution_scan_farming_lowers_feedback_quality():
     env = drive([with_param("scanXp", 60)], scenario_name="gaming-prone")
-    assert ratio(env, K.A_FEEDBACK, K.A_SCANS)[0] < 0.9
-    assert ratio(env, K.A_SCANS, K.A_ACTIVE)[0] > 1.2
+    assert ratio(env, L.A_FEEDBACK, L.A_SCANS)[0] < 0.9
+    assert ratio(env, L.A_SCANS, L.A_ACTIVE)[0] > 1.2
 
 
 def test_churned_users_stay_in_the_denominators():
     env = drive([DEFAULT_VECTOR], days=60)
     h = env.history_i
-    assert np.all(np.diff(h[:, :, K.A_ENROLLED], axis=0) >= 0)
-    assert np.all(np.diff(h[:, :, K.A_CHURNED], axis=0) >= 0)
-    assert h[-1, :, K.A_CHURNED].min() > 0
-    assert h[-1, :, K.A_ENROLLED].sum() == env.scenario.n_users
-    assert np.all(h[-1, :, K.A_ACTIVE7] <= h[-1, :, K.A_ENROLLED] - h[-1, :, K.A_CHURNED] + 7 * h[-7:, :, K.A_CHURNED_TODAY].sum(0))
+    assert np.all(np.diff(h[:, :, L.A_ENROLLED], axis=0) >= 0)
+    assert np.all(np.diff(h[:, :, L.A_CHURNED], axis=0) >= 0)
+    assert h[-1, :, L.A_CHURNED].min() > 0
+    assert h[-1, :, L.A_ENROLLED].sum() == env.scenario.n_users
+    assert np.all(h[-1, :, L.A_ACTIVE7] <= h[-1, :, L.A_ENROLLED] - h[-1, :, L.A_CHURNED] + 7 * h[-7:, :, L.A_CHURNED_TODAY].sum(0))
 
 
 @pytest.mark.parametrize("name", ["default", "interference", "budget"])
@@ -162,7 +162,7 @@ def test_treatments_interfere_through_their_shared_leaderboard():
     rich[:8] *= 4
     c = drive([DEFAULT_VECTOR, DEFAULT_VECTOR], "interference", days=30, n_users=12000)
     d = drive([rich, DEFAULT_VECTOR], "interference", days=30, n_users=12000)
-    act = [e.history_i[10:, 2, K.A_ACTIVE].sum() / e.history_i[10:, 2, K.A_ENROLLED].sum() for e in (c, d)]
+    act = [e.history_i[10:, 2, L.A_ACTIVE].sum() / e.history_i[10:, 2, L.A_ENROLLED].sum() for e in (c, d)]
     assert act[1] < act[0] * 0.99, act
 
 
@@ -181,7 +181,7 @@ def test_budget_holds_every_day_without_oscillation():
     assert not (np.corrcoef(dev[:-1], dev[1:])[0, 1] < -0.4 and dev.std() > 0.01)  # no period-2 swing
     ledger = env.ledger()
     assert np.all(ledger["budget"] < 0)  # the control's own pot is short too (the tenant config claims ~45)
-    xp = env.history_i[:env.day, :, K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum(axis=(0, 2))
+    xp = env.history_i[:env.day, :, L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum(axis=(0, 2))
     assert xp.sum() == sum(v.sum() for v in ledger.values())
     assert int(env.users["cum_xp"].astype(np.int64).sum()) == xp.sum()  # per-user credits match the ledger
 
@@ -198,8 +198,8 @@ def test_expected_churn_matches_realised_churn():
     """The objective charges churn by today's hazards (F_CHURN_RISK), which has the expectation of the
     realised count (A_CHURNED_TODAY) with far less noise: over 60 days they agree within 4 sd."""
     env = drive([DEFAULT_VECTOR], days=60, n_users=20000)
-    expected = env.history_f[:env.day, :, K.F_CHURN_RISK].sum(axis=0)
-    realised = env.history_i[:env.day, :, K.A_CHURNED_TODAY].sum(axis=0)
+    expected = env.history_f[:env.day, :, L.F_CHURN_RISK].sum(axis=0)
+    realised = env.history_i[:env.day, :, L.A_CHURNED_TODAY].sum(axis=0)
     assert np.all(realised > 100)
     assert np.all(np.abs(realised - expected) < 4 * np.sqrt(expected)), (realised, expected)
 
@@ -248,7 +248,7 @@ def test_a_treatment_cannot_grab_the_others_share_of_the_budget():
     b = drive([rich, lean, DEFAULT_VECTOR], "budget", days=20, n_users=6000)
     # from day 2 on (the guardrails need two days to bring it down) the lean treatment is paid in full,
     # however much the rich one claims, while the two holding-or-rich treatments share the rest
-    assert np.all(b.history_i[2:, 2, K.A_XP_BUDGET] == 0) and np.all(a.history_i[2:, 2, K.A_XP_BUDGET] == 0)
-    assert b.history_i[2:, 1, K.A_XP_BUDGET].sum() < a.history_i[2:, 1, K.A_XP_BUDGET].sum() < 0
+    assert np.all(b.history_i[2:, 2, L.A_XP_BUDGET] == 0) and np.all(a.history_i[2:, 2, L.A_XP_BUDGET] == 0)
+    assert b.history_i[2:, 1, L.A_XP_BUDGET].sum() < a.history_i[2:, 1, L.A_XP_BUDGET].sum() < 0
     budget, issued = b.budget_history[:b.day].T
     assert np.all(issued <= budget)

@@ -22,18 +22,39 @@ def test_no_global_random_state_in_the_package():
     assert not offenders, "module-level or unseeded randomness: " + "; ".join(offenders)
 
 
-def test_every_kernel_has_a_numpy_twin():
-    from arena_env.economy import kernels, reference
+PHASES = ("day_params", "site_standing", "add_to_site", "recruit", "appraise", "choose_activity", "act_and_earn",
+          "missions", "streaks", "adapt", "churn", "ledger", "price_ledger", "withhold")
 
-    names = [n for n in dir(kernels) if not n.startswith("_") and type(getattr(kernels, n)).__name__ == "CPUDispatcher"
-             and getattr(kernels, n).py_func.__module__.startswith("arena_env.economy")]
-    assert "step_population" in names and "clamp_updates" in names and "compare_to_control" in names
-    for n in names:
-        twin = getattr(reference, n, None)
-        assert twin is not None and type(twin).__name__ == "function", f"{n} has no NumPy twin"
-        k_args = getattr(kernels, n).py_func.__code__.co_varnames[:getattr(kernels, n).py_func.__code__.co_argcount]
-        r_args = twin.__code__.co_varnames[:twin.__code__.co_argcount]
-        assert k_args == r_args, f"{n}: signatures differ"
+
+def _kernels(module):
+    return [n for n in dir(module) if not n.startswith("_") and type(getattr(module, n)).__name__ == "CPUDispatcher"
+            and getattr(module, n).py_func.__module__ == module.__name__]
+
+
+def test_every_kernel_has_a_numpy_twin():
+    """Every Numba function of the population step (each phase included) and of the guardrail arithmetic
+    has a NumPy twin of the same name and signature; the statistics have none (both backends use them)."""
+    from arena_env.economy import (backends, guardrail_kernels, guardrail_ref, population, population_ref,
+                                   stats_kernels)
+
+    pairs = ((population, population_ref), (guardrail_kernels, guardrail_ref))
+    names = {kern: _kernels(kern) for kern, _ in pairs}
+    assert {"step_population", "pay_out", *PHASES} <= set(names[population])
+    assert "clamp_updates" in names[guardrail_kernels]
+    for kern, ref in pairs:
+        for n in names[kern]:
+            twin = getattr(ref, n, None)
+            assert twin is not None and type(twin).__name__ == "function", f"{kern.__name__}.{n} has no NumPy twin"
+            code = getattr(kern, n).py_func.__code__
+            assert code.co_varnames[:code.co_argcount] == twin.__code__.co_varnames[:twin.__code__.co_argcount], \
+                f"{n}: signatures differ"
+    stats = _kernels(stats_kernels)
+    assert "compare_to_control" in stats and "welch_test" in stats
+    for n in stats:
+        assert not hasattr(population_ref, n) and not hasattr(guardrail_ref, n), f"{n}: statistics have no twin"
+    nb, npy = backends.get("numba"), backends.get("numpy")
+    assert nb.compare_to_control is npy.compare_to_control is stats_kernels.compare_to_control
+    assert nb.step_population is population.step_population and npy.step_population is population_ref.step_population
 
 
 def test_import_has_no_side_effects():

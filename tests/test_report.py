@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,8 +15,9 @@ from arena_env.evaluation.tournament import AgentSpec, TournamentConfig
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """Both tracks on two scenarios: three solo tables (all, tiny, gaming-prone), three head-to-head tables
-    and the win matrix; plots: the solo scores, three per scenario, the ratings and the win matrix."""
+    """Both tracks on two scenarios: three solo tables (all, tiny, gaming-prone) with the oracle-static
+    reference row, three head-to-head tables and the win matrix; plots: the solo scores, three per
+    scenario, the ratings and the win matrix."""
     out = tmp_path_factory.mktemp("run")
     cfg = TournamentConfig((AgentSpec("hold", "hold", baseline=True), AgentSpec("random", "random", baseline=True),
                             AgentSpec("ucb1", "ucb1", {"period": 2})), ("tiny", "gaming-prone"), 3,
@@ -32,12 +34,22 @@ def _table(text, table_id):
 
 def test_report_is_self_contained_with_every_table_and_plot(page):
     text = page.read_text()
-    for tid in ("leaderboard", "leaderboard-tiny", "leaderboard-gaming-prone", "head-to-head", "head-to-head-tiny",
-                "head-to-head-gaming-prone"):
+    for tid in ("leaderboard", "leaderboard-tiny", "leaderboard-gaming-prone"):
         body = _table(text, tid)
-        assert body.count("<tr>") == 4, tid  # header + 3 agents
+        assert body.count("<tr>") == 5, tid  # header + 3 agents + the oracle-static reference row
+        for agent in ("hold", "random", "ucb1", "oracle-static (reference)"):
+            assert f"<td>{agent}" in body, (tid, agent)
+        assert "<th>P(&gt;oracle-static)</th>" in body and "<th>seed wins vs hold</th>" in body, tid
+    for tid in ("head-to-head", "head-to-head-tiny", "head-to-head-gaming-prone"):
+        body = _table(text, tid)
+        assert body.count("<tr>") == 4, tid  # header + 3 agents: reference rows are solo only
         for agent in ("hold", "random", "ucb1"):
             assert f"<td>{agent}" in body, (tid, agent)
+        assert "oracle-static" not in body, tid
+    # the unit and the tie rule are explained above the tables
+    assert "0 = <code>hold</code>" in text and "1 = <code>oracle-static</code>" in text
+    assert "Unit per scenario (raw mean return): gaming-prone: hold" in text
+    assert "ties do not chain" in text
     assert _table(text, "win-matrix").count("<tr>") == 4
     imgs = re.findall(r'<img alt="([^"]*)" src="([^"]+)"', text)
     assert len(imgs) == 1 + 3 * 2 + 2 and all(src.startswith("data:image/png;base64,") for _, src in imgs)
@@ -61,7 +73,11 @@ def chromium(path, profile):
     """The DOM of ``path`` after loading in headless Chromium, and the page's console messages."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):  # CI must run it, not skip
+            pytest.fail("CI is set but neither chromium nor chromium-browser is on PATH: .ci/run installs Debian's "
+                        "chromium (apt-get install chromium); the report's browser test must run in CI")
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium; in CI, with CI set, "
+                    "this test fails instead)")
     res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", "--dump-dom",
@@ -77,6 +93,6 @@ def test_report_opens_in_headless_chromium_without_errors(page, tmp_path):
     assert any("undefinedFunction" in line for line in console), console
     dom, console = chromium(page, tmp_path / "profile")
     assert console == []
-    assert _table(dom, "leaderboard").count("<tr>") == 4 and "ucb1" in dom
+    assert _table(dom, "leaderboard").count("<tr>") == 5 and "ucb1" in dom and "oracle-static" in dom
     assert _table(dom, "head-to-head").count("<tr>") == 4
     assert dom.count("<img") == 9

@@ -26,7 +26,8 @@ import agents
 from agents import controllers, learners, rules
 from agents.baselines import Random
 from agents.protocol import Context, Signals, Update
-from arena_env.economy import kernels, reference
+from arena_env.economy import guardrail_kernels as kernels
+from arena_env.economy import guardrail_ref as reference
 from arena_env.economy.env import EconomyEnv
 from arena_env.economy.params import ABSOLUTE_BOUNDS, DEFAULT_VECTOR, PARAM_INDEX, PARAM_NAMES
 from arena_env.wrappers.agents import action_for, run_episode
@@ -101,8 +102,8 @@ def test_no_second_copy_of_the_rules():
     and no ``max(current * pct / 100, 1)`` elsewhere, and no Python ``round`` on an agent's targets."""
     rule_copies = [r"floor\((np\.)?abs\(", r"max(imum)?\(.*pct\)? / 100(\.0)?, 1(\.0)?\)"]
     files = {path: rule_copies + [r"\bint\(round\("] for path in sorted((ROOT / "agents").glob("*.py"))}
-    for name in ("wrappers/agents.py", "economy/env.py", "economy/guardrails.py", "economy/kernels.py",
-                 "economy/reference.py"):
+    for name in ("wrappers/agents.py", "economy/env.py", "economy/guardrails.py", "economy/guardrail_kernels.py",
+                 "economy/guardrail_ref.py", "economy/population.py", "economy/population_ref.py"):
         files[ROOT / "arena_env" / name] = rule_copies
     for path, banned in files.items():
         if path.name == "rules.py" and path.parent.name == "agents":

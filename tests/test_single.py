@@ -68,3 +68,30 @@ def test_episode_end_and_seeded_reproducibility():
 def test_bad_learner_name():
     with pytest.raises(ValueError, match="learner"):
         EconomySingleEnv(learner="control", scenario="tiny")
+
+
+def test_opponents_by_registered_name_get_one_instance_per_seat_and_play():
+    env = gymnasium.make("arena/EconomySingle-v1", scenario="default", n_users=400, max_days=15, opponents="random")
+    opp = env.unwrapped.opponents
+    assert set(opp) == {"variant_1"} or len({id(p) for p in opp.values()}) == len(opp)
+    env.reset(seed=3)
+    for _ in range(15):
+        env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    cfg = env.unwrapped.par.config
+    assert (cfg[2] != cfg[0]).any()  # the random opponent moved variant_1 (row 2; row 0 is the control)
+    spec = gymnasium.make("arena/EconomySingle-v1", scenario="tiny", opponents={"agent": "ucb1", "params": {"c": 2.0}})
+    assert all(p.c == 2.0 for p in spec.unwrapped.opponents.values())
+
+
+@pytest.mark.parametrize("bad, err, words", [
+    (..., TypeError, ["opponents['variant_1']", "registered agent name", "ellipsis"]),
+    (42, TypeError, ["opponents['variant_1']", "int"]),
+    ("nope", ValueError, ["unknown agent 'nope'", "random"]),
+    ({"variant_9": None}, ValueError, ["variant_9", "the others are"]),
+    ({"agent": "ucb1", "params": {"c": -1}}, ValueError, ["opponents['variant_1']", "c >= 0"]),
+])
+def test_bad_opponents_fail_at_construction_naming_the_seat(bad, err, words):
+    with pytest.raises(err) as exc:
+        gymnasium.make("arena/EconomySingle-v1", scenario="tiny", opponents=bad)
+    for w in words:
+        assert w in str(exc.value)

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernels as K
+from . import layout as L
 from . import metrics as M
 from .params import PARAM_NAMES
 from .scenario import METRIC_NAMES, ScenarioError, load  # noqa: F401 (ScenarioError: for callers)
+from .stats_kernels import student_q975
 
 EVAL_SEED_BASE = 1_000_000
 """Evaluation seeds are ``EVAL_SEED_BASE + i``; training seeds must stay below it."""
@@ -71,7 +72,7 @@ QUICK = Settings(grid=(-1.0, 0.0, 1.0), rounds=1, adaptive_rounds=1,
 
 def paired_ci(a, b=None) -> dict:
     """Mean of the paired differences ``a - b`` (or of ``a`` alone) with a t-based 95% CI (the t quantile
-    of the metric statistics, ``kernels._student_q975``: one implementation, tested against SciPy).
+    of the metric statistics, ``stats_kernels.student_q975``: one implementation, tested against SciPy).
 
     Returns ``mean``, ``lo``, ``hi`` (NaN with fewer than 2 pairs), ``sd`` (of the differences,
     ddof 1), ``n``, ``excludes_zero`` (the CI lies strictly on one side of 0) and ``sign``
@@ -83,7 +84,7 @@ def paired_ci(a, b=None) -> dict:
     mean = float(d.mean()) if n else math.nan
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
     if n > 1:
-        half = float(K._student_q975(float(n - 1))) * sd / math.sqrt(n)
+        half = float(student_q975(float(n - 1))) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
     else:
         lo = hi = math.nan
@@ -234,7 +235,7 @@ def budget_series(env) -> np.ndarray | None:
     if bh is not None:
         return np.asarray(bh, dtype=np.float64)[:days].copy()
     h = env.history_i[:days]
-    budget = per_user * np.maximum(h[:, :, K.A_ENROLLED].sum(axis=1), 1)
+    budget = per_user * np.maximum(h[:, :, L.A_ENROLLED].sum(axis=1), 1)
     issued = M.xp_total(h).sum(axis=1)
     return np.stack([budget, issued], axis=1).astype(np.float64)
 
@@ -426,7 +427,7 @@ def _control_moves(hold_rows: list[dict], opt_rows: list[dict]) -> dict:
         same = np.array_equal(h["control_i"], o["control_i"]) and np.array_equal(h["control_f"], o["control_f"])
         identical += same
         ret = max(ret, abs(o["control"][_RR] - h["control"][_RR]) / max(abs(h["control"][_RR]), 1e-12))
-        hs, os_ = h["control_i"][:, K.A_SCANS].sum(), o["control_i"][:, K.A_SCANS].sum()
+        hs, os_ = h["control_i"][:, L.A_SCANS].sum(), o["control_i"][:, L.A_SCANS].sum()
         scans = max(scans, abs(float(os_ - hs)) / max(abs(float(hs)), 1e-12))
     n = len(hold_rows)
     return {"seeds": n, "identical_seeds": int(identical), "bit_identical": identical == n,
@@ -597,6 +598,24 @@ DEFAULT_SEEDS, DEFAULT_TRAIN_SEEDS = 10, 3
 QUICK_SEEDS, QUICK_TRAIN_SEEDS = 4, 2
 
 
+def static_search(ev: "Evaluator", tenant, lo, hi, train_seeds: Sequence[int], settings: Settings,
+                  max_days: int) -> tuple[dict, tuple[int, ...]]:
+    """The static optimum: coordinate ascent over log2 multipliers of the tenant config (grid
+    ``settings.grid``, at most ``settings.rounds`` rounds, from the tenant config), maximising the
+    mean return over ``train_seeds`` minus hold's.  Returns the search record of
+    :func:`coordinate_ascent` and the best config.  The card and the leaderboards' static oracle
+    (:mod:`arena_env.evaluation.oracle`) both use this one search."""
+    train_hold = ev.returns([()], train_seeds)[0]
+
+    def static_obj(points):
+        pols = [schedule([multiplied_config(tenant, p, lo, hi)], [], tenant, max_days) for p in points]
+        return list(ev.returns(pols, train_seeds).mean(axis=1) - train_hold.mean())
+
+    grids = [settings.grid] * len(PARAM_NAMES)
+    ca = coordinate_ascent(static_obj, (0.0,) * len(PARAM_NAMES), grids, max_rounds=settings.rounds)
+    return ca, multiplied_config(tenant, ca["point"], lo, hi)
+
+
 def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = DEFAULT_TRAIN_SEEDS, workers: int = 1,
                quick: bool = False, overrides: dict | None = None, progress: bool | Progress = False,
                settings: Settings | None = None) -> dict:
@@ -643,15 +662,7 @@ def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = 
 
         # 2. static optimum ----------------------------------------------------------------------------
         prog.stage = "static search"
-        train_hold = ev.returns([hold], train)[0]
-
-        def static_obj(points):
-            pols = [fixed(multiplied_config(tenant, p, lo, hi)) for p in points]
-            return list(ev.returns(pols, train).mean(axis=1) - train_hold.mean())
-
-        grids = [settings.grid] * len(PARAM_NAMES)
-        ca = coordinate_ascent(static_obj, (0.0,) * len(PARAM_NAMES), grids, max_rounds=settings.rounds)
-        opt_cfg = multiplied_config(tenant, ca["point"], lo, hi)
+        ca, opt_cfg = static_search(ev, tenant, lo, hi, train, settings, T)
         opt = fixed(opt_cfg)
         stage("static search")
         prog.stage = "static eval"

@@ -180,9 +180,11 @@ from pettingzoo import ParallelEnv
 
 from arena_env._numba import check_threads, set_threads, threads_for
 
-from . import kernels as K
+from . import backends
+from . import layout as L
 from . import metrics as M
 from . import model
+from . import stats_kernels as S
 from .guardrails import COMPLETED, RUNNING, TRANSITIONS, GuardrailConfig, Guardrails
 from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES, resolve, to_dict, to_vector
 from .scenario import METRIC_NAMES, Scenario, ScenarioError, load
@@ -197,18 +199,11 @@ OBS_LOW = np.zeros(OBS_DIM, np.float32)  # the documented range of every entry (
 OBS_LOW[53:63] = OBS_LOW[68:70] = -1.0  # configs (log ratios) and the weekday's sin/cos
 OBS_HIGH = np.ones(OBS_DIM, np.float32)
 ACTION_MODES = ("continuous", "discrete", "absolute")
-BACKENDS = ("numba", "numpy")
+BACKENDS = backends.NAMES
 _LOG1P_LEN = 1024
 DEFAULT_WEIGHTS = {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}  # TendedLoop composite
 _SHORT = ("scans/d", "XP/d", "retain", "missions", "streak", "feedback")  # render headers, METRIC_NAMES order
 _PARAM_SHORT = ("scan", "fb", "issue", "status", "photo", "first", "strk/d", "strkcap", "scancap", "fbcap")
-
-
-def _backend_module(name: str):
-    if name == "numba":
-        return K
-    from . import reference
-    return reference
 
 
 class EconomyEnv(ParallelEnv):
@@ -270,9 +265,7 @@ class EconomyEnv(ParallelEnv):
         self.sites_per_chunk = model.sites_per_chunk(sc.site_size)
         self.n_chunks = model.chunk_count(sc.n_users, sc.site_size)
         self._sg_tab = model.segment_table(sc)
-        self._novelty = model.novelty_table(sc)
-        self._habituation = model.habituation_table(sc)
-        self._onboarding = model.onboarding_table(sc)
+        self._tenure = model.tenure_table(sc)
         self._log1p = model.log1p_table(_LOG1P_LEN)
 
         # observation 53-62: log((x + 1) / (tenant + 1)) over the larger of the two log distances to the
@@ -302,9 +295,9 @@ class EconomyEnv(ParallelEnv):
         return self.action_spaces[agent]
 
     @property
-    def kernels(self):
-        """The backend module (``kernels`` or ``reference``)."""
-        return _backend_module(self.backend)
+    def kernels(self) -> backends.Backend:
+        """The functions of the backend (:func:`arena_env.economy.backends.get`)."""
+        return backends.get(self.backend)
 
     # ----------------------------------------------------------------- reset
     def reset(self, seed: int | None = None, options: dict | None = None):
@@ -325,12 +318,12 @@ class EconomyEnv(ParallelEnv):
         V = sc.n_variants
         self.users = model.init_population(sc, self.episode_seed)
         self._variant_size = np.maximum(np.bincount(self.users["variant"], minlength=V)[:V], 1)  # observation 0
-        self._site_prev = np.zeros((self.n_sites, K.N_SITE))
-        self._site_next = np.zeros((self.n_sites, K.N_SITE))
-        self._agg_i = np.zeros((self.n_chunks, V, K.N_AI), dtype=np.int64)
-        self._agg_f = np.zeros((self.n_chunks, V, K.N_AF))
-        self.history_i = np.zeros((sc.max_days, V, K.N_AI), dtype=np.int64)
-        self.history_f = np.zeros((sc.max_days, V, K.N_AF))
+        self._site_prev = np.zeros((self.n_sites, L.N_SITE))
+        self._site_next = np.zeros((self.n_sites, L.N_SITE))
+        self._agg_i = np.zeros((self.n_chunks, V, L.N_AI), dtype=np.int64)
+        self._agg_f = np.zeros((self.n_chunks, V, L.N_AF))
+        self.history_i = np.zeros((sc.max_days, V, L.N_AI), dtype=np.int64)
+        self.history_f = np.zeros((sc.max_days, V, L.N_AF))
         self.config = np.tile(self.tenant_vector, (V, 1))
         self.effective_config = self.config.astype(np.float64)
         self._vs_tab = model.variant_segment_table(sc, self.effective_config)
@@ -348,11 +341,11 @@ class EconomyEnv(ParallelEnv):
         self.day = 0
         self.decisions: list[dict] = []
         self._last_clamp_share = np.zeros(V)
-        self._tests = np.full((V, M.N_METRICS, K.N_TEST_FIELDS), np.nan)
+        self._tests = np.full((V, M.N_METRICS, S.N_TEST_FIELDS), np.nan)
         self._mean = np.zeros((V, M.N_METRICS))
         self._var = np.full((V, M.N_METRICS), np.nan)
         self._n = np.zeros((V, M.N_METRICS), dtype=np.int64)
-        self._today_i = np.zeros((V, K.N_AI), dtype=np.int64)
+        self._today_i = np.zeros((V, L.N_AI), dtype=np.int64)
         self._total_scans = np.zeros(V, dtype=np.int64)
         self.agents = list(self.possible_agents)
         obs = self._observations()
@@ -526,8 +519,8 @@ class EconomyEnv(ParallelEnv):
         eff = self.config.astype(np.float64)
         if np.any(self.expected_payout < 1.0):
             eff = eff * self.expected_payout[:, None]
-            eff[:, K.P_SCAN_CAP] = self.config[:, K.P_SCAN_CAP]
-            eff[:, K.P_FB_CAP] = self.config[:, K.P_FB_CAP]
+            eff[:, L.P_SCAN_CAP] = self.config[:, L.P_SCAN_CAP]
+            eff[:, L.P_FB_CAP] = self.config[:, L.P_FB_CAP]
         key = eff.tobytes()
         if key != self._vs_key:
             self._vs_tab = model.variant_segment_table(sc, eff)
@@ -539,17 +532,14 @@ class EconomyEnv(ParallelEnv):
         u = self.users
         cfg = self.config.astype(np.float64)
         self.kernels.step_population(
-            day, self.episode_seed, sc.site_size, self.sites_per_chunk,
-            u["variant"], u["segment"], u["enroll_day"], u["last_active"], u["streak"], u["flags"],
-            u["act7"], u["m_target"], u["m_progress"], u["cum_xp"], u["xp_today"], u["ref_xp"], u["sat"],
-            u["scan_ema"], u["xp_ema"], u["trait"], u["fb_trait"],
-            cfg, self.expected_payout, self._vs_tab, self._sg_tab, glob, self._novelty, self._habituation,
-            self._onboarding, self._log1p, self._site_prev, self._site_next, self._agg_i, self._agg_f,
+            day, self.episode_seed, sc.site_size, self.sites_per_chunk, u, cfg, self.expected_payout,
+            self._vs_tab, self._sg_tab, glob, self._tenure, self._log1p, self._site_prev, self._site_next,
+            self._agg_i, self._agg_f,
         )
         # the budget: the control has a pot of its own; the treatments share one, each paid its claims
         # up to its fair share, the slack that frugal treatments leave going to the others (water-filling)
         if sc.budget.daily_xp_per_user is not None:
-            enrolled = self._agg_i[:, :, K.A_ENROLLED].sum(axis=0).astype(np.float64)
+            enrolled = self._agg_i[:, :, L.A_ENROLLED].sum(axis=0).astype(np.float64)
             claimed = M.xp_total(self._agg_i).sum(axis=0)
             per_user = sc.budget.daily_xp_per_user
             self.payout_scale = np.concatenate([
@@ -557,20 +547,19 @@ class EconomyEnv(ParallelEnv):
                 M.budget_payout(claimed[1:], enrolled[1:], per_user * enrolled[1:].sum())])
             self.budget_scale = float(self.payout_scale[1:].min())
             if self.payout_scale.min() < 1.0:
-                self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u["variant"], u["enroll_day"],
-                                     u["xp_today"], u["cum_xp"], u["xp_ema"], self.payout_scale, glob,
+                self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u, self.payout_scale, glob,
                                      self._site_next, self._agg_i, self._agg_f)
             self.budget_history[day] = per_user * enrolled.sum(), M.xp_total(self._agg_i).sum()
             # adaptive expectations (rate 2 / (metric_window + 1)): users believe a payout ratio once they
             # have seen it for a while, which damps the cobweb of full-pay and cut days
-            self.expected_payout += glob[K.GL_ALPHA] * (self.payout_scale - self.expected_payout)
+            self.expected_payout += glob[L.GL_ALPHA] * (self.payout_scale - self.expected_payout)
         self._site_prev, self._site_next = self._site_next, self._site_prev
         today_i = self._agg_i.sum(axis=0)
         today_f = self._agg_f.sum(axis=0)
         self.history_i[day] = today_i
         self.history_f[day] = today_f
         self._today_i = today_i
-        self._total_scans += today_i[:, K.A_SCANS]
+        self._total_scans += today_i[:, L.A_SCANS]
         window_i = self.history_i[max(0, day - sc.metric_window + 1):day + 1].sum(axis=0)
         mean, var, n, succ, trials = M.summarize(today_i, today_f, window_i)
         self._mean, self._var, self._n = mean, var, n
@@ -578,7 +567,7 @@ class EconomyEnv(ParallelEnv):
                                         self._tests)
         xp_today = M.xp_total(today_i)
 
-        enrolled = today_i[:, K.A_ENROLLED]
+        enrolled = today_i[:, L.A_ENROLLED]
         tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)
 
         out = M.daily_outcomes(today_i, mean)
@@ -630,10 +619,10 @@ class EconomyEnv(ParallelEnv):
         g = self.guardrails
         V = sc.n_variants
         o = np.empty((V, OBS_DIM))
-        enr = np.maximum(ti[:, K.A_ENROLLED], 1).astype(np.float64)
-        o[:, 0] = ti[:, K.A_ENROLLED] / self._variant_size
-        o[:, 1] = ti[:, K.A_ACTIVE] / enr
-        o[:, 2] = ti[:, K.A_CHURNED] / enr
+        enr = np.maximum(ti[:, L.A_ENROLLED], 1).astype(np.float64)
+        o[:, 0] = ti[:, L.A_ENROLLED] / self._variant_size
+        o[:, 1] = ti[:, L.A_ACTIVE] / enr
+        o[:, 2] = ti[:, L.A_CHURNED] / enr
         scans = self._total_scans / (enr * max(self.day, 1))
         o[:, 3] = scans / (scans + SCANS_SCALE)
         o[:, 4] = self.day / sc.max_days
@@ -657,8 +646,8 @@ class EconomyEnv(ParallelEnv):
         """The protocol's ``GET /signals`` payload for variant ``v`` (0 = control)."""
         ti = self._today_i
         metrics = M.metric_dicts(self._mean[v:v + 1], self._var[v:v + 1], self._n[v:v + 1])[0]
-        return {"enrolled": int(ti[v, K.A_ENROLLED]), "activeToday": int(ti[v, K.A_ACTIVE]),
-                "active7d": int(ti[v, K.A_ACTIVE7]), "totalScans": int(self._total_scans[v]),
+        return {"enrolled": int(ti[v, L.A_ENROLLED]), "activeToday": int(ti[v, L.A_ACTIVE]),
+                "active7d": int(ti[v, L.A_ACTIVE7]), "totalScans": int(self._total_scans[v]),
                 "experimentDays": int(self.day), "metrics": metrics}
 
     def _info(self, agent, decision, notes, extra=None, lift=None, xp_pu=None) -> dict:
@@ -691,7 +680,7 @@ class EconomyEnv(ParallelEnv):
     def ledger(self) -> dict[str, np.ndarray]:
         """XP issued so far per rule, each an int64 array over variants (0 = control)."""
         h = self.history_i[:self.day].sum(axis=0)
-        return {rule: h[:, K.A_XP_SCAN + i].copy() for i, rule in enumerate(K.XP_RULES)}
+        return {rule: h[:, L.A_XP_SCAN + i].copy() for i, rule in enumerate(L.XP_RULES)}
 
     def render(self):
         if self.render_mode is None:
@@ -707,19 +696,19 @@ class EconomyEnv(ParallelEnv):
             f"{m:>10}" for m in _SHORT) + f"{'XP/user':>9}  config ({' '.join(_PARAM_SHORT)})"
         lines.append(head)
         ti = self._today_i
-        xp = M.xp_total(ti) / np.maximum(ti[:, K.A_ENROLLED], 1)
+        xp = M.xp_total(ti) / np.maximum(ti[:, L.A_ENROLLED], 1)
         for v in range(sc.n_variants):
             name = "control" if v == 0 else self.possible_agents[v - 1]
             flags = (" [breaker]" if self.guardrails.breaker_open[v] else "") + (
                 " [anomaly]" if self.guardrails.anomaly[v] else "")
             cfg = " ".join(f"{c}" for c in self.config[v])
-            lines.append(f"{name:<11}{ti[v, K.A_ENROLLED]:>9}{ti[v, K.A_ACTIVE]:>8}{ti[v, K.A_CHURNED]:>8}"
+            lines.append(f"{name:<11}{ti[v, L.A_ENROLLED]:>9}{ti[v, L.A_ACTIVE]:>8}{ti[v, L.A_CHURNED]:>8}"
                          + "".join(f"{self._mean[v, m]:>10.3f}" for m in range(M.N_METRICS))
                          + f"{xp[v]:>9.1f}  {cfg}{flags}")
         for v in range(1, sc.n_variants):
             t = self._tests[v]
             sig = [METRIC_NAMES[m] for m in range(M.N_METRICS)
-                   if np.isfinite(p := (t[m, K.T_P_FISHER] if M.IS_BINARY[m] else t[m, K.T_P_WELCH])) and p < 0.05]
+                   if np.isfinite(p := (t[m, S.T_P_FISHER] if M.IS_BINARY[m] else t[m, S.T_P_WELCH])) and p < 0.05]
             lines.append(f"  {self.possible_agents[v - 1]} vs control, significant (p<0.05): {', '.join(sig) or 'none'}")
         return "\n".join(lines)
 

@@ -10,7 +10,7 @@ rejects it with its code (a rejection is a normal decision, not an error)::
     4. rate limiter     >= update_interval_min since the
                         variant's last ACCEPTED update     -> RATE_LIMITED (+ nextAllowedUpdate)
     5. delta clamp      not a rejection: each touched parameter moves at most delta_limit_pct of its
-                        current value (at least one unit), then hard bounds; see ``kernels.clamp_updates``.
+                        current value (at least one unit), then hard bounds; see ``guardrail_kernels.clamp_updates``.
 
 A *hold* (every touched parameter equals its current value after rounding half away from zero) is
 not an update attempt: it yields no decision record, changes no state and does not consume the
@@ -29,8 +29,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import kernels
-from .kernels import round_half_away_array
+from . import guardrail_kernels
+from .guardrail_kernels import round_half_away_array
 from .params import ABSOLUTE_BOUNDS, N_PARAMS, PARAM_NAMES
 
 __all__ = [
@@ -199,12 +199,12 @@ class Guardrails:
         n_variants: number of variants V >= 1 (the protocol allows at most 5; not enforced here).
         config: a :class:`GuardrailConfig` (default: the standard preset).
         status: initial lifecycle status (default DRAFT; an env may start at RUNNING directly).
-        clamp: the delta-clamp backend with the signature of ``kernels.clamp_updates`` (default, Numba);
-            ``reference.clamp_updates`` is its NumPy twin.
+        clamp: the delta-clamp backend with the signature of ``guardrail_kernels.clamp_updates`` (default, Numba);
+            ``guardrail_ref.clamp_updates`` is its NumPy twin.
     """
 
     def __init__(self, n_variants: int, config: GuardrailConfig | None = None, *, status: str = DRAFT,
-                 clamp: Callable = kernels.clamp_updates):
+                 clamp: Callable = guardrail_kernels.clamp_updates):
         n_variants = _int_field("n_variants", n_variants, 1, math.inf)
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")

@@ -1,6 +1,6 @@
 """The six engagement metrics per variant, and each treatment's tests against the control.
 
-Inputs are the per-variant aggregates of the population step (``kernels.A_*`` / ``F_*`` columns),
+Inputs are the per-variant aggregates of the population step (``layout.A_*`` / ``F_*`` columns),
 today's and the trailing window's.  Definitions (docs/metrics.md has the full text):
 
 =====================  ============================================  ===========  ==============
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
+from . import layout as L
+from . import stats_kernels as S
 from .scenario import METRIC_NAMES
 
 N_METRICS = len(METRIC_NAMES)
@@ -44,7 +45,7 @@ def confidence(n: int) -> str:
 def xp_total(agg_i: np.ndarray) -> np.ndarray:
     """XP credited per variant (sum of the ledger columns, the budget's withheld share included),
     int64 (V,) or (..., V)."""
-    return agg_i[..., K.A_XP_SCAN:K.A_XP_BUDGET + 1].sum(axis=-1)
+    return agg_i[..., L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum(axis=-1)
 
 
 def _mean_var(total, total_sq, n):
@@ -80,15 +81,15 @@ def summarize(today_i: np.ndarray, today_f: np.ndarray, window_i: np.ndarray):
     n = np.zeros((V, N_METRICS), dtype=np.int64)
     succ = np.zeros((V, N_METRICS), dtype=np.int64)
     trials = np.zeros((V, N_METRICS), dtype=np.int64)
-    enrolled = today_i[:, K.A_ENROLLED]
-    mean[:, SF], var[:, SF] = _mean_var(today_f[:, K.F_SCAN_SUM], today_f[:, K.F_SCAN_SQ], enrolled)
-    mean[:, XPV], var[:, XPV] = _mean_var(today_f[:, K.F_XP_SUM], today_f[:, K.F_XP_SQ], enrolled)
-    mean[:, SL], var[:, SL] = _mean_var(today_i[:, K.A_STREAK_SUM].astype(np.float64),
-                                        today_i[:, K.A_STREAK_SQ].astype(np.float64), enrolled)
+    enrolled = today_i[:, L.A_ENROLLED]
+    mean[:, SF], var[:, SF] = _mean_var(today_f[:, L.F_SCAN_SUM], today_f[:, L.F_SCAN_SQ], enrolled)
+    mean[:, XPV], var[:, XPV] = _mean_var(today_f[:, L.F_XP_SUM], today_f[:, L.F_XP_SQ], enrolled)
+    mean[:, SL], var[:, SL] = _mean_var(today_i[:, L.A_STREAK_SUM].astype(np.float64),
+                                        today_i[:, L.A_STREAK_SQ].astype(np.float64), enrolled)
     n[:, SF] = n[:, XPV] = n[:, SL] = enrolled
-    for m, s, t in ((RR, today_i[:, K.A_ACTIVE7], enrolled),
-                    (MC, window_i[:, K.A_M_DONE], window_i[:, K.A_M_DONE] + window_i[:, K.A_M_FAILED]),
-                    (FQ, window_i[:, K.A_FEEDBACK], window_i[:, K.A_SCANS])):
+    for m, s, t in ((RR, today_i[:, L.A_ACTIVE7], enrolled),
+                    (MC, window_i[:, L.A_M_DONE], window_i[:, L.A_M_DONE] + window_i[:, L.A_M_FAILED]),
+                    (FQ, window_i[:, L.A_FEEDBACK], window_i[:, L.A_SCANS])):
         succ[:, m], trials[:, m], n[:, m] = s, t, t
         mean[:, m], var[:, m] = _prop(s, t)
     return mean, var, n, succ, trials
@@ -120,14 +121,14 @@ def test_dicts(tests: np.ndarray) -> list[dict]:
         d = {}
         for m, name in enumerate(METRIC_NAMES):
             t = tests[v, m]
-            p = t[K.T_P_FISHER] if IS_BINARY[m] else t[K.T_P_WELCH]
-            rec = {"test": TEST_KIND[m], "difference": _num(t[K.T_DIFF]), "ciLow": _num(t[K.T_CI_LO]),
-                   "ciHigh": _num(t[K.T_CI_HI]), "pValue": _num(p), "cohensD": _num(t[K.T_COHEN_D]),
+            p = t[S.T_P_FISHER] if IS_BINARY[m] else t[S.T_P_WELCH]
+            rec = {"test": TEST_KIND[m], "difference": _num(t[S.T_DIFF]), "ciLow": _num(t[S.T_CI_LO]),
+                   "ciHigh": _num(t[S.T_CI_HI]), "pValue": _num(p), "cohensD": _num(t[S.T_COHEN_D]),
                    "significant": bool(np.isfinite(p) and p < 0.05)}
             if IS_BINARY[m]:
-                rec.update(oddsRatio=_num(t[K.T_OR]), orCiLow=_num(t[K.T_OR_LO]), orCiHigh=_num(t[K.T_OR_HI]))
+                rec.update(oddsRatio=_num(t[S.T_OR]), orCiLow=_num(t[S.T_OR_LO]), orCiHigh=_num(t[S.T_OR_HI]))
             else:
-                rec.update(t=_num(t[K.T_STAT]), df=_num(t[K.T_DF]))
+                rec.update(t=_num(t[S.T_STAT]), df=_num(t[S.T_DF]))
             d[name] = rec
         out.append(d)
     return out
@@ -139,15 +140,15 @@ def daily_outcomes(today_i: np.ndarray, mean: np.ndarray) -> np.ndarray:
     Scans, XP and feedback quality are today's (scans or XP per enrolled user; feedback / scans);
     retention and streaks are current by definition; mission completion is the window's value.
     """
-    enrolled = np.maximum(today_i[:, K.A_ENROLLED], 1).astype(np.float64)
-    scans = today_i[:, K.A_SCANS].astype(np.float64)
+    enrolled = np.maximum(today_i[:, L.A_ENROLLED], 1).astype(np.float64)
+    scans = today_i[:, L.A_SCANS].astype(np.float64)
     out = np.empty((today_i.shape[0], N_METRICS))
     out[:, SF] = scans / enrolled
     out[:, XPV] = xp_total(today_i) / enrolled
-    out[:, RR] = today_i[:, K.A_ACTIVE7] / enrolled
+    out[:, RR] = today_i[:, L.A_ACTIVE7] / enrolled
     out[:, MC] = mean[:, MC]
-    out[:, SL] = today_i[:, K.A_STREAK_SUM] / enrolled
-    out[:, FQ] = np.where(scans > 0, today_i[:, K.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)
+    out[:, SL] = today_i[:, L.A_STREAK_SUM] / enrolled
+    out[:, FQ] = np.where(scans > 0, today_i[:, L.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)
     return out
 
 
@@ -169,16 +170,16 @@ def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndar
     today.  The row sum is the money the variant made per enrolled user today.
     """
     v, j = objective.values, objective.junk
-    enrolled = np.maximum(today_i[:, K.A_ENROLLED], 1).astype(np.float64)
+    enrolled = np.maximum(today_i[:, L.A_ENROLLED], 1).astype(np.float64)
     out = np.empty((today_i.shape[0], len(VALUE_TERMS)))
-    out[:, 0] = v.active_day * today_i[:, K.A_ACTIVE]
-    out[:, 1] = v.scan * today_i[:, K.A_USEFUL_SCANS]
-    out[:, 2] = v.feedback * today_i[:, K.A_USEFUL_FB] * genuine_share(effective_cfg[:, K.P_FEEDBACK], j.feedback)
-    out[:, 3] = v.photo * today_i[:, K.A_PHOTOS] * genuine_share(effective_cfg[:, K.P_PHOTO], j.photo)
-    out[:, 4] = v.issue * today_i[:, K.A_ISSUES] * genuine_share(effective_cfg[:, K.P_ISSUE], j.issue)
-    out[:, 5] = v.status * today_i[:, K.A_STATUS] * genuine_share(effective_cfg[:, K.P_STATUS], j.status)
+    out[:, 0] = v.active_day * today_i[:, L.A_ACTIVE]
+    out[:, 1] = v.scan * today_i[:, L.A_USEFUL_SCANS]
+    out[:, 2] = v.feedback * today_i[:, L.A_USEFUL_FB] * genuine_share(effective_cfg[:, L.P_FEEDBACK], j.feedback)
+    out[:, 3] = v.photo * today_i[:, L.A_PHOTOS] * genuine_share(effective_cfg[:, L.P_PHOTO], j.photo)
+    out[:, 4] = v.issue * today_i[:, L.A_ISSUES] * genuine_share(effective_cfg[:, L.P_ISSUE], j.issue)
+    out[:, 5] = v.status * today_i[:, L.A_STATUS] * genuine_share(effective_cfg[:, L.P_STATUS], j.status)
     out[:, 6] = -objective.xp_cost * xp_total(today_i)
-    out[:, 7] = -objective.churn_cost * today_f[:, K.F_CHURN_RISK]
+    out[:, 7] = -objective.churn_cost * today_f[:, L.F_CHURN_RISK]
     return out / enrolled[:, None]
 
 

@@ -1,6 +1,7 @@
 """The economy model around the kernels: population initialisation and the daily tables.
 
-The per-user loop lives in :func:`arena_env.economy.kernels.step_population`.  Everything that
+The per-user loop lives in :func:`arena_env.economy.population.step_population` (columns of the
+tables in :mod:`arena_env.economy.layout`).  Everything that
 depends only on the variant's config and the user's segment (incentive curves, expected XP,
 Poisson means) is computed here once per day into small tables, so the kernel does no
 transcendental work that is the same for many users.  Both backends use these functions, so the
@@ -15,7 +16,7 @@ import numpy as np
 
 from arena_env.rng import uniform_np
 
-from . import kernels as K
+from . import layout as L
 from .params import DEFAULTS
 from .scenario import Scenario
 
@@ -26,7 +27,7 @@ _REF = {k: DEFAULTS[k] + 1.0 for k in DEFAULTS}
 _INIT_DAY = 1 << 40
 _I_SEGMENT, _I_VARIANT, _I_ENROLL, _I_DAY, _I_TRAIT1, _I_TRAIT2, _I_FB1, _I_FB2 = range(8)
 
-USER_DTYPE = np.dtype(list(K.USER_FIELDS))  # packed: 44 bytes per user
+USER_DTYPE = L.USER_DTYPE  # packed: 44 bytes per user
 
 CHUNK_USERS = 4096
 """Target users per chunk; the chunking is fixed by the scenario, never by the thread count."""
@@ -52,9 +53,9 @@ def _normal(seed: int, users: np.ndarray, s1: int, s2: int) -> np.ndarray:
 def init_population(sc: Scenario, seed: int) -> np.ndarray:
     """Draw the population of a scenario: variants, segments, arrival days and traits.
 
-    Returns the user state as one record array of :data:`kernels.USER_FIELDS` (a packed 44-byte
-    record per user); ``state[field]`` is the field's (strided) view, which is what the kernels are
-    given.  One record per user keeps a user's state on one cache line, so two threads scale
+    Returns the user state as one record array of :data:`layout.USER_FIELDS` (a packed 44-byte
+    record per user), which is what the kernels are given; ``state[field]`` is a field's (strided)
+    view.  One record per user keeps a user's state on one cache line, so two threads scale
     better than with one array per field.  With equal allocation (``allocation: null``) users are
     randomised in matched blocks of ``n_variants`` consecutive users who share segment, arrival day
     and traits, one per variant; with allocation weights each user is drawn independently.
@@ -112,27 +113,27 @@ def init_population(sc: Scenario, seed: int) -> np.ndarray:
 
 
 def segment_table(sc: Scenario) -> np.ndarray:
-    """Per-segment constants, (G, N_SG), columns ``SG_*`` of :mod:`kernels`."""
-    t = np.zeros((len(sc.segments), K.N_SG))
+    """Per-segment constants, (G, N_SG), columns ``SG_*`` of :mod:`layout`."""
+    t = np.zeros((len(sc.segments), L.N_SG))
     for g, s in enumerate(sc.segments):
-        t[g, K.SG_BASE] = s.base_logit
-        t[g, K.SG_BETA_XP] = s.beta_xp
-        t[g, K.SG_BETA_REF] = s.beta_ref
-        t[g, K.SG_LOSS_AVERSION] = s.loss_aversion
-        t[g, K.SG_BETA_STREAK] = s.beta_streak
-        t[g, K.SG_BETA_SAT] = s.beta_sat
-        t[g, K.SG_RHO_REF] = s.ref_rate
-        t[g, K.SG_CHURN_BASE] = s.churn_logit
-        t[g, K.SG_CHURN_IDLE] = s.churn_idle
-        t[g, K.SG_CHURN_STREAK] = s.churn_streak
-        t[g, K.SG_CHURN_SAT] = s.churn_sat
-        t[g, K.SG_SAT_BASE] = s.sat_base
-        t[g, K.SG_SAT_REF] = s.sat_ref
-        t[g, K.SG_SAT_RANK] = s.sat_rank
-        t[g, K.SG_SAT_XP] = s.sat_xp
-        t[g, K.SG_BETA_SB] = s.beta_streak_bonus
-        t[g, K.SG_USEFUL_SCANS] = s.useful_scans
-        t[g, K.SG_USEFUL_FB] = s.useful_feedback
+        t[g, L.SG_BASE] = s.base_logit
+        t[g, L.SG_BETA_XP] = s.beta_xp
+        t[g, L.SG_BETA_REF] = s.beta_ref
+        t[g, L.SG_LOSS_AVERSION] = s.loss_aversion
+        t[g, L.SG_BETA_STREAK] = s.beta_streak
+        t[g, L.SG_BETA_SAT] = s.beta_sat
+        t[g, L.SG_RHO_REF] = s.ref_rate
+        t[g, L.SG_CHURN_BASE] = s.churn_logit
+        t[g, L.SG_CHURN_IDLE] = s.churn_idle
+        t[g, L.SG_CHURN_STREAK] = s.churn_streak
+        t[g, L.SG_CHURN_SAT] = s.churn_sat
+        t[g, L.SG_SAT_BASE] = s.sat_base
+        t[g, L.SG_SAT_REF] = s.sat_ref
+        t[g, L.SG_SAT_RANK] = s.sat_rank
+        t[g, L.SG_SAT_XP] = s.sat_xp
+        t[g, L.SG_BETA_SB] = s.beta_streak_bonus
+        t[g, L.SG_USEFUL_SCANS] = s.useful_scans
+        t[g, L.SG_USEFUL_FB] = s.useful_feedback
     return t
 
 
@@ -146,34 +147,34 @@ def variant_segment_table(sc: Scenario, cfg: np.ndarray) -> np.ndarray:
     ``cfg`` is float64 (V, 10) in ``params.PARAM_NAMES`` order.
     """
     V, G = cfg.shape[0], len(sc.segments)
-    t = np.zeros((V, G, K.N_VS))
+    t = np.zeros((V, G, L.N_VS))
     for v in range(V):
         c = cfg[v]
-        scan_xp, fb_xp, issue_xp, status_xp, photo_xp, first_xp = (c[K.P_SCAN], c[K.P_FEEDBACK], c[K.P_ISSUE],
-                                                                   c[K.P_STATUS], c[K.P_PHOTO], c[K.P_FIRST])
+        scan_xp, fb_xp, issue_xp, status_xp, photo_xp, first_xp = (c[L.P_SCAN], c[L.P_FEEDBACK], c[L.P_ISSUE],
+                                                                   c[L.P_STATUS], c[L.P_PHOTO], c[L.P_FIRST])
         for g, s in enumerate(sc.segments):
             lam = s.scans_per_day * ((scan_xp + 1.0) / _REF["scanXp"]) ** s.scan_elasticity
             scan_lam = max(lam - 1.0, 0.0)
-            s_exp = min(lam, c[K.P_SCAN_CAP])
+            s_exp = min(lam, c[L.P_SCAN_CAP])
             fb_shift = (s.feedback_elasticity * math.log((fb_xp + 1.0) / _REF["feedbackXp"])
                         - s.substitution * math.log(((scan_xp + 1.0) / (fb_xp + 1.0))
                                                     / (_REF["scanXp"] / _REF["feedbackXp"])))
             q_f = 1.0 / (1.0 + math.exp(-(s.feedback_logit + fb_shift)))
-            f_exp = min(s_exp * q_f, c[K.P_FB_CAP])
+            f_exp = min(s_exp * q_f, c[L.P_FB_CAP])
             photo_p = 1.0 / (1.0 + math.exp(-(_logit(s.photo_prob) + s.photo_elasticity * math.log((photo_xp + 1.0) / _REF["photoXp"]))))
             issue_lam = s.issue_rate * ((issue_xp + 1.0) / _REF["issueReportXp"]) ** s.report_elasticity
             status_lam = s.status_rate * ((status_xp + 1.0) / _REF["statusReportXp"]) ** s.report_elasticity
             row = t[v, g]
-            row[K.VS_ANTICIPATED] = (first_xp + scan_xp * s_exp + fb_xp * f_exp + photo_xp * f_exp * photo_p
+            row[L.VS_ANTICIPATED] = (first_xp + scan_xp * s_exp + fb_xp * f_exp + photo_xp * f_exp * photo_p
                                      + issue_xp * issue_lam + status_xp * status_lam)
-            row[K.VS_SCAN_LAM] = scan_lam
-            row[K.VS_SCAN_EXPNEG] = math.exp(-scan_lam)
-            row[K.VS_FB_LOGIT] = fb_shift
-            row[K.VS_PHOTO_P] = photo_p
-            row[K.VS_ISSUE_LAM] = issue_lam
-            row[K.VS_ISSUE_EXPNEG] = math.exp(-issue_lam)
-            row[K.VS_STATUS_LAM] = status_lam
-            row[K.VS_STATUS_EXPNEG] = math.exp(-status_lam)
+            row[L.VS_SCAN_LAM] = scan_lam
+            row[L.VS_SCAN_EXPNEG] = math.exp(-scan_lam)
+            row[L.VS_FB_LOGIT] = fb_shift
+            row[L.VS_PHOTO_P] = photo_p
+            row[L.VS_ISSUE_LAM] = issue_lam
+            row[L.VS_ISSUE_EXPNEG] = math.exp(-issue_lam)
+            row[L.VS_STATUS_LAM] = status_lam
+            row[L.VS_STATUS_EXPNEG] = math.exp(-status_lam)
     return t
 
 
@@ -203,6 +204,17 @@ def onboarding_table(sc: Scenario) -> np.ndarray:
     return np.stack([s.beta_onboard * np.exp(-age / s.onboard_days) for s in sc.segments])
 
 
+def tenure_table(sc: Scenario) -> np.ndarray:
+    """The effects of tenure by segment and days since enrolment, (G, max_days + 1, N_TN): columns
+    ``TN_NOVELTY`` (:func:`novelty_table`), ``TN_HABITUATION`` (:func:`habituation_table`) and
+    ``TN_ONBOARDING`` (:func:`onboarding_table`), side by side for one lookup per user."""
+    t = np.zeros((len(sc.segments), sc.max_days + 1, L.N_TN))
+    t[:, :, L.TN_NOVELTY] = novelty_table(sc)
+    t[:, :, L.TN_HABITUATION] = habituation_table(sc)
+    t[:, :, L.TN_ONBOARDING] = onboarding_table(sc)
+    return t
+
+
 def log1p_table(n: int) -> np.ndarray:
     """log(1 + k) for k = 0..n-1 (streak and idle lengths are looked up, not computed)."""
     return np.log1p(np.arange(n, dtype=np.float64))
@@ -210,17 +222,17 @@ def log1p_table(n: int) -> np.ndarray:
 
 def global_vector(sc: Scenario, day: int) -> np.ndarray:
     e = sc.economy
-    gl = np.zeros(K.N_GL)
-    gl[K.GL_XP_UNIT] = e.xp_unit
-    gl[K.GL_INFLATION] = e.inflation_xp
-    gl[K.GL_RANK] = e.rank_strength
-    gl[K.GL_ALPHA] = 2.0 / (sc.metric_window + 1.0)
-    gl[K.GL_RHO_SAT] = e.satisfaction_rate
-    gl[K.GL_MISSION_PERIOD] = e.mission_period
-    gl[K.GL_MISSION_STRETCH] = e.mission_stretch
-    gl[K.GL_MISSION_MIN_RATE] = e.mission_min_rate
-    gl[K.GL_MISSION_XP] = e.mission_xp
-    gl[K.GL_WEEKDAY] = e.weekday[day % 7]
-    gl[K.GL_GAIN_CLIP] = e.gain_clip
+    gl = np.zeros(L.N_GL)
+    gl[L.GL_XP_UNIT] = e.xp_unit
+    gl[L.GL_INFLATION] = e.inflation_xp
+    gl[L.GL_RANK] = e.rank_strength
+    gl[L.GL_ALPHA] = 2.0 / (sc.metric_window + 1.0)
+    gl[L.GL_RHO_SAT] = e.satisfaction_rate
+    gl[L.GL_MISSION_PERIOD] = e.mission_period
+    gl[L.GL_MISSION_STRETCH] = e.mission_stretch
+    gl[L.GL_MISSION_MIN_RATE] = e.mission_min_rate
+    gl[L.GL_MISSION_XP] = e.mission_xp
+    gl[L.GL_WEEKDAY] = e.weekday[day % 7]
+    gl[L.GL_GAIN_CLIP] = e.gain_clip
     return gl
 

@@ -5,15 +5,20 @@ tables (all scenarios together, and one per scenario) and the head-to-head track
 pairwise win matrix.
 
 Solo track
-    Normalised score, per scenario: ``(score - R) / (B - R)`` where ``R`` is the mean score of the
-    agent ``random`` on that scenario and ``B`` the best mean among the baselines (agents marked
-    ``baseline``); so 0 = random, 1 = the best baseline.  Without a ``random`` agent in the
-    tournament the raw scores are ranked instead (and the table says so).  A failed cell counts as
+    Normalised score, per scenario: ``(score - H) / (O - H)`` where ``H`` is the mean score of the
+    ``hold`` row (the defaults) and ``O`` the mean score of the ``oracle-static`` row (the scenario's
+    best fixed config, found by the economy's search on training seeds: :mod:`.oracle`); so 0 = hold,
+    1 = the static oracle, above 1 = better than any fixed config.  The tournament adds both as
+    reference rows.  No silent fallback: without them, or where ``O <= H`` on a scenario, the table
+    ranks raw scores and a note says why; where the oracle's gain over hold is not significant a note
+    says the unit is noisy.  Raw returns keep their own column (mean and CI).  A failed cell counts as
     missing (NaN) in the score statistics and as a failure in ``failure_rate``.  Mean and IQM with
-    95% stratified bootstrap CIs, probability of improvement over each baseline (paired by seed),
-    win rate against the control, lifts and significant gains, guardrail rejections and clamps,
-    failure rate, decision latency.  Rows are sorted by IQM of the normalised score; a row whose IQM
-    interval overlaps the one of the row above is marked as a tie (see
+    95% stratified bootstrap CIs; probability of improvement over hold, the oracle and each baseline
+    as rliable defines it (unpaired: per-scenario Mann-Whitney over runs, averaged over scenarios,
+    stratified bootstrap CI); the paired per-seed win share against hold as its own column; win rate
+    against the control, lifts and significant gains, guardrail rejections and clamps, failure rate,
+    decision latency.  Rows are sorted by IQM of the normalised score; a row whose IQM interval
+    overlaps the interval of its tie group's first row is tied with it (ties do not chain; see
     :func:`arena_env.evaluation.stats.rank_with_ties`).
 
 Head-to-head track (one table for every scenario together and, with several scenarios, one per scenario)
@@ -40,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ratings, stats
+from .oracle import HOLD_LABEL, ORACLE_LABEL
 from .tournament import HEAD_TO_HEAD, SOLO
 
 LIFT_COLUMNS = ("lift_RETENTION_RATE", "lift_SCAN_FREQUENCY", "lift_FEEDBACK_QUALITY")
@@ -104,38 +110,60 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
     agents = sorted({r["agent"] for r in rows})
     scenarios = sorted({r["scenario"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
-    baselines = sorted({r["agent"] for r in rows if r.get("baseline")})
+    baselines = sorted({r["agent"] for r in rows if r.get("baseline") or r.get("reference")})
     raw = {a: _grid(rows, a, scenarios, seeds) for a in agents}
-    ref = random_reference(rows)
-    notes = []
-    normalised = ref is not None and bool(baselines)
-    if normalised:
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an agent that failed on a whole scenario: NaN
-            r_mean = np.nanmean(raw[ref], axis=1)
-            # the best of the baselines and random, so that 1 is never below 0
-            b_mean = np.nanmax(np.stack([np.nanmean(raw[b], axis=1) for b in {*baselines, ref}]), axis=0)
-        missing = [s for s, r, b in zip(scenarios, r_mean, b_mean) if not (np.isfinite(r) and np.isfinite(b))]
-        if missing:
-            normalised = False
-            notes.append(f"raw scores: the reference agent {ref!r} or every baseline has no result on "
-                         f"{', '.join(missing)}, so the scores cannot be normalised")
-    elif not baselines:
-        notes.append("raw scores: no agent is marked baseline")
+    zero, one = references(rows)
+    notes: list[str] = []
+    units: dict[str, dict] = {}
+    normalised = zero is not None and one is not None
+    if not normalised:
+        notes.append(f"raw scores: no {'hold' if zero is None else ORACLE_LABEL} row to fix the unit "
+                     "(0 = hold, 1 = the static oracle; a tournament with `oracle: false` has none)")
     else:
-        notes.append("raw scores: no agent 'random' to normalise by")
-    scores = {a: stats.normalise(g, r_mean, b_mean) for a, g in raw.items()} if normalised else raw
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a reference that failed on a whole scenario: NaN
+            z_mean, o_mean = np.nanmean(raw[zero], axis=1), np.nanmean(raw[one], axis=1)
+        for k, sc in enumerate(scenarios):
+            d = raw[one][k] - raw[zero][k]
+            d = d[np.isfinite(d)]
+            lo = hi = math.nan
+            if d.size >= 2:
+                lo, hi = stats.stratified_bootstrap_ci(d, np.mean, n_boot, rng=np.random.default_rng(seed))[1:]
+            units[sc] = {"zero": float(z_mean[k]), "one": float(o_mean[k]), "gap": float(o_mean[k] - z_mean[k]),
+                         "gap_lo": float(lo), "gap_hi": float(hi)}
+        bad = [sc for sc, u in units.items() if not (math.isfinite(u["gap"]) and u["gap"] > 0)]
+        if bad:
+            normalised = False
+            notes.append("raw scores: the unit (0 = hold, 1 = the static oracle) is undefined on "
+                         + ", ".join(f"{sc} (oracle - hold = {_fmt(units[sc]['gap'], 3)})" for sc in bad)
+                         + ": the static oracle does not beat hold there")
+        noisy = [sc for sc, u in units.items() if sc not in bad and not u["gap_lo"] > 0]
+        if noisy:
+            notes.append("the unit is noisy on " + ", ".join(
+                f"{sc} (oracle - hold = {_fmt(units[sc]['gap'], 3)} [{_fmt(units[sc]['gap_lo'], 3)}, "
+                f"{_fmt(units[sc]['gap_hi'], 3)}])" for sc in noisy)
+                + ": the static oracle's gain over hold is not significant, so normalised scores there are "
+                  "ratios of noisy figures")
+    scores = ({a: stats.normalise(g, z_mean, o_mean) for a, g in raw.items()} if normalised else raw)
     finite = {a: g for a, g in scores.items() if np.isfinite(g).any()}
     table = stats.summarise(finite, n_boot=n_boot, seed=seed) if finite else []
     for a in sorted(set(scores) - set(finite)):  # every cell failed: ranked last, no statistics
         table.append({"agent": a, "mean": math.nan, "mean_lo": math.nan, "mean_hi": math.nan, "iqm": math.nan,
                       "iqm_lo": math.nan, "iqm_hi": math.nan, "n": 0, "tie": False, "rank": len(finite) + 1})
+    compare = [b for b in (zero, one) if b is not None] + [b for b in baselines if b not in (zero, one)]
     for row in table:
         a = row["agent"]
         cells = [r for r in rows if r["agent"] == a]
         ok = [r for r in cells if not r.get("failed")]
-        row["baseline"] = a in baselines
-        row["raw_mean"] = float(np.nanmean(raw[a])) if np.isfinite(raw[a]).any() else math.nan
+        row["baseline"] = any(r.get("baseline") for r in cells)
+        row["reference"] = any(r.get("reference") for r in cells)
+        if np.isfinite(raw[a]).any():
+            row["raw_mean"], row["raw_mean_lo"], row["raw_mean_hi"] = stats.stratified_bootstrap_ci(
+                raw[a], np.mean, n_boot, rng=np.random.default_rng(seed))
+            if np.any(np.count_nonzero(np.isfinite(raw[a]), axis=1) == 1):
+                row["raw_mean_lo"] = row["raw_mean_hi"] = math.nan
+        else:
+            row["raw_mean"] = row["raw_mean_lo"] = row["raw_mean_hi"] = math.nan
         row.update(cell_columns(cells))
         for col in LIFT_COLUMNS:
             vals = [r[col] for r in ok if r.get(col) is not None]
@@ -143,35 +171,41 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
             pcol = "p_" + col.removeprefix("lift_")  # share of cells with a significant gain (p < 0.05)
             sig = [r.get(col, 0) > 0 and r.get(pcol) is not None and r[pcol] < 0.05 for r in ok]
             row["sig_gain_" + col.removeprefix("lift_")] = float(np.mean(sig)) if sig else math.nan
-        for b in baselines:
+        for b in compare:
             if b == a:
                 continue
-            try:
-                est, lo, hi = stats.probability_of_improvement_ci(
-                    raw[a], raw[b], n_boot=n_boot, rng=np.random.default_rng(seed), paired=True)
-            except ValueError:
-                est = lo = hi = math.nan
-            row[f"p_improve_{b}"] = est
-            row[f"p_improve_{b}_lo"] = lo
-            row[f"p_improve_{b}_hi"] = hi
+            for paired, name in ((False, f"p_improve_{b}"), (True, f"seed_wins_{b}")):
+                if paired and b != zero:
+                    continue  # the paired per-seed win share: against hold only
+                try:
+                    est, lo, hi = stats.probability_of_improvement_ci(
+                        raw[a], raw[b], n_boot=n_boot, rng=np.random.default_rng(seed), paired=paired)
+                except ValueError:
+                    est = lo = hi = math.nan
+                row[name], row[name + "_lo"], row[name + "_hi"] = est, lo, hi
     thin = [r["agent"] for r in table if r["n"] and not np.isfinite(r["iqm_lo"])]
     if thin:
         notes.append(f"no interval for {', '.join(thin)}: fewer than 2 results on a scenario (one seed, or "
-                     "failures); such rows are tied with the row above")
+                     "failures); such rows are not tied with any row")
     facts = {"normalised": normalised, "scenarios": scenarios, "seeds": seeds, "baselines": baselines,
-             "reference": ref, "notes": notes}
+             "compare": compare, "zero": zero, "one": one, "units": units, "notes": notes}
     return table, facts
 
 
-def random_reference(rows: Sequence[dict]) -> str | None:
-    """The label of the agent whose mean is 0 on the normalised scale: the agent labelled ``random``
-    if it is the registered ``random`` agent (or the rows do not say), else the only agent registered
-    as ``random``; None if there is none."""
+def references(rows: Sequence[dict]) -> tuple[str | None, str | None]:
+    """The labels of the rows that fix the unit: 0 = the ``hold`` row (the agent labelled ``hold`` if
+    it is the registered ``hold``, else an agent registered as ``hold``), 1 = the
+    ``oracle-static`` row; None where there is none.  Several agents registered as ``hold`` under other
+    labels: the first label in sorted order."""
     kinds: dict[str, str | None] = {r["agent"]: r.get("kind") for r in rows}
-    if "random" in kinds and kinds["random"] in (None, "random"):
-        return "random"
-    randoms = [a for a, k in kinds.items() if k == "random"]
-    return randoms[0] if len(randoms) == 1 else None
+    zero = None
+    if HOLD_LABEL in kinds and kinds[HOLD_LABEL] in (None, "hold"):
+        zero = HOLD_LABEL
+    else:  # several copies of hold play the same policy: the first label is as good as any
+        holds = sorted(a for a, k in kinds.items() if k == "hold")
+        zero = holds[0] if holds else None
+    one = ORACLE_LABEL if ORACLE_LABEL in kinds else None
+    return zero, one
 
 
 def matches_of(rows: Sequence[dict]) -> list[ratings.Match]:
@@ -290,21 +324,60 @@ def _fmt(x, digits=2):
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
 
-SOLO_HEAD = ("rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean")
+SOLO_HEAD = ("rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean [95% CI]")
 SOLO_TAIL = ("win vs control", "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / p99)")
 H2H_HEAD = ("rank", "agent", "rating [95% CI]", "openskill mu ± sigma", "matches", "mean place", "first places",
             "mean score", "win vs control", "failures", "rejections", "clamps", "latency ms (mean / p99)")
+TIE_RULE = ("`=` marks a row tied with the first row of its group (its leader): their 95% intervals overlap; "
+            "each row is compared with the leader, not with the row above, so ties do not chain, and a row "
+            "without an interval is never tied")
 
 
-def solo_cells(r: dict, baselines: Sequence[str]) -> list[str]:
-    """The cells of a solo table row, in the order of ``SOLO_HEAD + P(>baseline)... + SOLO_TAIL``."""
-    p = [_fmt(r.get(f"p_improve_{b}")) if r["agent"] != b else "-" for b in baselines]
-    return [("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + (" (baseline)" if r.get("baseline") else ""),
+def solo_head(facts: dict) -> list[str]:
+    """The solo table's header: ``SOLO_HEAD``, ``P(>b)`` per comparison row, ``seed wins vs hold``, ``SOLO_TAIL``."""
+    wins = [f"seed wins vs {facts['zero']}"] if facts.get("zero") else []
+    return [*SOLO_HEAD, *(f"P(>{b})" for b in facts["compare"]), *wins, *SOLO_TAIL]
+
+
+def solo_cells(r: dict, facts: dict) -> list[str]:
+    """The cells of a solo table row, in the order of :func:`solo_head`."""
+    p = [_fmt(r.get(f"p_improve_{b}")) if r["agent"] != b else "-" for b in facts["compare"]]
+    zero = facts.get("zero")
+    wins = [_fmt(r.get(f"seed_wins_{zero}")) if r["agent"] != zero else "-"] if zero else []
+    mark = " (reference)" if r.get("reference") else " (baseline)" if r.get("baseline") else ""
+    return [("=" if r["tie"] else "") + str(r["rank"]), r["agent"] + mark,
             f"{_fmt(r['iqm'])} [{_fmt(r['iqm_lo'])}, {_fmt(r['iqm_hi'])}]",
-            f"{_fmt(r['mean'])} [{_fmt(r['mean_lo'])}, {_fmt(r['mean_hi'])}]", _fmt(r.get("raw_mean")), *p,
+            f"{_fmt(r['mean'])} [{_fmt(r['mean_lo'])}, {_fmt(r['mean_hi'])}]",
+            f"{_fmt(r.get('raw_mean'), 3)} [{_fmt(r.get('raw_mean_lo'), 3)}, {_fmt(r.get('raw_mean_hi'), 3)}]", *p, *wins,
             _fmt(r.get("win_rate_vs_control")), _fmt(r.get("sig_gain_RETENTION_RATE")), _fmt(r.get("failure_rate")),
             _fmt(r.get("rejections"), 1), _fmt(r.get("clamps"), 1),
             f"{_fmt(r.get('latency_mean_ms'), 3)} / {_fmt(r.get('latency_p99_ms'), 3)}"]
+
+
+def solo_intro(facts: dict) -> list[str]:
+    """The paragraphs above the solo tables (plain text with Markdown backticks): what the scores are,
+    the unit per scenario, the tie rule, the comparison columns."""
+    if facts["normalised"]:
+        unit = (f"normalised score per scenario, 0 = `{facts['zero']}` (the defaults), 1 = `{facts['one']}` (the "
+                "static oracle: the best fixed config found by the economy's search on training seeds, disjoint "
+                "from the evaluation seeds); above 1 = better than any fixed config")
+    else:
+        unit = "raw score (the episode return)"
+    out = [f"Solo track. Scenarios: {', '.join(facts['scenarios'])}; {len(facts['seeds'])} evaluation seeds; "
+           f"baselines and references: {', '.join(facts['baselines']) or 'none'}.  Scores: {unit}.  Intervals are "
+           "95% stratified bootstrap CIs over seeds; `raw mean` is the episode return (per enrolled user, in the "
+           "scenario's objective unit) with its CI.  " + TIE_RULE + "."]
+    if facts.get("units"):
+        out.append("Unit per scenario (raw mean return): " + "; ".join(
+            f"{sc}: hold {_fmt(u['zero'], 3)}, oracle {_fmt(u['one'], 3)}, oracle - hold {_fmt(u['gap'], 3)} "
+            f"[{_fmt(u['gap_lo'], 3)}, {_fmt(u['gap_hi'], 3)}]" for sc, u in facts["units"].items()) + ".")
+    cols = "`P(>X)`: probability of improvement over X as rliable defines it (per scenario the Mann-Whitney share of " \
+           "(run, run) pairs this agent wins, ties 1/2, averaged over scenarios)"
+    if facts.get("zero"):
+        cols += f"; `seed wins vs {facts['zero']}`: the paired share of evaluation seeds on which this agent beats " \
+                f"{facts['zero']} (same population, common random numbers)"
+    out.append(cols + ".")
+    return out
 
 
 def h2h_cells(r: dict) -> list[str]:
@@ -339,24 +412,19 @@ def markdown(lb: Leaderboard) -> str:
     facts = lb.facts
     lines = ["# Leaderboard", ""]
     if lb.solo:
-        unit = ("normalised score (0 = random, 1 = best baseline)" if facts["normalised"]
-                else "raw score (total reward)")
-        lines += [
-            f"Solo track. Scenarios: {', '.join(facts['scenarios'])}; {len(facts['seeds'])} evaluation seeds; "
-            f"baselines: {', '.join(facts['baselines']) or 'none'}.  Scores: {unit}; intervals are 95% stratified "
-            "bootstrap CIs over seeds.  `=` marks a row whose IQM interval overlaps the row above (a tie).", ""]
+        lines += [p for para in solo_intro(facts) for p in (para, "")]
         lines += [f"Note: {n}." for n in facts["notes"]] + ([""] if facts["notes"] else [])
-        head = [*SOLO_HEAD, *(f"P(>{b})" for b in facts["baselines"]), *SOLO_TAIL]
+        head = solo_head(facts)
         for name, table in lb.solo.items():
             if len(lb.solo) > 1:
                 lines += [f"## {'All scenarios' if name == ALL else 'Scenario ' + name}", ""]
-            lines += _md_table(head, [solo_cells(r, facts["baselines"]) for r in table]) + [""]
+            lines += _md_table(head, [solo_cells(r, facts) for r in table]) + [""]
     if lb.h2h:
         lines += [
             "## Head-to-head", "",
             f"{facts['h2h_matches']} matches on {', '.join(facts['h2h_scenarios'])}: agents share one experiment as "
             "competing variants.  Rating: Bradley-Terry fit of the pairwise results on the Elo scale with a 95% "
-            "stratified block bootstrap CI (`=`: overlaps the row above); openskill: Plackett-Luce mu ± sigma.", ""]
+            "stratified block bootstrap CI; openskill: Plackett-Luce mu ± sigma.  " + TIE_RULE + ".", ""]
         lines += [f"Note: {n}." for n in facts["h2h_notes"]] + ([""] if facts["h2h_notes"] else [])
         for name, table in lb.h2h.items():
             if len(lb.h2h) > 1:

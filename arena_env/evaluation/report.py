@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import (ALL, H2H_HEAD, SOLO_HEAD, SOLO_TAIL, Leaderboard, h2h_cells, matrix_cells,
-                          solo_cells, track_of)
+from .leaderboard import (ALL, H2H_HEAD, TIE_RULE, Leaderboard, h2h_cells, matrix_cells, solo_cells, solo_head,
+                          solo_intro, track_of)
 from .tournament import SOLO
 
 
@@ -38,8 +38,8 @@ def _interval_plot(plt, names, est, lo, hi, xlabel, ref=None):
         ax.plot([a, b], [yy, yy], color="#3b6ea5", lw=3)
         ax.plot([e], [yy], "o", color="#1b3a5c")
     ax.set_yticks(y, names)
-    if ref is not None:
-        ax.axvline(ref, color="#999", lw=0.8)
+    for r in (() if ref is None else ref if isinstance(ref, tuple) else (ref,)):
+        ax.axvline(r, color="#999", lw=0.8)
     ax.set_xlabel(xlabel)
     return fig
 
@@ -61,8 +61,9 @@ def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, s
     if ok:
         fig = _interval_plot(plt, [r["agent"] for r in ok], [r["iqm"] for r in ok], [r["iqm_lo"] for r in ok],
                              [r["iqm_hi"] for r in ok],
-                             "IQM of the normalised score, 95% stratified bootstrap CI" if facts["normalised"]
-                             else "IQM of the score, 95% stratified bootstrap CI", ref=0)
+                             "IQM of the normalised score (0 = hold, 1 = static oracle), 95% stratified bootstrap CI"
+                             if facts["normalised"] else "IQM of the score, 95% stratified bootstrap CI",
+                             ref=(0, 1) if facts["normalised"] else 0)
         out.append(("Solo: scores with 95% intervals", _png(fig)))
         plt.close(fig)
     agents = [r["agent"] for r in lb.table]
@@ -151,6 +152,12 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: st
             + "</tbody></table>")
 
 
+def _inline(text: str) -> str:
+    """Plain text with Markdown backticks as HTML (escaped, `x` -> <code>x</code>)."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
+
+
 def _figures(plots) -> str:
     return "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption>'
                    f"</figure>" for t, src in plots)
@@ -166,25 +173,19 @@ def write(lb: Leaderboard, rows: Sequence[dict], manifest: dict, out: str | Path
     facts = lb.facts
     parts = []
     if lb.solo:
-        unit = "normalised score (0 = random, 1 = best baseline)" if facts["normalised"] else "raw score"
-        head = [*SOLO_HEAD, *(f"P(>{b})" for b in facts["baselines"]), *SOLO_TAIL]
-        parts.append(f"""<h2>Solo track</h2>
-<p>Scenarios: {html.escape(", ".join(facts["scenarios"]))}; {len(facts["seeds"])} evaluation seeds; baselines:
-{html.escape(", ".join(facts["baselines"]) or "none")}. Each agent controls one treatment against the control.
-Scores: {unit}; intervals are 95% stratified bootstrap CIs; <b>=</b> marks a row whose IQM interval overlaps the row
-above.</p>""")
+        parts.append("<h2>Solo track</h2>" + "".join(f"<p>{_inline(p)}</p>" for p in solo_intro(facts)))
         parts += [f"<p class=\"note\">Note: {html.escape(n)}.</p>" for n in facts["notes"]]
         for name, table in lb.solo.items():
             if len(lb.solo) > 1:
                 parts.append(f"<h3>{'All scenarios' if name == ALL else 'Scenario ' + html.escape(name)}</h3>")
-            parts.append(_html_table(head, [solo_cells(r, facts["baselines"]) for r in table],
+            parts.append(_html_table(solo_head(facts), [solo_cells(r, facts) for r in table],
                                      "leaderboard" if name == ALL else f"leaderboard-{name}"))
         parts.append(_figures(_solo_plots(plt, lb, [r for r in rows if track_of(r) == SOLO])))
     if lb.h2h:
         parts.append(f"""<h2>Head-to-head track</h2>
 <p>{facts["h2h_matches"]} matches on {html.escape(", ".join(facts["h2h_scenarios"]))}: agents share one experiment
 as competing variants. Rating: Bradley-Terry fit of the pairwise results on the Elo scale, with 95% stratified block
-bootstrap CIs (<b>=</b>: overlaps the row above); openskill: Plackett-Luce mu &plusmn; sigma.</p>""")
+bootstrap CIs; openskill: Plackett-Luce mu &plusmn; sigma. {_inline(TIE_RULE)}.</p>""")
         parts += [f"<p class=\"note\">Note: {html.escape(n)}.</p>" for n in facts["h2h_notes"]]
         for name, table in lb.h2h.items():
             if len(lb.h2h) > 1:

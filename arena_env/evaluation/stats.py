@@ -10,15 +10,18 @@ The methods follow the rliable line of work:
     R. Agarwal, M. Schwarzer, P. S. Castro, A. Courville, M. G. Bellemare.
     "Deep Reinforcement Learning at the Edge of the Statistical Precipice", NeurIPS 2021.
 
-* scores are normalised per scenario (:func:`normalise`) so that scenarios are comparable;
+* scores are normalised per scenario (:func:`normalise`: 0 = hold, 1 = the static oracle) so that
+  scenarios are comparable;
 * the aggregate is the mean or the interquartile mean (:func:`iqm`), robust to outlying runs;
 * uncertainty is a percentile interval from a *stratified* bootstrap (:func:`stratified_bootstrap_ci`):
   seeds are resampled with replacement independently within each scenario (the stratum), so
   every resample keeps the tournament's design;
-* pairwise comparisons use the probability of improvement (:func:`probability_of_improvement`)
-  and win rates (:func:`win_rate`);
-* :func:`rank_with_ties` and :func:`summarise` build a leaderboard that marks statistically
-  indistinguishable neighbours as tied.
+* pairwise comparisons use rliable's probability of improvement
+  (:func:`probability_of_improvement` with ``paired=False``: per-scenario Mann-Whitney over runs,
+  averaged over scenarios) and, as a separate statistic, the paired per-seed win share
+  (``paired=True``, and :func:`win_rate`);
+* :func:`rank_with_ties` and :func:`summarise` build a leaderboard that marks rows whose interval
+  overlaps their group leader's as tied.
 
 Conventions common to all functions:
 
@@ -63,30 +66,28 @@ def _align(ref, ndim: int, axis: int) -> np.ndarray:
     return ref.reshape(shape)
 
 
-def normalise(scores, random_score, best_score, axis: int = 0) -> np.ndarray:
-    """Per-scenario normalised scores ``(score - random) / (best - random)``.
+def normalise(scores, zero_score, one_score, axis: int = 0) -> np.ndarray:
+    """Per-scenario normalised scores ``(score - zero) / (one - zero)``.
 
-    The rule: on each scenario ``0`` is the mean score of the ``random`` baseline agent and ``1`` is
-    the mean score of the best baseline agent on that scenario (both computed by the caller and
-    passed as ``random_score`` and ``best_score``).  Scores above 1 beat every baseline; below 0 are
-    worse than random.
+    The leaderboards' rule: on each scenario ``0`` is the mean score of ``hold`` (the defaults) and
+    ``1`` the mean score of the static oracle (the best fixed config), both computed by the caller and
+    passed as ``zero_score`` and ``one_score``.  Scores above 1 beat every fixed config.
 
-    Degenerate scenarios: where ``best == random`` the denominator ``best - random`` is zero and is
-    replaced by ``max(|random|, 1)``, so the normalised score is the difference from random in units
-    of the random score's magnitude (and in raw units when that magnitude is below 1).  The result is
-    then still 0 at ``random`` and finite everywhere.
+    No fallback: where ``one - zero`` is not positive (or not finite) the scenario has no unit and its
+    normalised scores are NaN; the caller says so (:mod:`arena_env.evaluation.leaderboard` shows raw
+    scores with a note).
 
-    Broadcasting: ``random_score`` and ``best_score`` are scalars or per-scenario arrays.  A 1-D
+    Broadcasting: ``zero_score`` and ``one_score`` are scalars or per-scenario arrays.  A 1-D
     reference is aligned with axis ``axis`` of ``scores`` (default 0, the scenario axis of the
     ``(n_scenarios, n_seeds)`` layout); references of any other shape broadcast by NumPy's rules.
     NaN scores stay NaN.  Returns a new float64 array.
     """
     x = np.asarray(scores, dtype=np.float64)
-    r = _align(random_score, x.ndim, axis)
-    b = _align(best_score, x.ndim, axis)
-    denom = b - r
-    denom = np.where(denom == 0.0, np.maximum(np.abs(r), 1.0), denom)
-    return (x - r) / denom
+    z = _align(zero_score, x.ndim, axis)
+    o = _align(one_score, x.ndim, axis)
+    denom = o - z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(denom) & (denom > 0), (x - z) / np.where(denom > 0, denom, 1.0), np.nan)
 
 
 def iqm(x) -> float:
@@ -315,21 +316,21 @@ def win_rate(x, y) -> float:
 
 def rank_with_ties(estimates: Sequence[float], lows: Sequence[float],
                    highs: Sequence[float]) -> tuple[np.ndarray, list[list[int]]]:
-    """Rank rows by point estimate (best first) and group statistically tied neighbours.
+    """Rank rows by point estimate (best first) and group rows tied with their group's leader.
 
     Order: descending ``estimates``; equal estimates keep their input order (stable sort); NaN
     estimates go last.
 
-    Tie rule: walking down the ranking, the row at position ``k >= 1`` is *tied with the row directly
-    above it* (position ``k - 1``) iff their closed intervals overlap::
+    Tie rule: walking down the ranking, the first row of a group is its *leader*; the next row joins
+    the group iff both it and the leader have an interval and the closed intervals overlap::
 
-        lows[above] <= highs[row]  and  lows[row] <= highs[above]
+        lows[leader] <= highs[row]  and  lows[row] <= highs[leader]
 
-    (touching endpoints count as overlap).  A row with a finite estimate but an unknown interval (a
-    NaN bound: too little data for one) is tied with the row above, since nothing separates it;
-    a row with a NaN estimate (no data) is never tied.  Ties chain: a run of consecutive
-    rows each tied with its predecessor forms one tie group, even if the first and last intervals of
-    the run are disjoint.  Only neighbours in the ranking are compared.
+    (touching endpoints count as overlap); otherwise it leads a new group.  Ties do not chain: a row
+    is compared with its group's leader, never with the row above, so a group never holds two rows
+    whose intervals are both known to differ from the leader's.  A row without an interval (a NaN
+    bound: too little data) or without an estimate is never tied, and a group whose leader has no
+    interval has no other row.
 
     Returns ``(order, groups)``: ``order`` is an int array of row indices, best first; ``groups`` is a
     list of lists of row indices, in rank order, partitioning ``order`` into consecutive runs (a row
@@ -342,14 +343,15 @@ def rank_with_ties(estimates: Sequence[float], lows: Sequence[float],
         raise ValueError("estimates, lows and highs must have the same length")
     key = np.where(np.isnan(est), np.inf, -est)
     order = np.argsort(key, kind="stable")
+
+    def has_interval(r):
+        return not (np.isnan(est[r]) or np.isnan(lo[r]) or np.isnan(hi[r]))
+
     groups: list[list[int]] = []
-    for pos, row in enumerate(order):
-        row = int(row)
-        if pos > 0:
-            above = int(order[pos - 1])
-            unknown = not np.isnan(est[row]) and (np.isnan(lo[row]) or np.isnan(hi[row]) or np.isnan(lo[above])
-                                                  or np.isnan(hi[above]))
-            if unknown or (lo[above] <= hi[row] and lo[row] <= hi[above]):
+    for row in map(int, order):
+        if groups:
+            leader = groups[-1][0]
+            if has_interval(row) and has_interval(leader) and lo[leader] <= hi[row] and lo[row] <= hi[leader]:
                 groups[-1].append(row)
                 continue
         groups.append([row])
@@ -377,7 +379,7 @@ def summarise(scores_by_agent: Mapping[str, np.ndarray], n_boot: int = 2000, alp
     bootstrap, matching the paired seeds of the tournament).
 
     Rows are ordered and tied by :func:`rank_with_ties` on the IQM (the rliable recommendation) and
-    its interval.  ``tie`` is True iff the row is tied with the row directly above it; ``rank`` is
+    its interval.  ``tie`` is True iff the row is tied with its group's leader; ``rank`` is
     1-based competition ranking by tie group: every row of a tie group gets the position of the
     group's first row (e.g. ranks 1, 2, 2, 4).
     """

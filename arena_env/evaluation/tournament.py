@@ -16,11 +16,11 @@ Head-to-head track
     track). The experiment has ``max(scenario n_agents, agents_per_match)`` treatments; treatments
     without an agent hold. On every seed, every combination of ``agents_per_match`` agents plays one
     match, or, with ``matches_per_seed: M`` (at most the number of combinations), seed ``i`` plays
-    matches ``i*M`` to ``i*M + M - 1`` of a cyclic schedule that passes over the combinations (in the
-    order of ``itertools.combinations`` over the agents) again and again, so every combination is
-    played about equally often. Seats rotate once per pass: in pass ``p`` every combination is
-    rotated by ``p`` places (with every combination on every seed, pass ``p`` is seed ``p``), so no
-    agent always holds the same variant. An agent's score in
+    matches ``i*M`` to ``i*M + M - 1`` of a balanced schedule (:func:`balanced_schedule`): passes over
+    every combination, the next match chosen among the unplayed combinations of the pass so that every
+    agent plays equally often (within one match) and every pair meets equally often (within one
+    meeting, for two agents per match), and seats chosen so that every agent holds every variant about
+    equally often.  An agent's score in
     a match is its total reward (its lift over the control, net of the XP cost), the same quantity
     as in the solo track. One cell per (match, scenario, seed), with one row per agent.
 
@@ -95,6 +95,7 @@ class AgentSpec:
     agent: str
     params: Mapping[str, Any] = field(default_factory=dict)
     baseline: bool = False
+    reference: bool = False  # a reference row added by the tournament (hold, the static oracle), solo only
 
 
 @dataclass(frozen=True)
@@ -127,29 +128,55 @@ class TournamentConfig:
     decision_timeout_s: float = 10.0
     agents_per_match: int = 2  # head-to-head only
     matches_per_seed: int | None = None  # head-to-head only; None: every combination on every seed
+    oracle: bool = True  # solo track: add the reference rows (hold, the static oracle) that fix the unit
+    oracles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # scenario -> oracle record
     source: str = "<defaults>"
 
-    def spec(self, label: str) -> AgentSpec:
-        return next(a for a in self.agents if a.label == label)
+    def references(self, scenario: str) -> tuple[AgentSpec, ...]:
+        """The solo track's reference rows on ``scenario``: ``hold`` (unless an agent of the tournament
+        is the registered ``hold``) and ``oracle-static`` (the static oracle's fixed config, from
+        ``oracles``; see :mod:`arena_env.evaluation.oracle`).  Empty with ``oracle: false``."""
+        from .oracle import HOLD_LABEL, ORACLE_LABEL
+
+        if not self.oracle or SOLO not in self.tracks:
+            return ()
+        if scenario not in self.oracles:
+            raise TournamentConfigError(f"{self.source}: the static oracle of scenario {scenario} is not resolved; "
+                                        "call tournament.with_oracles(cfg) first")
+        refs = []
+        if not any(a.agent == "hold" for a in self.agents):
+            refs.append(AgentSpec(HOLD_LABEL, "hold", {}, baseline=True, reference=True))
+        refs.append(AgentSpec(ORACLE_LABEL, "fixed", {"config": dict(self.oracles[scenario]["config"])},
+                              reference=True))
+        return tuple(refs)
+
+    def spec(self, label: str, scenario: str | None = None) -> AgentSpec:
+        """The spec of ``label``: a tournament agent, or (with ``scenario``) a reference row."""
+        for a in self.agents:
+            if a.label == label:
+                return a
+        if scenario is not None:
+            for a in self.references(scenario):
+                if a.label == label:
+                    return a
+        raise KeyError(f"no agent labelled {label!r}" + (f" on scenario {scenario}" if scenario else ""))
 
     def matches(self, i: int) -> list[tuple[str, ...]]:
-        """The head-to-head matches of evaluation seed index ``i``, seats in order (module docstring)."""
-        combos = list(itertools.combinations([a.label for a in self.agents], self.agents_per_match))
-        m = len(combos) if self.matches_per_seed is None else min(self.matches_per_seed, len(combos))
-        out = []
-        for j in range(m):
-            n = i * m + j  # the n-th match of the cyclic schedule
-            c = combos[n % len(combos)]
-            r = (n // len(combos)) % len(c)  # seats rotate once per pass over the combinations
-            out.append(c[r:] + c[:r])
-        return out
+        """The head-to-head matches of evaluation seed index ``i``, seats in order: matches ``i*M`` to
+        ``i*M + M - 1`` of :func:`balanced_schedule` (``M`` = ``matches_per_seed``, or every combination)."""
+        labels = tuple(a.label for a in self.agents)
+        n_combos = math.comb(len(labels), self.agents_per_match)
+        m = n_combos if self.matches_per_seed is None else min(self.matches_per_seed, n_combos)
+        sched = balanced_schedule(labels, self.agents_per_match, (i + 1) * m)
+        return list(sched[i * m:(i + 1) * m])
 
     def cells(self) -> list[Cell]:
         """Every cell of the tournament, in a fixed order."""
         out = []
         for s in self.scenarios:
             if SOLO in self.tracks:
-                out += [Cell(SOLO, (a.label,), s, EVAL_SEED_BASE + i) for a in self.agents for i in range(self.seeds)]
+                out += [Cell(SOLO, (a.label,), s, EVAL_SEED_BASE + i) for a in (*self.agents, *self.references(s))
+                        for i in range(self.seeds)]
             if HEAD_TO_HEAD in self.tracks:
                 out += [Cell(HEAD_TO_HEAD, m, s, EVAL_SEED_BASE + i) for i in range(self.seeds) for m in self.matches(i)]
         return out
@@ -166,11 +193,80 @@ class TournamentConfig:
         treatments.  Cells of another
         tournament with the same key and digest are reused (more seeds, agents or scenarios only add
         cells)."""
-        parts = [[dataclasses.asdict(self.spec(a)) for a in cell.agents], cell.scenario, cell.track,
+        parts = [[dataclasses.asdict(self.spec(a, cell.scenario)) for a in cell.agents], cell.scenario, cell.track,
                  dict(self.overrides), self.decision_timeout_s, scenario_fingerprint(cell.scenario, self.overrides)]
         if cell.track == HEAD_TO_HEAD:
             parts.append(n_treatments(self, cell))
         return _hash(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def balanced_schedule(labels: tuple[str, ...], k: int, n: int) -> tuple[tuple[str, ...], ...]:
+    """The first ``n`` matches of the head-to-head schedule of ``labels``, ``k`` agents per match,
+    seats in order.  Greedy and deterministic; a prefix of a longer schedule is the shorter schedule,
+    so adding seeds keeps the earlier seeds' matches.
+
+    The schedule runs in *passes*, each playing every combination of ``k`` agents once, so after
+    every full pass every pair has met equally often and every agent has played equally often.  With
+    ``k = 2`` a pass is a round robin (circle method): rounds of disjoint pairs, so any prefix of the
+    schedule has every pair met equally often within one meeting and, at round boundaries, every agent
+    played equally often within one match.  Within a pass (``k > 2``) or a round (``k = 2``) the next
+    match is the unplayed combination whose agents have played least (then whose pairs have met
+    least, then the first in ``itertools.combinations`` order).  Seats: of the ``k!`` orders of the
+    match, the one that keeps the spread of every agent's seat counts smallest (then whose agents
+    have sat least in those seats, then the first order), so every agent sits in every seat about
+    equally often; docs/evaluation.md gives the measured worst cases.
+    """
+    idx = {a: j for j, a in enumerate(labels)}
+    combos = list(itertools.combinations(labels, k))
+    if k == 2:  # a pass is a round robin by the circle method: rounds of disjoint pairs
+        groups = [[tuple(sorted(p, key=idx.get)) for p in r] for r in _round_robin(labels)]
+    else:
+        groups = [combos]
+    g = 0
+    plays = dict.fromkeys(labels, 0)
+    pairs = {p: 0 for p in itertools.combinations(labels, 2)}
+    seats = {a: [0] * k for a in labels}
+    out: list[tuple[str, ...]] = []
+    left: list[tuple[str, ...]] = []
+    first: dict[tuple[str, ...], tuple[str, ...]] = {}  # k = 2: the seats of each pair in the first pass
+    while len(out) < n:
+        if not left:
+            left = list(groups[g % len(groups)])
+            g += 1
+        best = min(range(len(left)), key=lambda j: (
+            max(plays[a] for a in left[j]), sum(plays[a] for a in left[j]),
+            max(pairs[p] for p in itertools.combinations(left[j], 2)),
+            sum(pairs[p] for p in itertools.combinations(left[j], 2)), j))
+        combo = left.pop(best)
+        pass_no = (g - 1) // len(groups)
+        if k == 2 and pass_no > 0:  # the first pass's seats, swapped in every odd pass
+            order = first[combo] if pass_no % 2 == 0 else first[combo][::-1]
+        else:
+            order = min(itertools.permutations(combo), key=lambda o: (
+                max(max(seats[a][s] + 1, *seats[a]) - min(seats[a][t] + (t == s) for t in range(k))
+                    for s, a in enumerate(o)),
+                sum(seats[a][s] for s, a in enumerate(o)), tuple(idx[a] for a in o)))
+            first[combo] = order
+        for s, a in enumerate(order):
+            seats[a][s] += 1
+            plays[a] += 1
+        for p in itertools.combinations(combo, 2):
+            pairs[p] += 1
+        out.append(order)
+    return tuple(out)
+
+
+def _round_robin(labels: tuple[str, ...]) -> list[list[tuple[str, str]]]:
+    """The rounds of a round robin (circle method): every pair once, each round a set of disjoint
+    pairs (with an odd number of agents, one agent sits out each round)."""
+    arr: list = list(labels) + ([None] if len(labels) % 2 else [])
+    n = len(arr)
+    rounds = []
+    for _ in range(n - 1):
+        rounds.append([(arr[i], arr[n - 1 - i]) for i in range(n // 2) if arr[i] is not None and arr[n - 1 - i] is not None])
+        arr = [arr[0], arr[-1], *arr[1:-1]]
+    return rounds
 
 
 def _hash(obj) -> str:
@@ -214,20 +310,21 @@ DEFAULT_AGENTS = (
     AgentSpec("random", "random", baseline=True),
     AgentSpec("rule", "rule", baseline=True),
     AgentSpec("ucb1", "ucb1"),
-    AgentSpec("thompson", "thompson", {"prior": "gaussian"}),
+    AgentSpec("linucb", "linucb"),
     AgentSpec("bayes_opt", "bayes_opt"),
 )
 _TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s", "agents_per_match",
-             "matches_per_seed"}
+             "matches_per_seed", "oracle"}
 _AGENT_KEYS = {"label", "agent", "params", "baseline", "checkpoint"}
 ENV_ONLY = {"backend", "render_mode", "action_mode", "num_threads", "info_level"}  # env arguments, not scenario keys
 _SET_BY_TOURNAMENT = {"action_mode", "num_threads", "info_level", "render_mode"}  # play_cell fixes these
 
 
 def default_config(seeds: int = 10) -> TournamentConfig:
-    """The quick tournament of ``python evaluate.py``: baselines and three learners on ``default``
-    (90 days, 5,000 users), both tracks (head-to-head: every pair on every seed)."""
-    return TournamentConfig(DEFAULT_AGENTS, ("default",), seeds, (SOLO, HEAD_TO_HEAD), {"n_users": 5000})
+    """The quick tournament of ``python evaluate.py``: baselines and learners on ``default`` as shipped
+    (its static oracle comes from the shipped report card), both tracks (head-to-head: every pair on
+    every seed)."""
+    return TournamentConfig(DEFAULT_AGENTS, ("default",), seeds, (SOLO, HEAD_TO_HEAD), {})
 
 
 def _positive_int(value) -> bool:
@@ -238,6 +335,8 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
     """Read and validate a tournament YAML file; unknown keys and bad values are errors naming them."""
     import agents as agent_registry
     from arena_env.economy.scenario import find, read_yaml
+
+    from .oracle import HOLD_LABEL, ORACLE_LABEL
 
     src = str(path)
     data = read_yaml(path, TournamentConfigError)
@@ -284,6 +383,10 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
             agent_registry.make(name, **params)
         except Exception as exc:
             raise err(f"agents[{i}].params", str(exc)) from None
+        if label == ORACLE_LABEL or (label == HOLD_LABEL and name != "hold"):
+            raise err(f"agents[{i}].label", f"{label!r} is the label of a reference row the tournament adds "
+                                            f"({ORACLE_LABEL}: the static oracle, {HOLD_LABEL}: the registered "
+                                            "hold agent); choose another label")
         if " vs " in label or not label.strip():
             raise err(f"agents[{i}].label", f"{label!r}: a label must be non-empty and must not contain ' vs ' "
                                             "(it separates the agents of a match)")
@@ -344,11 +447,37 @@ def load_config(path: str | os.PathLike, seeds: int | None = None) -> Tournament
             raise err(f"scenarios[{i}]", f"the head-to-head track needs interference between the variants, but "
                                          f"scenario {s} has economy.rank_strength {sc.economy.rank_strength:g}; "
                                          "choose another scenario or set overrides: {economy: {rank_strength: 0.5}}")
+    oracle = data.get("oracle", True)
+    if not isinstance(oracle, bool):
+        raise err("oracle", f"true (add the hold and static-oracle reference rows that fix the leaderboard's unit) "
+                            f"or false (raw scores), got {oracle!r}")
     timeout = data.get("decision_timeout_s", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_S:
         raise err("decision_timeout_s", f"a number of seconds above 0 and at most {MAX_TIMEOUT_S}, got {timeout!r}")
     return TournamentConfig(tuple(specs), tuple(str(s) for s in scenarios), n, tuple(tracks), dict(overrides),
-                            float(timeout), k, mps, src)
+                            float(timeout), k, mps, oracle, {}, src)
+
+
+def with_oracles(cfg: TournamentConfig, workers: int | None = None, progress: bool = False,
+                 cache: str | os.PathLike | None = None) -> TournamentConfig:
+    """``cfg`` with the static oracle of every scenario resolved (looked up in the shipped cards or
+    the cache, or computed: :func:`arena_env.evaluation.oracle.static_oracle`).  A config with
+    ``oracle: false``, without the solo track, or already resolved is returned as is."""
+    from arena_env.economy.scenario import ScenarioError
+
+    from .oracle import static_oracle
+
+    if not cfg.oracle or SOLO not in cfg.tracks or all(s in cfg.oracles for s in cfg.scenarios):
+        return cfg
+    found = dict(cfg.oracles)
+    for s in cfg.scenarios:
+        if s not in found:
+            try:
+                found[s] = static_oracle(s, cfg.overrides, workers=max(1, workers or os.cpu_count() or 1),
+                                         cache=cache, progress=progress)
+            except ScenarioError as exc:
+                raise TournamentConfigError(f"{cfg.source}: scenarios: {s}: {exc}") from None
+    return dataclasses.replace(cfg, oracles=found)
 
 
 # --- one cell -----------------------------------------------------------------------------------------
@@ -359,7 +488,7 @@ _FAILED = {"score": float("nan"), "latency_mean_ms": float("nan"), "latency_p99_
 def play_cell(cfg: TournamentConfig, cell: Cell) -> list[dict]:
     """Play one cell and return one row per agent in seat order; never raises for an agent's fault."""
     import agents as agent_registry
-    from arena_env.economy import kernels as K
+    from arena_env.economy import layout as K
     from arena_env.economy.env import EconomyEnv
     from arena_env.economy.metrics import METRIC_NAMES, xp_total
     from arena_env.wrappers.agents import run_episode
@@ -375,7 +504,7 @@ def play_cell(cfg: TournamentConfig, cell: Cell) -> list[dict]:
     trace = []
     policies, broken = {}, {}
     for seat, label in seats.items():
-        spec = cfg.spec(label)
+        spec = cfg.spec(label, cell.scenario)
         try:
             policies[seat] = agent_registry.make(spec.agent, **spec.params)
         except Exception as exc:  # e.g. a checkpoint deleted since the tournament file was checked
@@ -427,13 +556,13 @@ def play_cell(cfg: TournamentConfig, cell: Cell) -> list[dict]:
 def _final_tests(env, v: int) -> dict:
     """Variant ``v``'s lift over the control at the end of the episode, and its test's p-value
     (Welch for the per-user metrics, Fisher exact for the rates), per metric."""
-    from arena_env.economy import kernels as K
+    from arena_env.economy import stats_kernels as T
     from arena_env.economy.metrics import IS_BINARY, METRIC_NAMES
 
     out = {}
     for i, m in enumerate(METRIC_NAMES):
         t = env._tests[v, i]
-        p = t[K.T_P_FISHER] if IS_BINARY[i] else t[K.T_P_WELCH]
+        p = t[T.T_P_FISHER] if IS_BINARY[i] else t[T.T_P_WELCH]
         out[f"lift_{m}"] = float(env._mean[v, i] - env._mean[0, i])
         out[f"p_{m}"] = float(p) if np.isfinite(p) else None
     return out
@@ -482,7 +611,8 @@ def manifest(cfg: TournamentConfig) -> dict:
             versions[pkg] = None
     return {"git_commit": commit, "config_hash": cfg.digest(), "config_source": cfg.source,
             "tracks": list(cfg.tracks), "seeds": [EVAL_SEED_BASE + i for i in range(cfg.seeds)],
-            "python": sys.version.split()[0], "packages": versions, "eval_seed_base": EVAL_SEED_BASE}
+            "python": sys.version.split()[0], "packages": versions, "eval_seed_base": EVAL_SEED_BASE,
+            "oracles": {s: dict(r) for s, r in cfg.oracles.items()}}
 
 
 def write_parquet(rows: list[dict], path: Path, meta: Mapping) -> None:
@@ -531,11 +661,15 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
     ``progress(done, total, elapsed_s, reused)`` is called after every cell; ``reused`` cells were
     already in the store when the run started."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     log = out / "cells.jsonl"
     if not resume and log.exists():
         raise FileExistsError(f"{log} exists: pass --resume to finish that run or add to its results, "
                               "or choose another --out")
+    if resume and not out.is_dir():
+        raise FileNotFoundError(f"--resume: the run directory {out} does not exist; check the path, or drop "
+                                "--resume to start a new run there")
+    cfg = with_oracles(cfg, workers, progress=progress is not None)
+    out.mkdir(parents=True, exist_ok=True)
     store = read_cells(log)
     cells = cfg.cells()
     digests = {c: cfg.cell_digest(c) for c in cells}
@@ -550,9 +684,11 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
     with open(log, "a", encoding="utf-8") as fh:
         def keep(cell, rows):
             for row in rows:
+                spec = cfg.spec(row["agent"], cell.scenario)
                 row["config"] = digests[cell]
-                row["baseline"] = cfg.spec(row["agent"]).baseline
-                row["kind"] = cfg.spec(row["agent"]).agent  # the registered agent behind the label
+                row["baseline"] = spec.baseline
+                row["reference"] = spec.reference
+                row["kind"] = spec.agent  # the registered agent behind the label
             fh.write(json.dumps({"key": list(cell.key), "config": digests[cell], "rows": rows}, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

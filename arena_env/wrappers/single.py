@@ -6,9 +6,11 @@ are the learner's in the parallel environment (:mod:`arena_env.economy.env`, sam
 documentation); ``info`` is the learner's info.
 
 Arguments: ``opponents`` (a mapping agent name -> policy, or one policy for every other agent; a
-policy is an :class:`agents.Agent` (``reset``, ``act(context)``, ``update(outcome)``), a callable
-``policy(observation, info) -> action``, or an object with ``act(observation, info)`` and optionally
-``reset(seed)``; ``None`` holds), ``learner`` (default ``"variant_0"``), ``render_mode`` and every
+policy is a registered agent's name such as ``"random"`` or a spec ``{"agent": "ucb1", "params":
+{...}}`` (a new instance per seat), an :class:`agents.Agent` (``reset``, ``act(context)``,
+``update(outcome)``), a callable ``policy(observation, info) -> action``, or an object with
+``act(observation, info)`` and optionally ``reset(seed)``; ``None`` holds; anything else is an error
+at construction, naming the seat), ``learner`` (default ``"variant_0"``), ``render_mode`` and every
 keyword of the parallel environment.
 
 Seeding: ``reset(seed=s)`` seeds the economy and then the opponent playing ``variant_k`` with
@@ -29,6 +31,35 @@ from arena_env.economy.env import EconomyEnv
 from arena_env.wrappers.agents import agent_seed, decide
 
 
+def _is_spec(x) -> bool:
+    """A mapping that names one registered agent: ``{"agent": name, "params": {...}}``."""
+    return isinstance(x, Mapping) and "agent" in x and set(x) <= {"agent", "params"}
+
+
+def _opponent(seat: str, pol):
+    """One opponent, validated: None (hold), a registered agent name or ``{"agent", "params"}`` spec
+    (a new instance per seat), an :class:`agents.Agent`, a callable ``policy(observation, info)``, or an
+    object with ``act(observation, info)``.  Anything else is a ``TypeError`` naming the seat."""
+    import agents as registry
+
+    if pol is None or isinstance(pol, Agent):
+        return pol
+    if isinstance(pol, str) or _is_spec(pol):
+        name, params = (pol, {}) if isinstance(pol, str) else (pol["agent"], dict(pol.get("params") or {}))
+        if name not in registry.available():
+            raise ValueError(f"opponents[{seat!r}]: unknown agent {name!r}; registered agents: "
+                             f"{', '.join(registry.available())}")
+        try:
+            return registry.make(name, **params)
+        except Exception as exc:
+            raise ValueError(f"opponents[{seat!r}]: agent {name!r} with params {params}: {exc}") from None
+    if callable(getattr(pol, "act", None)) or callable(pol):
+        return pol
+    raise TypeError(f"opponents[{seat!r}]: expected None (hold), a registered agent name (e.g. 'random'), "
+                    "{'agent': name, 'params': {...}}, an agents.Agent, a callable policy(observation, info) -> "
+                    f"action or an object with act(observation, info); got {type(pol).__name__} {pol!r}")
+
+
 class EconomySingleEnv(gymnasium.Env):
     """The economy arena with one learning agent (see the module docstring)."""
 
@@ -40,12 +71,13 @@ class EconomySingleEnv(gymnasium.Env):
             raise ValueError(f"learner={learner!r}: expected one of {', '.join(self.par.possible_agents)}")
         self.learner = learner
         self.others = [a for a in self.par.possible_agents if a != learner]
-        if opponents is None or not isinstance(opponents, Mapping):
+        if opponents is None or not isinstance(opponents, Mapping) or _is_spec(opponents):
             opponents = {a: opponents for a in self.others}
-        unknown = set(opponents) - set(self.others)
+        unknown = [a for a in opponents if a not in self.others]
         if unknown:
-            raise ValueError(f"opponents: unknown or learner agents {sorted(unknown)}; others are {self.others}")
-        self.opponents = {a: opponents.get(a) for a in self.others}
+            raise ValueError(f"opponents: unknown or learner agents {sorted(map(str, unknown))}; the others are "
+                             f"{', '.join(self.others)} (the learner is {learner})")
+        self.opponents = {a: _opponent(a, opponents.get(a)) for a in self.others}
         self.render_mode = render_mode
         self.observation_space = self.par.observation_space(learner)
         self.action_space = self.par.action_space(learner)
