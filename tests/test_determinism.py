@@ -131,7 +131,8 @@ print(json.dumps(out))
 def test_thread_count_gives_bit_identical_env_rollouts():
     """1, 2 and 3 Numba threads give bit-identical trajectories, on any machine: the 2- and 3-thread
     rollouts run in a child process with ``NUMBA_NUM_THREADS=4`` (Numba's ceiling defaults to the core
-    count, which may be 1), so the test never skips."""
+    count, which may be 1), so the test never skips.  It covers the population kernels too (every step
+    of the rollouts runs them), in place of a kernel-level test that needed 2 threads in-process."""
     from arena_env._numba import PARALLEL_CHUNKSIZE
     from arena_env.economy import model
     from arena_env.economy.scenario import load

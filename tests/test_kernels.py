@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -114,25 +113,6 @@ def test_day_params_agree():
         if isinstance(x, np.ndarray):
             assert x.dtype == y.dtype, name
     assert a.period == 7 and a.sb_first.shape == (sc.n_variants,)
-
-
-def test_thread_count_does_not_change_results():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs 2 Numba threads")
-    sc = scenario.load("tiny", n_users=20000, site_size=50)
-    runs = []
-    for threads in (1, 2):
-        numba.set_num_threads(threads)
-        p = Population(sc, 3, P)
-        for day in range(8):
-            p.step(day)
-        runs.append(p)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    a, b = runs
-    for name, _ in L.USER_FIELDS:
-        np.testing.assert_array_equal(a.state[name], b.state[name])
-    assert np.array_equal(a.agg_f, b.agg_f)  # bit-identical floats, not just close
-    assert a.agg_i.shape[0] > 2  # several chunks, so the threads really split the work
 
 
 def test_counter_based_draws_do_not_depend_on_user_order():
