@@ -1,0 +1,126 @@
+"""EconomyVecEnv: rows, the SB3 VecEnv contract (terminal_observation, TimeLimit.truncated, autoreset,
+seeding on the next reset), opponents, errors, and a PPO smoke run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arena_env.economy.env import EconomyEnv
+from arena_env.wrappers.vec import EconomyVecEnv
+
+TINY = {"scenario": "tiny", "max_days": 6, "n_users": 300}
+
+
+def test_rows_are_economy_by_economy_and_match_the_parallel_env():
+    vec = EconomyVecEnv([TINY, {**TINY, "scenario": "default", "n_users": 400}], learners="all")
+    try:
+        assert vec.rows == [(0, a) for a in vec.envs[0].possible_agents] + [(1, a) for a in vec.envs[1].possible_agents]
+        assert vec.num_envs == len(vec.rows) and vec.observation_space == vec.envs[0].observation_space("variant_0")
+        vec.seed(11)
+        obs = vec.reset()
+        ref = EconomyEnv(**TINY)
+        o_ref, _ = ref.reset(seed=11)  # economy 0 is seeded with the seed of its first row (11 + 0)
+        n0 = len(vec.envs[0].possible_agents)
+        np.testing.assert_array_equal(obs[:n0], np.stack([o_ref[a] for a in ref.possible_agents]))
+        ref1 = EconomyEnv(**{**TINY, "scenario": "default", "n_users": 400})
+        o1, _ = ref1.reset(seed=11 + n0)  # economy 1: its first row's seed
+        np.testing.assert_array_equal(obs[n0:], np.stack([o1[a] for a in ref1.possible_agents]))
+        assert len(vec.reset_infos) == vec.num_envs
+    finally:
+        vec.close()
+        vec.close()  # twice is fine
+
+
+def test_episode_end_gives_terminal_observation_truncation_and_autoreset():
+    vec = EconomyVecEnv([TINY] * 2, learners=["variant_0"])
+    ref = EconomyEnv(**TINY)
+    vec.seed(5)
+    obs = vec.reset()
+    o, _ = ref.reset(seed=5)
+    np.testing.assert_array_equal(obs[0], o["variant_0"])
+    zero = np.zeros((vec.num_envs, *vec.action_space.shape), dtype=np.float32)
+    for day in range(TINY["max_days"]):
+        obs, rew, done, infos = vec.step(zero)
+        o, r, term, trunc, _ = ref.step({"variant_0": zero[0]})
+        assert rew[0] == np.float32(r["variant_0"])
+        if day < TINY["max_days"] - 1:
+            assert not done.any() and "terminal_observation" not in infos[0]
+            np.testing.assert_array_equal(obs[0], o["variant_0"])
+    assert done.all()
+    for info in infos:
+        assert info["TimeLimit.truncated"] is True  # ended by max_days
+    np.testing.assert_array_equal(infos[0]["terminal_observation"], o["variant_0"])
+    o_next, _ = ref.reset()  # the next episode follows from the seed
+    np.testing.assert_array_equal(obs[0], o_next["variant_0"])  # autoreset: the first obs of episode 2
+    assert vec.envs[0].day == 0 and vec.envs[0].agents
+
+
+def test_same_seed_same_run_and_another_seed_another_run():
+    def run(seed):
+        vec = EconomyVecEnv([TINY] * 2, learners="all", opponents=None)
+        vec.seed(seed)
+        vec.reset()
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(2 * TINY["max_days"] + 2):  # across an autoreset
+            a = rng.uniform(-1, 1, (vec.num_envs, *vec.action_space.shape)).astype(np.float32)
+            out.append(vec.step(a)[1])
+        vec.close()
+        return np.stack(out)
+
+    a, b, c = run(3), run(3), run(4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_opponents_by_name_drive_the_other_treatments():
+    vec = EconomyVecEnv([{**TINY, "scenario": "default", "n_users": 400, "max_days": 20}], learners=["variant_0"],
+                        opponents="random")
+    assert vec.num_envs == 1 and type(vec.opponents[0]["variant_1"]).__name__ == "Random"
+    vec.seed(2)
+    vec.reset()
+    for _ in range(15):
+        vec.step(np.zeros((1, *vec.action_space.shape), dtype=np.float32))
+    cfg = vec.envs[0].config
+    assert vec.envs[0].day == 15
+    assert (cfg[1] == cfg[0]).all()  # the learner asked for nothing (zero moves): variant_0 = the control
+    assert (cfg[2] != cfg[0]).any()  # the random opponent moved variant_1
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"copies": []}, ["copies", "non-empty"]),
+    ({"copies": {"scenario": "tiny"}}, ["copies"]),
+    ({"copies": [TINY], "learners": ["variant_9"]}, ["learners", "variant_0"]),
+    ({"copies": [TINY], "learners": "variant_0"}, ["learners"]),
+    ({"copies": [TINY, {**TINY, "action_mode": "discrete"}]}, ["copies[1]", "spaces"]),
+    ({"copies": [TINY], "learners": ["variant_0"], "opponents": "nope"}, ["unknown agent 'nope'"]),
+])
+def test_bad_arguments_are_errors_that_say_what_to_fix(kw, words):
+    with pytest.raises((ValueError, TypeError)) as exc:
+        EconomyVecEnv(**kw)
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_attribute_access_goes_to_the_rows_economy():
+    vec = EconomyVecEnv([TINY, {**TINY, "max_days": 4}], learners="all")
+    n0 = len(vec.envs[0].possible_agents)
+    assert vec.get_attr("scenario")[0].max_days == 6 and vec.get_attr("scenario", n0)[0].max_days == 4
+    assert vec.env_is_wrapped(object) == [False] * vec.num_envs
+    vec.close()
+
+
+def test_ppo_trains_on_it_deterministically():
+    from stable_baselines3 import PPO
+
+    def train(seed):
+        vec = EconomyVecEnv([TINY] * 2, learners="all")
+        model = PPO("MlpPolicy", vec, n_steps=16, batch_size=16, n_epochs=1, seed=seed, device="cpu",
+                    policy_kwargs={"net_arch": [16]})
+        model.learn(total_timesteps=64)
+        vec.close()
+        return np.concatenate([p.detach().numpy().ravel() for p in model.policy.parameters()])
+
+    a, b = train(1), train(1)
+    assert np.array_equal(a, b)
+    assert np.isfinite(a).all()
