@@ -86,8 +86,8 @@ class Fixed:
                              f"parameters: {', '.join(PARAM_NAMES)}")
         target = {}
         for k, v in config.items():
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
-                    isinstance(v, float) and v.is_integer()) or v < 0:
+            whole = isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
+            if isinstance(v, bool) or not whole or v < 0:
                 raise ValueError(f"fixed: config.{k} must be a non-negative integer, got {v!r}")
             target[k] = int(v)
         self.target = {k: target[k] for k in PARAM_NAMES if k in target}

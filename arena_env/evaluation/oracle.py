@@ -47,6 +47,12 @@ def cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "arena") / "oracles"
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the project root when it is inside it (``docs/cards/...``)."""
+    root = CARDS_DIR.parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def _from_card(path: Path, digest: str) -> dict | None:
     try:
         card = json.loads(path.read_text())
@@ -57,7 +63,7 @@ def _from_card(path: Path, digest: str) -> dict | None:
                 "log2_multipliers": dict(so["log2_multipliers"]), "train_seeds": list(card["settings"]["train_seeds"]),
                 "train_gain": so["search"]["train_gain"],
                 "search": {k: so["search"][k] for k in ("method", "grid", "max_rounds", "rounds", "configs_evaluated")},
-                "source": f"card:{path.relative_to(CARDS_DIR.parents[1]) if path.is_relative_to(CARDS_DIR.parents[1]) else path}"}
+                "source": f"card:{_shown(path)}"}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -60,6 +60,31 @@ def _opponent(seat: str, pol):
                     f"action or an object with act(observation, info); got {type(pol).__name__} {pol!r}")
 
 
+def reset_opponents(env: EconomyEnv, opponents: dict, seed: int | None) -> None:
+    """Reset every opponent policy of an episode seeded ``seed`` (rule of :func:`agent_seed`)."""
+    for k, a in enumerate(env.possible_agents):
+        pol = opponents.get(a)
+        if pol is not None and hasattr(pol, "reset"):
+            pol.reset(agent_seed(seed, k))
+
+
+def opponent_action(env: EconomyEnv, agent: str, pol, obs: dict, infos: dict):
+    """The action of opponent ``agent`` driven by ``pol`` (None: it holds)."""
+    if pol is None:
+        return None
+    if isinstance(pol, Agent):
+        return decide(env, agent, pol, obs[agent])
+    act = pol.act if hasattr(pol, "act") else pol
+    return act(obs[agent], infos[agent])
+
+
+def update_opponents(env: EconomyEnv, opponents: dict, rewards: dict, infos: dict) -> None:
+    """Tell every protocol-agent opponent the outcome of the step just played."""
+    for a, pol in opponents.items():
+        if isinstance(pol, Agent):
+            pol.update(Outcome(float(rewards[a]), infos[a]["decision"], env.day))
+
+
 class EconomySingleEnv(gymnasium.Env):
     """The economy arena with one learning agent (see the module docstring)."""
 
@@ -87,33 +112,18 @@ class EconomySingleEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._obs, self._infos = self.par.reset(seed=seed, options=options)
-        for k, a in enumerate(self.par.possible_agents):
-            pol = self.opponents.get(a)
-            if pol is not None and hasattr(pol, "reset"):
-                pol.reset(agent_seed(seed, k))
+        reset_opponents(self.par, self.opponents, seed)
         return self._obs[self.learner], self._infos[self.learner]
-
-    def _opponent_action(self, agent):
-        pol = self.opponents[agent]
-        if pol is None:
-            return None
-        if isinstance(pol, Agent):
-            return decide(self.par, agent, pol, self._obs[agent])
-        act = pol.act if hasattr(pol, "act") else pol
-        return act(self._obs[agent], self._infos[agent])
 
     def step(self, action):
         actions = {self.learner: action}
         for a in self.others:
-            act = self._opponent_action(a)
+            act = opponent_action(self.par, a, self.opponents[a], self._obs, self._infos)
             if act is not None:
                 actions[a] = act
         obs, rew, term, trunc, infos = self.par.step(actions)
         self._obs, self._infos = obs, infos
-        for o in self.others:
-            pol = self.opponents[o]
-            if isinstance(pol, Agent):
-                pol.update(Outcome(float(rew[o]), infos[o]["decision"], self.par.day))
+        update_opponents(self.par, self.opponents, rew, infos)
         a = self.learner
         return obs[a], rew[a], term[a], trunc[a], infos[a]
 

@@ -40,10 +40,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from agents.protocol import Agent, Outcome
 from arena_env.economy.env import EconomyEnv
-from arena_env.wrappers.agents import agent_seed, decide
-from arena_env.wrappers.single import _is_spec, _opponent
+from arena_env.wrappers.single import _is_spec, _opponent, opponent_action, reset_opponents, update_opponents
 
 
 class EconomyVecEnv(VecEnv):
@@ -99,10 +97,7 @@ class EconomyVecEnv(VecEnv):
     def _reset_copy(self, c: int, seed: int | None, options: dict | None = None) -> None:
         env = self.envs[c]
         self._obs[c], self._infos[c] = env.reset(seed=seed, options=options)
-        for k, a in enumerate(env.possible_agents):
-            pol = self.opponents[c].get(a)
-            if pol is not None and hasattr(pol, "reset"):
-                pol.reset(agent_seed(env.episode_seed, k))
+        reset_opponents(env, self.opponents[c], env.episode_seed)
 
     def reset(self):
         first = {}
@@ -117,15 +112,6 @@ class EconomyVecEnv(VecEnv):
 
     def step_async(self, actions) -> None:
         self._actions = actions
-
-    def _opponent_action(self, c: int, agent: str):
-        pol = self.opponents[c][agent]
-        if pol is None:
-            return None
-        if isinstance(pol, Agent):
-            return decide(self.envs[c], agent, pol, self._obs[c][agent])
-        act = pol.act if hasattr(pol, "act") else pol
-        return act(self._obs[c][agent], self._infos[c][agent])
 
     def step_wait(self):
         actions = self._actions
@@ -142,14 +128,12 @@ class EconomyVecEnv(VecEnv):
         results = {}
         for c, env in enumerate(self.envs):
             act = dict(per_copy[c])
-            for a in self.opponents[c]:
-                x = self._opponent_action(c, a)
+            for a, pol in self.opponents[c].items():
+                x = opponent_action(env, a, pol, self._obs[c], self._infos[c])
                 if x is not None:
                     act[a] = x
             o, r, term, trunc, inf = env.step(act)
-            for a, pol in self.opponents[c].items():
-                if isinstance(pol, Agent):
-                    pol.update(Outcome(float(r[a]), inf[a]["decision"], env.day))
+            update_opponents(env, self.opponents[c], r, inf)
             results[c] = (o, r, term, trunc, inf)
             self._obs[c], self._infos[c] = o, inf
         ended = set()
