@@ -16,32 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from arena_env.cli import int_at_least
 from arena_env.evaluation import leaderboard, report, tournament
+from arena_env.progress import cells as progress
 
-
-def progress(done: int, total: int, elapsed: float, reused: int = 0) -> None:
-    """A progress bar on stderr: cells done, elapsed time and the estimated time left (from the cells
-    played by this run, not those reused from the store).  On a terminal it redraws one line;
-    otherwise (a log file, CI) it writes a line at every tenth of the run."""
-    played = done - reused
-    eta = elapsed / played * (total - done) if played > 0 else float("nan")
-    filled = int(30 * done / total)
-    line = f"[{'#' * filled}{'-' * (30 - filled)}] {done}/{total} cells  {elapsed:6.1f}s elapsed  ETA {eta:6.1f}s"
-    if sys.stderr.isatty():
-        print(f"\r{line}", end="\n" if done == total else "", file=sys.stderr, flush=True)
-    elif done == total or int(10 * done / total) > int(10 * (done - 1) / total):
-        print(line, file=sys.stderr, flush=True)
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+positive_int = int_at_least(1)
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable
 
@@ -33,26 +34,69 @@ def fractions_to_update(context: Context, fractions, reasoning: str = "") -> Upd
     return Update(out, reasoning) if out else None
 
 
+META_NAME = "arena.json"  # inside a checkpoint .zip: how the policy was trained (train.py writes it)
+ACTION_MODES = ("continuous", "target", "discrete")
+
+
+def read_meta(path: str) -> dict:
+    """The ``arena.json`` that train.py puts inside a checkpoint (``algo``, ``action_mode``, ...), or {}."""
+    import zipfile
+
+    if not os.path.exists(path):
+        return {}  # the loader says what is missing
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if META_NAME not in zf.namelist():
+                return {}
+            return json.loads(zf.read(META_NAME).decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ValueError(f"sb3: {path}: not a readable Stable-Baselines3 checkpoint ({exc})") from None
+
+
+def write_meta(path: str, meta: dict) -> None:
+    """Add ``arena.json`` to the checkpoint ``path`` (Stable-Baselines3 ignores the extra member)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(META_NAME, json.dumps(meta, sort_keys=True))
+
+
 @register("sb3")
 class SB3Policy:
     """A Stable-Baselines3 policy checkpoint (``model.save(path)``) as an agent.
 
     Hyperparameters: ``path`` (the ``.zip`` checkpoint), ``algo`` (``"PPO"``, ``"A2C"``, ``"SAC"``,
-    ... any class of ``stable_baselines3``; default PPO), ``deterministic`` (default True).  The
-    policy reads ``context.vector`` (the economy env's observation); a Box action is read as the
-    env's continuous action (log-symmetric moves in units of the delta limit), a Discrete one as
-    "0 holds, k pulls preset k-1".  Use it to put a trained learner in a tournament next to the baselines.
+    ... any class of ``stable_baselines3``), ``action_mode`` (how the policy's actions are read: the
+    economy env's ``"continuous"`` moves in units of the delta limit, ``"target"`` values on the
+    observation's config scale, or ``"discrete"`` "0 holds, k pulls preset k-1"), ``deterministic``
+    (default True).  ``algo`` and ``action_mode`` default to what train.py recorded in the checkpoint
+    (``arena.json``), else PPO and continuous (discrete for a Discrete action space); given values
+    that contradict the record are an error.  The policy reads ``context.vector`` (the economy env's
+    observation).  Use it to put a trained learner in a tournament next to the baselines.
     """
 
-    def __init__(self, path: str, algo: str = "PPO", deterministic: bool = True):
+    def __init__(self, path: str, algo: str | None = None, action_mode: str | None = None,
+                 deterministic: bool = True):
         import stable_baselines3
 
+        meta = read_meta(path)
+        for key, given in (("algo", algo), ("action_mode", action_mode)):
+            if given is not None and key in meta and meta[key] != given:
+                raise ValueError(f"sb3: {path} was trained with {key} {meta[key]!r}, not {given!r}; drop {key} "
+                                 "or load another checkpoint")
+        algo = algo or meta.get("algo", "PPO")
         cls = getattr(stable_baselines3, algo, None)
         if cls is None:
             raise ValueError(f"sb3: unknown algorithm {algo!r}; e.g. PPO, A2C, SAC, TD3, DQN")
         self.model = cls.load(path, device="cpu")
         self.deterministic = bool(deterministic)
-        self.discrete = hasattr(self.model.action_space, "n")
+        discrete = hasattr(self.model.action_space, "n")
+        mode = action_mode or meta.get("action_mode") or ("discrete" if discrete else "continuous")
+        if mode not in ACTION_MODES or (mode == "discrete") != discrete:
+            raise ValueError(f"sb3: action_mode {mode!r} does not fit the policy's action space "
+                             f"{self.model.action_space}; expected one of {', '.join(ACTION_MODES)} "
+                             "(discrete for a Discrete space)")
+        self.action_mode = mode
 
     def reset(self, seed: int | None = None) -> None:
         if seed is not None:
@@ -64,16 +108,40 @@ class SB3Policy:
         if not context.can_update:
             return None
         action, _ = self.model.predict(np.asarray(context.vector, np.float32), deterministic=self.deterministic)
-        if self.discrete:
+        if self.action_mode == "discrete":
             k = int(action)
             if k == 0:
                 return None
             name = list(context.presets)[k - 1]
             return Update(dict(context.presets[name]), f"policy chose preset {name}")
+        if self.action_mode == "target":
+            return targets_to_update(context, action, "policy action")
         return fractions_to_update(context, action, "policy action")
 
     def update(self, outcome: Outcome) -> None:
         pass
+
+
+def targets_to_update(context: Context, units, reasoning: str = "") -> Update | None:
+    """An update from per-parameter targets on the observation's config scale, read as the economy
+    env's ``target`` action (:func:`agents.rules.unit_target`, clipped to [-1, 1], rounded half away
+    from zero, within the hard bounds); parameters already at their target are left out."""
+    if not context.tenant or not context.bounds:
+        raise ValueError("target actions need context.tenant and context.bounds (the economy env's contexts carry them)")
+    u = np.clip(np.asarray(units, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    if u.shape != (len(PARAM_NAMES),):
+        raise ValueError(f"expected {len(PARAM_NAMES)} targets (one per parameter), got shape {u.shape}")
+    out = {}
+    for name, x in zip(PARAM_NAMES, u):
+        if not math.isfinite(x):
+            continue
+        t = context.tenant[name]
+        lo, hi = context.bounds[name]
+        target = int(rules.round_half_away(rules.unit_target(float(x), t, rules.config_span(t, lo, hi))))
+        target = min(max(target, lo), hi)
+        if target != context.config[name]:
+            out[name] = target
+    return Update(out, reasoning) if out else None
 
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)

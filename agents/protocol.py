@@ -87,6 +87,8 @@ class Context:
         breaker_open, anomaly, running: guardrail and lifecycle state of the variant.
         presets: named configurations (the arms of bandit agents), name -> full config.
         vector: the environment's numeric observation (for learned policies), or None.
+        tenant: the tenant config (the control's), parameter name -> int; empty when unknown.
+        bounds: the hard bounds, parameter name -> (lo, hi); empty when unknown.
     """
 
     signals: Signals
@@ -101,6 +103,8 @@ class Context:
     running: bool = True
     presets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     vector: Any = None
+    tenant: Mapping[str, int] = field(default_factory=dict)
+    bounds: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def can_update(self) -> bool:

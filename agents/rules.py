@@ -17,13 +17,17 @@ The rules (``docs/guardrails.md``):
 * :func:`continuous_target` / :func:`continuous_action`: the economy env's continuous action
   component ``a`` in [-1, 1] and the value it requests, log-symmetric (``a`` and ``-a`` scale by
   reciprocal factors, so uniformly random actions leave the median parameter where it was).
+* :func:`config_span`, :func:`unit_of` / :func:`unit_target`: the scale on which the env observes a
+  parameter (``log((x + 1) / (t + 1)) / span``, t the tenant value: 0 at the tenant config, +-1 at the
+  farther hard bound) and its inverse, the value a ``target``-mode action component requests.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["round_half_away", "delta_window", "continuous_target", "continuous_action"]
+__all__ = ["round_half_away", "delta_window", "continuous_target", "continuous_action", "config_span", "unit_of",
+           "unit_target"]
 
 _EXACT = 4503599627370496.0  # 2**52: every float at least this large is an integer
 
@@ -89,3 +93,24 @@ def continuous_action(current: float, target: float, pct: float) -> float:
     else:
         a = math.log(target / current) / math.log1p(pct / 100.0)
     return min(max(a, -1.0), 1.0)
+
+
+def config_span(tenant: float, lo: float, hi: float) -> float:
+    """The log distance from the tenant value to the farther hard bound, ``max(log((hi + 1) / (t + 1)),
+    log((t + 1) / (lo + 1)))``; 1 when both bounds equal the tenant value (the parameter cannot move)."""
+    lt = math.log1p(tenant)
+    span = max(math.log1p(hi) - lt, lt - math.log1p(lo))
+    return span if span > 0.0 else 1.0
+
+
+def unit_of(x: float, tenant: float, span: float) -> float:
+    """A parameter value on the env's observation scale: ``log((x + 1) / (t + 1)) / span`` (0 at the
+    tenant value, +-1 at the farther bound; :func:`config_span`)."""
+    return (math.log1p(x) - math.log1p(tenant)) / span
+
+
+def unit_target(u: float, tenant: float, span: float) -> float:
+    """The value at ``u`` on the observation scale (the inverse of :func:`unit_of`), ``(t + 1) *
+    exp(u * span) - 1``: what a ``target``-mode action component ``u`` in [-1, 1] requests (then
+    rounded half away from zero and clamped by the hard bounds and the delta window)."""
+    return math.expm1(math.log1p(tenant) + u * span)

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_tournament.py [--seeds 30] [--out benchmarks/results/bench_tournament.json]
 Target: 2 workers >= 1.7x one.  Each cell is a 90-day episode of the default scenario at 5,000 users
-(the quick tournament's cells: six agents solo and every pair of them head-to-head); worker start-up
+(the quick tournament's cells: its agents solo and every pair of them head-to-head; seven agents since the shipped PPO policy joined, 2026-12-02); worker start-up
 is included, as a user sees it.
 """
 

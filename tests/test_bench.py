@@ -23,3 +23,16 @@ def test_benchmark_quick_run_writes_complete_json(tmp_path):
     assert {r["backend"] for r in rows} == {"numba", "numpy"} and all(r["user_days_per_s"] > 0 for r in rows)
     assert all(r["backends_consistent"] for r in rows)  # both backends did the same work
     assert all(r["steps_per_s"] > 0 for r in data["env"])
+
+
+def test_training_benchmark_quick_run_writes_complete_json(tmp_path):
+    out = tmp_path / "bench_train.json"
+    res = subprocess.run([sys.executable, "benchmarks/bench_train.py", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["n_envs"] == 8 and data["torch_threads"] == 1 and data["algo"] == "PPO"
+    assert set(data["train_steps_per_s"]) == {"cartpole", "arena"} and all(v > 0 for v in data["train_steps_per_s"].values())
+    t = data["targets"]["train_vs_cartpole"]
+    assert t["target"] == 0.7 and t["value"] == data["train_steps_per_s"]["arena"] / data["train_steps_per_s"]["cartpole"]
+    assert 0 < data["arena_env_share_of_training_time"] < 1.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 
+import gymnasium
 import numpy as np
 import pettingzoo
 import pytest
@@ -372,3 +373,22 @@ def test_multi_day_steps_are_the_same_days_decided_less_often():
     assert infos["variant_0"]["day"] == 7 and infos["variant_0"]["config"]["scanXp"] == 15
     _, _, _, _, infos = weekly.step({"variant_0": up})  # one week later: not rate limited
     assert infos["variant_0"]["decision"]["minute"] == 7 * 1440 and infos["variant_0"]["config"]["scanXp"] == 23
+
+
+def test_target_mode_requests_values_on_the_observation_scale():
+    """action_mode='target': component i requests (t + 1) exp(u span) - 1, the value whose observation
+    entry 53 + i is u; the config moves there within the delta window and stays (no drift)."""
+    env = EconomyEnv("tiny", action_mode="target", n_users=200)
+    assert env.action_space("variant_0") == gymnasium.spaces.Box(-1.0, 1.0, (10,), np.float32)
+    env.reset(seed=0)
+    goal = np.array([14, 21, 71, 40, 0, 11, 14, 35, 14, 1])
+    u = env.target_action(goal)
+    for _ in range(8):
+        obs, _, _, _, infos = env.step({"variant_0": u})
+    assert list(infos["variant_0"]["config"].values()) == goal.tolist()
+    np.testing.assert_allclose(obs["variant_0"][53:63], u, atol=1e-6)  # the observation reads the target back
+    assert infos["variant_0"]["decision"] is None  # at the target: nothing is requested any more
+    _, _, _, _, infos = env.step({"variant_0": np.full(10, -1.0, np.float32)})  # -1: the lower side's far end
+    assert infos["variant_0"]["decision"]["accepted"]
+    _, _, _, _, infos = env.step({"variant_0": np.full(10, 3.0, np.float32)})
+    assert infos["variant_0"]["action_clipped"] is True

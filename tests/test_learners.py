@@ -177,3 +177,21 @@ def test_learners_play_deterministically(tmp_path):
     assert a == play_llm()
     assert [d["appliedConfig"] for d in a["decisions"]["variant_0"]] == [{"photoXp": 12}, {"photoXp": 14},
                                                                          {"photoXp": 16}, {"photoXp": 18}]
+
+
+def test_sb3_target_actions_request_the_values_on_the_observation_scale(monkeypatch):
+    """action_mode target: the policy's output is read as the env's target action (rules.unit_target,
+    rounded, within the bounds), the same values the env in target mode requests."""
+    env = EconomyEnv("tiny", action_mode="target")
+    obs, _ = env.reset(seed=0)
+    goal = [14, 21, 71, 40, 10, 11, 14, 35, 14, 5]
+    u = env.target_action(goal)
+    pol = sb3_with(monkeypatch, StubModel([u, u]), action_mode="target")
+    ctx = context_for(env, "variant_0", obs["variant_0"])
+    up = pol.act(ctx)
+    want = {k: g for k, g, c in zip(agents.PARAM_NAMES, goal, ctx.config.values()) if g != c}
+    assert up.overrides == want
+    env.step({"variant_0": u})  # the env in target mode asks for the same values (the delta clamp aside)
+    assert env.decisions[-1]["economyOverrides"] == want
+    with pytest.raises(ValueError, match="does not fit the policy's action space"):
+        sb3_with(monkeypatch, StubModel([0], n=3), action_mode="target")

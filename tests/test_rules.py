@@ -16,6 +16,7 @@ units, so the bounds stay far from the median.  Seeds are fixed: the checks are 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from pathlib import Path
 
@@ -318,3 +319,29 @@ def test_the_random_agent_through_the_env_keeps_the_median_config():
     per_param = np.median(finals, axis=0)
     assert np.all((per_param >= 1 / 1.5) & (per_param <= 1.5)), per_param
     assert abs(float(np.median(finals)) - 1.0) <= 0.15, np.median(finals)
+
+
+def test_unit_scale_and_its_inverse_are_one_rule():
+    """config_span / unit_of / unit_target: 0 at the tenant value, +-1 at the farther bound, inverse
+    of each other, and the env's observation of the config uses the same scale."""
+    for t, lo, hi in ((10, 0, 200), (50, 0, 1000), (20, 1, 100), (5, 5, 5)):
+        span = rules.config_span(t, lo, hi)
+        assert rules.unit_of(t, t, span) == 0.0
+        far = hi if math.log1p(hi) - math.log1p(t) >= math.log1p(t) - math.log1p(lo) else lo
+        assert abs(rules.unit_of(far, t, span)) == pytest.approx(1.0) or lo == hi
+        for x in (lo, t, hi, (lo + hi) / 2):
+            assert rules.unit_target(rules.unit_of(x, t, span), t, span) == pytest.approx(x, abs=1e-9)
+    assert rules.config_span(5, 5, 5) == 1.0  # a pinned parameter: scale 1, always 0
+
+
+def test_an_agents_update_survives_the_float32_target_action():
+    env = EconomyEnv("tiny", action_mode="target", n_users=200)
+    env.reset(seed=0)
+    cur = env.config[1].copy()
+    lo, hi = env.guardrail_config.lo, env.guardrail_config.hi
+    for i, name in enumerate(PARAM_NAMES):
+        for target in sorted({int(lo[i]), int(cur[i]), int(hi[i]), int(cur[i]) + 1, max(int(cur[i]) - 1, int(lo[i]))}):
+            act = action_for(env, "variant_0", Update({name: target}))
+            req = env._unit_targets(act.astype(np.float64))
+            assert rules.round_half_away(req[i]) == target, (name, target, act[i])
+            assert np.array_equal(np.delete([rules.round_half_away(r) for r in req], i), np.delete(cur, i))

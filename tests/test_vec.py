@@ -124,3 +124,34 @@ def test_ppo_trains_on_it_deterministically():
     a, b = train(1), train(1)
     assert np.array_equal(a, b)
     assert np.isfinite(a).all()
+
+
+def test_sb3s_own_wrappers_and_evaluation_accept_it():
+    """SB3's VecEnv expectations, from SB3's side: VecCheckNan, VecMonitor and VecNormalize wrap it, and
+    stable_baselines3's evaluate_policy counts its episodes and returns exactly the parallel env's
+    episode returns (same seeds, same actions)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor, VecNormalize
+
+    class Zero:  # a policy with SB3's predict signature: always the zero action (hold)
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.zeros((len(obs), 10), np.float32), None
+
+    vec = VecNormalize(VecMonitor(VecCheckNan(EconomyVecEnv([TINY] * 2, learners=["variant_0"]), raise_exception=True)),
+                       norm_obs=False, norm_reward=True)
+    try:
+        vec.seed(21)
+        rewards, lengths = evaluate_policy(Zero(), vec, n_eval_episodes=4, deterministic=True, return_episode_rewards=True)
+    finally:
+        vec.close()
+    assert lengths == [TINY["max_days"]] * 4
+    want = []
+    for c in range(2):  # economy c: seed 21 + c, then its next episode
+        ref = EconomyEnv(**TINY)
+        for k in range(2):
+            ref.reset(seed=21 + c if k == 0 else None)
+            total = 0.0
+            while ref.agents:
+                total += float(np.float32(ref.step({})[1]["variant_0"]))
+            want.append(total)
+    assert sorted(rewards) == pytest.approx(sorted(want), abs=1e-5)  # VecMonitor sums the raw float32 rewards

@@ -43,6 +43,13 @@ consume the rate limit.
  4    photoXp              10    9    feedbackDailyCap (10)
 ==== ====================  ====  ==== ====================
 
+``action_mode="target"``: ``Box(-1, 1, (10,), float32)`` of target values on the observation's config
+scale (entries 53-62 below): component ``u_i`` requests ``(t_i + 1) * exp(u_i * L_i) - 1`` within the
+hard bounds (``agents.rules.unit_target``; 0 the tenant value, +-1 the farther bound), so a policy says
+where a parameter should be rather than how it should move, and a constant action is a fixed config
+(the delta clamp takes it there).  Only parameters whose rounded request differs from the current value
+are touched; ``env.target_action(config)`` is the action that requests ``config``.
+
 ``action_mode="discrete"``: ``Discrete(1 + len(presets))``; 0 holds, ``k`` requests the scenario's
 preset ``k - 1`` (resolved over the tenant config).  ``action_mode="absolute"``: ``Box(lo, hi, (10,))``
 of target values (the hard bounds).  Every proposal goes through the guardrails, so a request may be
@@ -135,7 +142,7 @@ Arguments
 ---------
 ``scenario`` (name in ``configs/scenarios/`` or a path, default ``"default"``), ``n_users``,
 ``n_agents`` (1-4), ``max_days``, ``backend`` (``"numba"`` | ``"numpy"``), ``render_mode``
-(``"ansi"``), ``action_mode`` (``"continuous"`` | ``"discrete"`` | ``"absolute"``), ``num_threads``
+(``"ansi"``), ``action_mode`` (``"continuous"`` | ``"target"`` | ``"discrete"`` | ``"absolute"``), ``num_threads``
 (Numba threads; default None picks by population size: one thread per 50,000 users, at least 1, at
 most ``numba.config.NUMBA_NUM_THREADS``, so 1 below 100k users: on a 2-vCPU machine a second thread
 only pays from ~100k users, and slows smaller populations down several times when another process
@@ -178,6 +185,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from agents import rules
 from arena_env._numba import check_threads, set_threads, threads_for
 
 from . import backends
@@ -198,7 +206,7 @@ WAIT_STEPS_MAX = 7  # observation 63: min(steps until an update is allowed, 7) /
 OBS_LOW = np.zeros(OBS_DIM, np.float32)  # the documented range of every entry (the observation Box)
 OBS_LOW[53:63] = OBS_LOW[68:70] = -1.0  # configs (log ratios) and the weekday's sin/cos
 OBS_HIGH = np.ones(OBS_DIM, np.float32)
-ACTION_MODES = ("continuous", "discrete", "absolute")
+ACTION_MODES = ("continuous", "target", "discrete", "absolute")
 BACKENDS = backends.NAMES
 _LOG1P_LEN = 1024
 DEFAULT_WEIGHTS = {"SCAN_FREQUENCY": 0.4, "RETENTION_RATE": 3.5, "FEEDBACK_QUALITY": 2.5}  # TendedLoop composite
@@ -270,12 +278,12 @@ class EconomyEnv(ParallelEnv):
 
         # observation 53-62: log((x + 1) / (tenant + 1)) over the larger of the two log distances to the
         # hard bounds, so the bounds map to at most +-1 (a parameter pinned by its bounds: scale 1, always 0)
-        log_t = np.log1p(self.tenant_vector.astype(np.float64))
-        self._obs_cfg_log_tenant = log_t
-        span = np.maximum(np.log1p(hi.astype(np.float64)) - log_t, log_t - np.log1p(lo.astype(np.float64)))
-        self._obs_cfg_span = np.where(span > 0.0, span, 1.0)
+        # (agents.rules.config_span; the target action mode requests values on the same scale)
+        self._obs_cfg_log_tenant = np.log1p(self.tenant_vector.astype(np.float64))
+        self._obs_cfg_span = np.array([rules.config_span(float(t), float(a), float(b))
+                                       for t, a, b in zip(self.tenant_vector, lo, hi)])
         obs_space = gymnasium.spaces.Box(OBS_LOW, OBS_HIGH, (OBS_DIM,), np.float32)
-        if action_mode == "continuous":
+        if action_mode in ("continuous", "target"):
             act_space = gymnasium.spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
         elif action_mode == "discrete":
             act_space = gymnasium.spaces.Discrete(1 + len(sc.presets))
@@ -443,18 +451,32 @@ class EconomyEnv(ParallelEnv):
                 bad = [PARAM_NAMES[i] for i in np.flatnonzero(~np.isfinite(arr))]
                 notes[agent] = {"action_error": f"non-finite values for {', '.join(bad)}: treated as a hold"}
                 continue
+            if self.action_mode in ("continuous", "target") and np.any(np.abs(arr) > 1.0):
+                notes[agent] = {"action_clipped": True}
+                arr = np.clip(arr, -1.0, 1.0)
             if self.action_mode == "continuous":
-                if np.any(np.abs(arr) > 1.0):
-                    notes[agent] = {"action_clipped": True}
-                    arr = np.clip(arr, -1.0, 1.0)
                 self.kernels.continuous_targets(cur, arr, float(pct), req[v])
                 has[v] = arr != 0.0
-            else:  # absolute targets: only the parameters whose rounded target differs are touched
-                req[v] = arr
+            else:  # absolute or target values: only the parameters whose rounded request differs are touched
+                req[v] = arr if self.action_mode == "absolute" else self._unit_targets(arr)
                 rounded = np.empty(N_PARAMS)
-                self.kernels.round_half_away_array(arr, rounded)
+                self.kernels.round_half_away_array(req[v], rounded)
                 has[v] = rounded != cur
         return req, has, notes
+
+    def _unit_targets(self, u: np.ndarray) -> np.ndarray:
+        """The values a ``target``-mode action requests (:func:`agents.rules.unit_target`, within the
+        hard bounds)."""
+        g = self.guardrail_config
+        return np.clip([rules.unit_target(a, float(t), s) for a, t, s in
+                        zip(u.tolist(), self.tenant_vector.tolist(), self._obs_cfg_span.tolist())], g.lo, g.hi)
+
+    def target_action(self, config) -> np.ndarray:
+        """The ``target``-mode action that requests ``config`` (a full config vector, parameter order):
+        its observation-scale values (:func:`agents.rules.unit_of`), as float32."""
+        return np.array([rules.unit_of(float(x), float(t), s) for x, t, s in
+                         zip(np.asarray(config, np.float64).tolist(), self.tenant_vector.tolist(),
+                             self._obs_cfg_span.tolist())], np.float32)
 
     def step(self, actions):
         if not self.agents:

@@ -308,6 +308,12 @@ def read_yaml(path: str | os.PathLike, error: type[ValueError] = ScenarioError) 
     return data
 
 
+def yaml_value(text: str):
+    """One YAML value read as the files are (``1e-3`` is a float, ``2e5`` an integer), e.g. a ``--set``
+    override on a command line; ``yaml.YAMLError`` when it is not valid YAML."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
 def deep_merge(base: Mapping, over: Mapping) -> dict:
     """Recursive merge of mappings (``over`` wins; lists and scalars are replaced whole)."""
     out = dict(base)

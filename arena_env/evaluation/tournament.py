@@ -305,6 +305,8 @@ def n_treatments(cfg: TournamentConfig, cell: Cell) -> int:
     return max(n, len(cell.agents)) if cell.track == HEAD_TO_HEAD else n
 
 
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "configs" / "policies" / "ppo-default.zip"
+"""The PPO policy trained by ``python train.py --config configs/ppo.yaml`` (configs/policies/README.md)."""
 DEFAULT_AGENTS = (
     AgentSpec("hold", "hold", baseline=True),
     AgentSpec("random", "random", baseline=True),
@@ -312,6 +314,7 @@ DEFAULT_AGENTS = (
     AgentSpec("ucb1", "ucb1"),
     AgentSpec("linucb", "linucb"),
     AgentSpec("bayes_opt", "bayes_opt"),
+    AgentSpec("ppo", "sb3", {"path": str(SHIPPED_POLICY)}),
 )
 _TOP_KEYS = {"agents", "scenarios", "seeds", "track", "overrides", "decision_timeout_s", "agents_per_match",
              "matches_per_seed", "oracle"}
@@ -321,9 +324,9 @@ _SET_BY_TOURNAMENT = {"action_mode", "num_threads", "info_level", "render_mode"}
 
 
 def default_config(seeds: int = 10) -> TournamentConfig:
-    """The quick tournament of ``python evaluate.py``: baselines and learners on ``default`` as shipped
-    (its static oracle comes from the shipped report card), both tracks (head-to-head: every pair on
-    every seed)."""
+    """The quick tournament of ``python evaluate.py``: baselines, learners and the shipped PPO policy
+    (:data:`SHIPPED_POLICY`) on ``default`` as shipped (its static oracle comes from the shipped report
+    card), both tracks (head-to-head: every pair on every seed)."""
     return TournamentConfig(DEFAULT_AGENTS, ("default",), seeds, (SOLO, HEAD_TO_HEAD), {})
 
 
@@ -333,13 +336,18 @@ def _positive_int(value) -> bool:
 
 def load_config(path: str | os.PathLike, seeds: int | None = None) -> TournamentConfig:
     """Read and validate a tournament YAML file; unknown keys and bad values are errors naming them."""
+    from arena_env.economy.scenario import read_yaml
+
+    return from_dict(read_yaml(path, TournamentConfigError), str(path), seeds)
+
+
+def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> TournamentConfig:
+    """Validate a tournament given as a mapping (the content of a tournament file; ``src`` names it in
+    errors, and relative checkpoint paths are relative to its directory); ``seeds`` overrides ``seeds``."""
     import agents as agent_registry
-    from arena_env.economy.scenario import find, read_yaml
+    from arena_env.economy.scenario import find
 
     from .oracle import HOLD_LABEL, ORACLE_LABEL
-
-    src = str(path)
-    data = read_yaml(path, TournamentConfigError)
 
     def err(key, msg):
         return TournamentConfigError(f"{src}: {key}: {msg}")

@@ -30,7 +30,7 @@ from agents import rules
 from agents.protocol import Agent, Context, Outcome, Signals, Update
 from arena_env.economy.env import MINUTES_PER_DAY, EconomyEnv
 from arena_env.economy.guardrails import RUNNING
-from arena_env.economy.params import N_PARAMS, PARAM_INDEX, to_dict
+from arena_env.economy.params import N_PARAMS, PARAM_INDEX, PARAM_NAMES, to_dict
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # actions are float32
@@ -57,7 +57,8 @@ def context_for(env: EconomyEnv, agent: str, observation=None) -> Context:
         delta_limit_pct=g.config.delta_limit_pct, update_interval_min=g.config.update_interval_min,
         minute=float(env.day * MINUTES_PER_DAY), next_allowed_update=nxt if math.isfinite(nxt) else None,
         breaker_open=bool(g.breaker_open[v]), anomaly=bool(g.anomaly[v]), running=g.status == RUNNING,
-        presets=presets, vector=observation)
+        presets=presets, vector=observation, tenant=to_dict(env.tenant_vector),
+        bounds={k: (int(a), int(b)) for k, a, b in zip(PARAM_NAMES, g.config.lo, g.config.hi)})
 
 
 def action_for(env: EconomyEnv, agent: str, update: Update | None):
@@ -67,6 +68,8 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
     if update is None:
         if env.action_mode == "discrete":
             return 0
+        if env.action_mode == "target":
+            return env.target_action(current)
         return np.zeros(N_PARAMS, np.float32) if env.action_mode == "continuous" else current.astype(np.float32)
     if not isinstance(update, Update):
         raise AgentError(f"{agent} on day {env.day}: act() must return agents.Update or None, "
@@ -88,6 +91,8 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
         touched[PARAM_INDEX[key]] = True
     if env.action_mode == "absolute":
         return target.astype(np.float32)
+    if env.action_mode == "target":
+        return env.target_action(np.where(touched, [rules.round_half_away(t) for t in target.tolist()], current))
     if env.action_mode == "continuous":
         pct = env.guardrail_config.delta_limit_pct  # the inverse of the env's mapping, on integer targets
         return np.array([rules.continuous_action(c, rules.round_half_away(t), pct) if k else 0.0

@@ -1,0 +1,408 @@
+"""One training run: build the economies, train, checkpoint, resume, evaluate.
+
+``train(cfg, out)`` reads top to bottom: set the threads, make the run directory (or, with
+``resume=True``, find its last checkpoint), build the :class:`~arena_env.wrappers.vec.EconomyVecEnv`
+under :class:`EpisodeStats` (and ``VecNormalize`` on the reward), build or load the model, learn with
+the callbacks (per-agent TensorBoard scalars and ``episodes.csv``, checkpoints, progress), save the
+final model, draw the learning curve and evaluate the policy on held-out seeds with evaluate.py's
+machinery.  The VecEnv is closed whatever happens.
+
+The run directory (docs/training.md):
+
+==========================  ===============================================================
+``config.yaml``             the resolved config (``--resume`` reads it back)
+``tb/``                     TensorBoard logs (SB3's scalars and ``arena/...`` per agent)
+``episodes.csv``            one line per finished (economy, agent) episode
+``checkpoints/``            ``model_<steps>.zip`` (+ ``vecnormalize_<steps>.pkl``, replay buffer)
+``model.zip``               the final model (``vecnormalize.pkl`` beside it)
+``curve.png``               the learning curve (:mod:`arena_env.training.curve`)
+``leaderboard.md`` ...      the final evaluation (``report.html``, ``results.parquet``, ...)
+==========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
+
+from agents.learners import write_meta
+from arena_env import progress as progress_bar
+
+from .config import TrainConfig, algorithm, build_kwargs, eval_tournament, meta
+
+CSV_FIELDS = ("timesteps", "scenario", "agent", "return", "xp_cost", "rejections", "clamps", "length")
+_CKPT = re.compile(r"model_(\d+)\.zip$")
+
+
+# --- per-episode statistics -------------------------------------------------------------------------
+
+
+class EpisodeStats(VecEnvWrapper):
+    """Accumulates each row's episode: the raw return (before any reward normalisation), the XP cost
+    (EUR per enrolled user, the ``xp`` term of the value objective), guardrail rejections and clamped
+    parameters, and the final day's metric lifts.  At a row's episode end its info gets
+    ``"arena_episode"`` (these figures, with the row's scenario and agent) and ``"episode"`` (``r``,
+    ``l``, ``t``: what SB3's ``rollout/ep_rew_mean`` reads, as ``VecMonitor`` writes it)."""
+
+    def __init__(self, venv):
+        super().__init__(venv)
+        self.labels = [(venv.envs[c].scenario.name, a) for c, a in venv.rows]
+        self._start = time.monotonic()
+        self._zero()
+
+    def _zero(self, i=None):
+        idx = range(self.num_envs) if i is None else [i]
+        if i is None:
+            self.ret = np.zeros(self.num_envs)
+            self.xp = np.zeros(self.num_envs)
+            self.rej = np.zeros(self.num_envs, int)
+            self.clamps = np.zeros(self.num_envs, int)
+            self.length = np.zeros(self.num_envs, int)
+        for j in idx:
+            self.ret[j] = self.xp[j] = 0.0
+            self.rej[j] = self.clamps[j] = self.length[j] = 0
+
+    def reset(self):
+        self._zero()
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i, info in enumerate(infos):
+            self.ret[i] += float(rewards[i])
+            self.length[i] += 1
+            self.xp[i] -= float(info.get("value", {}).get("xp", 0.0))
+            dec = info.get("decision")
+            if dec is not None:
+                self.rej[i] += dec.get("rejectionReason") is not None
+                self.clamps[i] += len(dec.get("clampedDeltas") or {})
+            if dones[i]:
+                scenario, agent = self.labels[i]
+                info["arena_episode"] = {"scenario": scenario, "agent": agent, "return": self.ret[i],
+                                         "xp_cost": self.xp[i], "rejections": int(self.rej[i]),
+                                         "clamps": int(self.clamps[i]), "length": int(self.length[i]),
+                                         "lift": dict(info.get("lift") or {})}
+                info["episode"] = {"r": float(self.ret[i]), "l": int(self.length[i]),
+                                   "t": round(time.monotonic() - self._start, 6)}
+                self._zero(i)
+        return obs, rewards, dones, infos
+
+
+class ArenaLog(BaseCallback):
+    """Per-agent TensorBoard scalars and ``episodes.csv``.  For every finished episode of a row it
+    records ``arena/<agent>/return``, ``xp_cost``, ``rejections``, ``clamps`` and ``lift/<METRIC>``,
+    and ``arena/return`` over all rows, as means over the episodes since the last dump (so figures
+    are per agent and per episode, never summed over agents or copies); with several scenarios also
+    ``arena/<scenario>/return``.  ``episodes.csv`` gets a line per episode, flushed at once."""
+
+    def __init__(self, csv_path: Path, multi_scenario: bool):
+        super().__init__()
+        self.csv_path = Path(csv_path)
+        self.multi = multi_scenario
+        self._fh = None
+        self._writer = None
+
+    def _on_training_start(self) -> None:
+        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        self._fh = open(self.csv_path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, CSV_FIELDS, extrasaction="ignore")
+        if new:
+            self._writer.writeheader()
+
+    def _on_step(self) -> bool:
+        wrote = False
+        for info in self.locals.get("infos", ()):
+            ep = info.get("arena_episode")
+            if ep is None:
+                continue
+            a = ep["agent"]
+            for key in ("return", "xp_cost", "rejections", "clamps"):
+                self.logger.record_mean(f"arena/{a}/{key}", ep[key])
+            for m, v in ep["lift"].items():
+                self.logger.record_mean(f"arena/{a}/lift/{m}", v)
+            self.logger.record_mean("arena/return", ep["return"])
+            if self.multi:
+                self.logger.record_mean(f"arena/{ep['scenario']}/return", ep["return"])
+            self._writer.writerow({**ep, "timesteps": self.num_timesteps})
+            wrote = True
+        if wrote:
+            self._fh.flush()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class Checkpoints(BaseCallback):
+    """Every ``every`` timesteps: ``checkpoints/model_<steps>.zip`` (and the reward normaliser's
+    statistics, and an off-policy algorithm's replay buffer), each written to a temporary file and
+    renamed, the model last, so a checkpoint that exists is complete even after ``kill -9``.  Keeps
+    the newest ``keep``."""
+
+    def __init__(self, directory: Path, every: int, keep: int, cfg_meta: dict):
+        super().__init__()
+        self.meta = cfg_meta
+        self.dir = Path(directory)
+        self.every = every
+        self.keep = keep
+        self._next = None
+
+    def _on_training_start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            save_checkpoint(self.model, self.dir, self.num_timesteps, self.meta)
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            for old in sorted(checkpoints(self.dir))[:-self.keep]:
+                for f in checkpoint_files(self.dir, old):
+                    f.unlink(missing_ok=True)
+        return True
+
+
+class Progress(BaseCallback):
+    """A progress bar on stderr (:mod:`arena_env.progress`): timesteps, steps per second, elapsed time
+    and the time left."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+        self._t0 = 0.0
+        self._n0 = 0
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.monotonic()
+        self._n0 = self._last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        done = min(self.num_timesteps, self.total)
+        tty = sys.stderr.isatty()
+        if self._last >= self.total or (tty and self.n_calls % 25 and done < self.total) or (
+                not tty and not progress_bar.due(done, self._last, self.total)):
+            return True
+        self._last = done
+        el = time.monotonic() - self._t0
+        rate = (self.num_timesteps - self._n0) / el if el > 0 else float("nan")
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        progress_bar.show(progress_bar.bar(done, self.total, "steps", el, eta, f"{rate:6.0f} steps/s"),
+                          done >= self.total)
+        return True
+
+
+# --- checkpoints ------------------------------------------------------------------------------------
+
+
+def checkpoints(directory: Path) -> list[int]:
+    """The timesteps of the complete checkpoints in ``directory``, ascending."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(int(m.group(1)) for f in d.iterdir() if (m := _CKPT.match(f.name)))
+
+
+def checkpoint_files(directory: Path, steps: int) -> list[Path]:
+    d = Path(directory)
+    return [d / f"model_{steps}.zip", d / f"vecnormalize_{steps}.pkl", d / f"replay_buffer_{steps}.pkl"]
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename ``tmp`` to ``path`` (``tmp`` keeps the suffix: SB3 appends a missing one)."""
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model, path: Path, cfg_meta: dict) -> None:
+    """``model.save`` with the run's ``arena.json`` inside, written to a temporary file and renamed."""
+    def write(p):
+        model.save(str(p))
+        write_meta(str(p), cfg_meta)
+
+    _atomic(path, write)
+
+
+def save_checkpoint(model, directory: Path, steps: int, cfg_meta: dict) -> None:
+    model_f, norm_f, buf_f = checkpoint_files(directory, steps)
+    norm = model.get_vec_normalize_env()
+    if norm is not None:
+        _atomic(norm_f, lambda p: norm.save(str(p)))
+    if getattr(model, "replay_buffer", None) is not None:
+        _atomic(buf_f, lambda p: model.save_replay_buffer(str(p)))
+    save_model(model, model_f, cfg_meta)  # last: its presence marks a complete checkpoint
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def make_vec(cfg: TrainConfig, seed: int):
+    """The training VecEnv: EconomyVecEnv (``cfg.env_copies()``, learners, opponents) under
+    EpisodeStats, under VecNormalize (reward only) when ``vec.normalize_reward``; seeded with ``seed``."""
+    from arena_env.wrappers.vec import EconomyVecEnv
+
+    venv = EpisodeStats(EconomyVecEnv(cfg.env_copies(), learners=cfg.vec["learners"], opponents=cfg.vec["opponents"]))
+    if cfg.vec["normalize_reward"]:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(cfg.algo_kwargs.get("gamma", 0.99)))
+    venv.seed(seed)
+    return venv
+
+
+def set_threads(cfg: TrainConfig) -> None:
+    """torch's intra-op threads (``threads.torch``; Numba's are set per economy by ``threads.numba``)."""
+    import torch
+
+    torch.set_num_threads(cfg.threads["torch"])
+
+
+def prepare(cfg: TrainConfig, out: Path, resume: bool) -> tuple[TrainConfig, int | None]:
+    """Create the run directory and write the resolved config (or, resuming, check that the run
+    exists); returns the config and the checkpoint to resume from (None: from scratch)."""
+    out = Path(out)
+    saved = out / "config.yaml"
+    if not resume:
+        if saved.exists():
+            raise FileExistsError(f"{out} holds a run already (config.yaml): pass --resume to continue it, or "
+                                  "choose another --out / run_name")
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_name("config.yaml.tmp")
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        os.replace(tmp, saved)
+        return cfg, None
+    if not saved.exists():
+        raise FileNotFoundError(f"--resume: {saved} does not exist; check --out, or drop --resume to start there")
+    done = checkpoints(out / "checkpoints")
+    return cfg, (done[-1] if done else None)
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
+          evaluate: bool | None = None) -> dict:
+    """Train (or resume) the run of ``cfg`` in ``out``; returns a summary (paths, timesteps, the
+    evaluation's leaderboard rows).  ``evaluate`` overrides ``eval.enabled``."""
+    out = Path(out)
+    cfg, start = prepare(cfg, out, resume)
+    set_threads(cfg)
+    cls = algorithm(cfg.algo)
+    ckdir = out / "checkpoints"
+    summary = {"run_dir": str(out), "resumed_from": start}
+    if start is None or start < cfg.total_timesteps:
+        venv = make_vec(cfg, cfg.seed if start is None else cfg.seed + start)
+        try:
+            if start is None:
+                model = cls(env=venv, seed=cfg.seed, verbose=0, device="cpu", tensorboard_log=str(out / "tb"),
+                            **build_kwargs(cfg.algo_kwargs))
+            else:
+                model = _load(cls, ckdir, start, venv, out)
+            if resume:
+                _truncate_csv(out / "episodes.csv", start or 0)
+            callbacks = [ArenaLog(out / "episodes.csv", len(cfg.scenarios) > 1),
+                         Checkpoints(ckdir, cfg.checkpoint["every"], cfg.checkpoint["keep"], meta(cfg))]
+            if progress:
+                callbacks.append(Progress(cfg.total_timesteps))
+            t0 = time.monotonic()
+            n0 = model.num_timesteps
+            try:
+                model.learn(cfg.total_timesteps - model.num_timesteps, callback=callbacks,
+                            reset_num_timesteps=start is None, tb_log_name=cfg.algo)
+            except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so that --resume loses nothing
+                save_checkpoint(model, ckdir, model.num_timesteps, meta(cfg))
+                print(f"\ninterrupted at {model.num_timesteps} steps; checkpoint saved; continue with: "
+                      f"python train.py --resume --out {out}", file=sys.stderr)
+                raise
+            summary["steps_per_s"] = (model.num_timesteps - n0) / max(time.monotonic() - t0, 1e-9)
+            save_model(model, out / "model.zip", meta(cfg))
+            norm = model.get_vec_normalize_env()
+            if norm is not None:
+                _atomic(out / "vecnormalize.pkl", lambda p: norm.save(str(p)))
+            summary["timesteps"] = int(model.num_timesteps)
+        finally:
+            venv.close()
+    summary["model"] = str(out / "model.zip")
+    if cfg.eval["enabled"] if evaluate is None else evaluate:
+        summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress)
+    try:
+        from .curve import plot
+
+        summary["curve"] = str(plot(out))
+    except ValueError as exc:  # no finished episode yet (a very short run)
+        print(f"learning curve: {exc}", file=sys.stderr)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def _load(cls, ckdir: Path, steps: int, venv, out: Path):
+    """The model, reward normaliser and replay buffer of checkpoint ``steps`` (lin_ schedules unpickle as they are)."""
+    model_f, norm_f, buf_f = checkpoint_files(ckdir, steps)
+    if isinstance(venv, VecNormalize) and norm_f.exists():
+        venv.ret_rms = VecNormalize.load(str(norm_f), venv.venv).ret_rms  # the reward's running statistics
+    model = cls.load(str(model_f), env=venv, device="cpu", tensorboard_log=str(out / "tb"))
+    if buf_f.exists() and hasattr(model, "load_replay_buffer"):
+        model.load_replay_buffer(str(buf_f))
+    return model
+
+
+def _truncate_csv(path: Path, steps: int) -> None:
+    """Drop the episodes logged after checkpoint ``steps`` (the resumed run plays those steps again)."""
+    if not path.exists():
+        return
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("timesteps", "").isdigit() and int(r["timesteps"]) <= steps]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, CSV_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def evaluate_policy(cfg: TrainConfig, out: Path, progress: bool = True) -> list[dict]:
+    """The final evaluation: the trained policy and ``eval.agents`` on ``eval.scenarios`` over
+    ``eval.seeds`` held-out seeds, solo track, through evaluate.py's machinery; ``leaderboard.md``,
+    ``report.html`` and the results store are written to ``out``.  Returns the leaderboard rows."""
+    from arena_env.evaluation import leaderboard, report, tournament
+
+    tcfg = tournament.from_dict(eval_tournament(cfg, out / "model.zip"), f"{out / 'config.yaml'}: eval")
+    rows = tournament.run(tcfg, out, workers=cfg.eval["workers"], resume=True, progress=progress_bar.cells if progress else None)
+    lb = leaderboard.build(rows)
+    leaderboard.write(lb, out)
+    report.write(lb, rows, json.loads((out / "manifest.json").read_text()), out)
+    print(leaderboard.markdown(lb))
+    for line in verdict(lb, cfg.run_name):
+        print(line)
+    return [dict(r) for r in lb.table]
+
+
+def verdict(lb, label: str) -> list[str]:
+    """One line per scenario: the policy's normalised mean with its interval, and the best other agent's
+    (reference rows aside), in the leaderboard's unit."""
+    from arena_env.evaluation.leaderboard import ALL
+
+    tables = {k: v for k, v in lb.solo.items() if k != ALL} or {lb.facts["scenarios"][0]: lb.table}
+    lines = []
+
+    def fmt(r):
+        return f"{r['mean']:.2f} [{r['mean_lo']:.2f}, {r['mean_hi']:.2f}]"
+
+    for scenario, rows in tables.items():
+        mine = [r for r in rows if r["agent"] == label]
+        others = sorted((r for r in rows if r["agent"] != label and not r.get("reference")),
+                        key=lambda r: -r["mean"])
+        if not mine:
+            continue
+        text = f"{label} on {scenario}: {fmt(mine[0])} (0 = hold, 1 = static oracle)"
+        if others:
+            text += f"; best other agent {others[0]['agent']} {fmt(others[0])}"
+        lines.append(text)
+    return lines

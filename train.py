@@ -1,0 +1,88 @@
+"""Train a Stable-Baselines3 policy on the economy arena: ``python train.py --config configs/ppo.yaml``.
+
+Reads top to bottom: parse the options, read and validate the config (``--set section.key=value``
+and the shortcut options override its keys), train in ``runs/<run_name>/`` (or ``--out``) with
+checkpoints, TensorBoard logs, ``episodes.csv`` and a progress bar, save the final model, draw the
+learning curve and evaluate the policy on held-out seeds with evaluate.py's machinery
+(``leaderboard.md``, ``report.html``).  ``--resume`` continues an interrupted run (also after ``kill
+-9``) from its last checkpoint.  The config format and the outputs are in docs/training.md; the
+machinery in :mod:`arena_env.training`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from arena_env.cli import int_at_least
+from arena_env.training.config import TrainConfigError, resolve
+from arena_env.training.run import train
+
+nonnegative_int = int_at_least(0)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="training YAML (e.g. configs/ppo.yaml); with --resume, optional")
+    p.add_argument("--total-timesteps", type=nonnegative_int, help="override total_timesteps (rows x steps)")
+    p.add_argument("--seed", type=nonnegative_int, help="override seed")
+    p.add_argument("--run-name", help="override run_name (the run directory is runs/<run_name>)")
+    p.add_argument("--out", type=Path, help="run directory (default runs/<run_name>)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any key, dotted, value as YAML: --set ppo.n_steps=256 --set env.n_users=5000")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (or runs/<run_name>) from its last checkpoint, with its saved "
+                        "config (only --total-timesteps may change it)")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    sets = list(args.sets)
+    for key, value in (("total_timesteps", args.total_timesteps), ("seed", args.seed), ("run_name", args.run_name)):
+        if value is not None:
+            sets.append(f"{key}={value}")
+    try:
+        if args.resume:
+            if args.sets or args.seed is not None:
+                p.error("--resume continues a run with its saved config; only --total-timesteps may change it")
+            out = args.out
+            if out is None and (args.run_name or args.config):
+                out = Path("runs") / (args.run_name or resolve(args.config).run_name)
+            if out is None:
+                p.error("--resume needs --out (the run directory), --run-name or --config (the run in runs/<run_name>)")
+            summary = train(_resume_config(out, args.total_timesteps), out, resume=True, progress=not args.quiet,
+                            evaluate=False if args.no_eval else None)
+        else:
+            if args.config is None:
+                p.error("--config is required (e.g. --config configs/ppo.yaml)")
+            cfg = resolve(args.config, sets)
+            out = args.out or Path("runs") / cfg.run_name
+            summary = train(cfg, out, progress=not args.quiet, evaluate=False if args.no_eval else None)
+    except (TrainConfigError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"run in {summary['run_dir']}/ (model.zip, config.yaml, checkpoints/, tb/, episodes.csv"
+          + (", curve.png" if "curve" in summary else "")
+          + (", leaderboard.md, report.html" if "leaderboard" in summary else "") + ")")
+    return 0
+
+
+def _resume_config(out: Path, total: int | None):
+    """The saved config of the run in ``out`` (``--total-timesteps`` may extend it)."""
+    from arena_env.economy.scenario import read_yaml
+    from arena_env.training.config import from_dict
+
+    saved = Path(out) / "config.yaml"
+    if not saved.exists():
+        raise FileNotFoundError(f"--resume: {saved} does not exist; check --out, or drop --resume to start there")
+    data = read_yaml(saved, TrainConfigError)
+    if total is not None:
+        data["total_timesteps"] = total
+    return from_dict(data, str(saved))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
