@@ -13,17 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def _count(minimum: int, flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}; pass {flag} {minimum} or more")
-        return value
-    return parse
+from arena_env.cli import int_at_least
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,13 +24,13 @@ def parser() -> argparse.ArgumentParser:
                                    "effect, the static optimum, the best two-phase schedule, signal to noise, "
                                    "whether the control moves, budget adherence and a PASS/FAIL verdict.")
     c.add_argument("scenario", metavar="NAME|PATH", help="a scenario name (configs/scenarios/) or a .yaml path")
-    c.add_argument("--seeds", type=_count(2, "--seeds"), default=None,
+    c.add_argument("--seeds", type=int_at_least(2, "--seeds"), default=None,
                    help="evaluation seeds 1,000,000 + i (default 10, --quick 4)")
-    c.add_argument("--train-seeds", type=_count(1, "--train-seeds"), default=None,
+    c.add_argument("--train-seeds", type=int_at_least(1, "--train-seeds"), default=None,
                    help="training seeds 0 .. N-1 used by the searches (default 3, --quick 2)")
-    c.add_argument("--workers", type=_count(1, "--workers"), default=None,
+    c.add_argument("--workers", type=int_at_least(1, "--workers"), default=None,
                    help="worker processes (default: min(2, cores))")
-    c.add_argument("--n-users", type=_count(10, "--n-users"), default=None,
+    c.add_argument("--n-users", type=int_at_least(10, "--n-users"), default=None,
                    help="override the scenario's population (e.g. a card of `large` at a size that runs in minutes)")
     c.add_argument("--out", default=None, help="output directory (default runs/cards/<scenario>)")
     c.add_argument("--quick", action="store_true", help="a small grid, one round per search and fewer seeds")
@@ -58,7 +48,7 @@ def check_scenario(args, p: argparse.ArgumentParser) -> int:
         p.error(str(exc))
     seeds = args.seeds or (C.QUICK_SEEDS if args.quick else C.DEFAULT_SEEDS)
     train = args.train_seeds or (C.QUICK_TRAIN_SEEDS if args.quick else C.DEFAULT_TRAIN_SEEDS)
-    workers = args.workers or max(1, min(2, os.cpu_count() or 1))
+    workers = args.workers or max(1, min(2, os.cpuint_at_least() or 1))
     stem = Path(args.scenario).stem if str(args.scenario).endswith((".yaml", ".yml")) else str(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / "cards" / stem
     try:
