@@ -17,7 +17,7 @@ from pathlib import Path
 
 from arena_env.cli import int_at_least
 from arena_env.training.config import TrainConfigError, resolve
-from arena_env.training.run import train
+from arena_env.training.run import resume_config, train
 
 nonnegative_int = int_at_least(0)
 
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
                 out = Path("runs") / (args.run_name or resolve(args.config).run_name)
             if out is None:
                 p.error("--resume needs --out (the run directory), --run-name or --config (the run in runs/<run_name>)")
-            summary = train(_resume_config(out, args.total_timesteps), out, resume=True, progress=not args.quiet,
+            summary = train(resume_config(out, args.total_timesteps), out, resume=True, progress=not args.quiet,
                             evaluate=False if args.no_eval else None)
         else:
             if args.config is None:
@@ -68,20 +68,6 @@ def main(argv=None) -> int:
           + (", curve.png" if "curve" in summary else "")
           + (", leaderboard.md, report.html" if "leaderboard" in summary else "") + ")")
     return 0
-
-
-def _resume_config(out: Path, total: int | None):
-    """The saved config of the run in ``out`` (``--total-timesteps`` may extend it)."""
-    from arena_env.economy.scenario import read_yaml
-    from arena_env.training.config import from_dict
-
-    saved = Path(out) / "config.yaml"
-    if not saved.exists():
-        raise FileNotFoundError(f"--resume: {saved} does not exist; check --out, or drop --resume to start there")
-    data = read_yaml(saved, TrainConfigError)
-    if total is not None:
-        data["total_timesteps"] = total
-    return from_dict(data, str(saved))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,9 @@ def main(argv=None) -> int:
     cfg = resolve(args.config, ["eval.enabled=false"])
     set_threads(cfg)
     arena = lambda: make_vec(cfg, cfg.seed)  # noqa: E731
-    n_envs = arena().num_envs
+    probe = arena()
+    n_envs = probe.num_envs
+    probe.close()
     rollout = int(cfg.algo_kwargs.get("n_steps", 1)) * n_envs
     timesteps = args.timesteps or rollout * (2 if args.quick else 30)
     repeat = 1 if args.quick else args.repeat

@@ -43,12 +43,11 @@ import yaml
 
 EVAL_SEED_BASE = 1_000_000  # arena_env.evaluation.tournament.EVAL_SEED_BASE: training seeds stay below
 RESERVED = ("env", "seed", "verbose", "tensorboard_log", "device", "_init_setup_model")
-DEFAULT_EVAL_AGENTS = ("hold", "random", "rule", "ucb1", "linucb", "bayes_opt")  # the make-demo field
 _TOP = {"algo", "run_name", "seed", "total_timesteps", "env", "vec", "threads", "checkpoint", "eval"}
 _VEC = {"copies": 4, "learners": "all", "opponents": None, "normalize_reward": True}
 _THREADS = {"torch": 1, "numba": 1}
 _CHECKPOINT = {"every": None, "keep": 3}
-_EVAL = {"enabled": True, "seeds": 20, "scenarios": None, "agents": list(DEFAULT_EVAL_AGENTS), "overrides": {},
+_EVAL = {"enabled": True, "seeds": 20, "scenarios": None, "agents": None, "overrides": {},
          "workers": None}
 _ENV_SET_HERE = {"num_threads": "threads.numba", "render_mode": None}
 
@@ -257,6 +256,8 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
         ev["scenarios"] = list(scenarios)
     if isinstance(ev["scenarios"], str):
         ev["scenarios"] = [ev["scenarios"]]
+    if ev["agents"] is None:
+        ev["agents"] = default_eval_agents()
     if not isinstance(ev["agents"], list):
         raise err("eval.agents", f"a list of tournament entries (e.g. [hold, ucb1]), got {ev['agents']!r}")
     if not isinstance(ev["overrides"], Mapping):
@@ -305,11 +306,20 @@ def _check_env(cfg: TrainConfig, err) -> None:
             env.close()
 
 
+def default_eval_agents() -> list[dict]:
+    """``eval.agents`` by default: the field of ``python evaluate.py`` (the quick tournament), without
+    its shipped policy."""
+    from arena_env.evaluation.tournament import DEFAULT_AGENTS
+
+    return [{"agent": a.agent, "label": a.label, "baseline": a.baseline, **({"params": dict(a.params)} if a.params
+            else {})} for a in DEFAULT_AGENTS if a.agent != "sb3"]
+
+
 def eval_tournament(cfg: TrainConfig, model_path: str | None) -> dict:
     """The final evaluation as a tournament mapping (:func:`arena_env.evaluation.tournament.from_dict`):
     the trained policy (``model_path``; None: a placeholder check of the other entries) and
     ``eval.agents`` on ``eval.scenarios``, solo track, with the reference rows."""
-    agents = [a for a in copy.deepcopy(list(cfg.eval["agents"]))]
+    agents = copy.deepcopy(list(cfg.eval["agents"]))
     if model_path is not None:
         agents.insert(0, {"checkpoint": str(Path(model_path).resolve()), "label": cfg.run_name})
     if not agents:

@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 from agents.learners import write_meta
 from arena_env import progress as progress_bar
 
-from .config import TrainConfig, algorithm, build_kwargs, eval_tournament, meta
+from .config import TrainConfig, TrainConfigError, algorithm, build_kwargs, eval_tournament, from_dict, meta
 
 CSV_FIELDS = ("timesteps", "scenario", "agent", "return", "xp_cost", "rejections", "clamps", "length")
 _CKPT = re.compile(r"model_(\d+)\.zip$")
@@ -58,19 +58,14 @@ class EpisodeStats(VecEnvWrapper):
         super().__init__(venv)
         self.labels = [(venv.envs[c].scenario.name, a) for c, a in venv.rows]
         self._start = time.monotonic()
-        self._zero()
+        n = self.num_envs
+        self.ret, self.xp = np.zeros(n), np.zeros(n)
+        self.rej, self.clamps, self.length = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
 
-    def _zero(self, i=None):
-        idx = range(self.num_envs) if i is None else [i]
-        if i is None:
-            self.ret = np.zeros(self.num_envs)
-            self.xp = np.zeros(self.num_envs)
-            self.rej = np.zeros(self.num_envs, int)
-            self.clamps = np.zeros(self.num_envs, int)
-            self.length = np.zeros(self.num_envs, int)
-        for j in idx:
-            self.ret[j] = self.xp[j] = 0.0
-            self.rej[j] = self.clamps[j] = self.length[j] = 0
+    def _zero(self, i=slice(None)) -> None:
+        """Start row ``i``'s episode (default: every row's)."""
+        for acc in (self.ret, self.xp, self.rej, self.clamps, self.length):
+            acc[i] = 0
 
     def reset(self):
         self._zero()
@@ -281,10 +276,27 @@ def prepare(cfg: TrainConfig, out: Path, resume: bool) -> tuple[TrainConfig, int
         tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         os.replace(tmp, saved)
         return cfg, None
-    if not saved.exists():
-        raise FileNotFoundError(f"--resume: {saved} does not exist; check --out, or drop --resume to start there")
+    _saved_config(out)
     done = checkpoints(out / "checkpoints")
     return cfg, (done[-1] if done else None)
+
+
+def _saved_config(out: Path) -> Path:
+    saved = Path(out) / "config.yaml"
+    if not saved.exists():
+        raise FileNotFoundError(f"--resume: {saved} does not exist; check --out, or drop --resume to start there")
+    return saved
+
+
+def resume_config(out: str | os.PathLike, total_timesteps: int | None = None) -> TrainConfig:
+    """The saved config of the run in ``out`` (``total_timesteps`` may extend it), for ``train(..., resume=True)``."""
+    from arena_env.economy.scenario import read_yaml
+
+    saved = _saved_config(Path(out))
+    data = read_yaml(saved, TrainConfigError)
+    if total_timesteps is not None:
+        data["total_timesteps"] = total_timesteps
+    return from_dict(data, str(saved))
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
