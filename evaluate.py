@@ -1,5 +1,6 @@
 """Tournaments and leaderboards: ``python evaluate.py`` (a quick tournament on the default scenario)
-or ``python evaluate.py --config configs/tournament.yaml``.
+or ``python evaluate.py --config configs/tournament.yaml``; with a replay config
+(``configs/replay_obd.yaml``) it scores policies on logged data by off-policy evaluation instead.
 
 Reads top to bottom: parse the options, build the tournament, play the missing cells in worker
 processes (resumable), rank, write ``leaderboard.md``, ``leaderboard.csv``, ``report.html``,
@@ -11,13 +12,14 @@ resume) are in :mod:`arena_env.evaluation.tournament`; the statistics in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
 from arena_env.cli import int_at_least
-from arena_env.evaluation import leaderboard, report, tournament
+from arena_env.evaluation import leaderboard, replay_board, report, tournament
 from arena_env.progress import cells as progress
 
 positive_int = int_at_least(1)
@@ -35,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the intervals")
     args = p.parse_args(argv)
 
+    if args.config and replay_board.is_replay_config(args.config):
+        return replay(args)
     if args.resume and args.out is None:
         p.error("--resume needs --out, the run directory to finish")
     if args.leaderboard_only:
@@ -82,6 +86,34 @@ def main(argv=None) -> int:
     print(leaderboard.markdown(lb))
     extra = ", win_matrix.csv" if lb.h2h else ""
     print(f"results in {args.out}/ (leaderboard.md, leaderboard.csv{extra}, report.html, results.parquet, "
+          "manifest.json)")
+    return 0
+
+
+def replay(args) -> int:
+    """A replay config: score the policies on the logged data, write the same files, print the leaderboard."""
+    unused = [flag for flag, on in (("--seeds", args.seeds), ("--workers", args.workers), ("--resume", args.resume),
+                                    ("--leaderboard-only", args.leaderboard_only)) if on]
+    if unused:
+        print(f"error: {args.config} is a replay config; {', '.join(unused)} apply to tournaments only "
+              "(a replay run scores every policy on the log in one pass)", file=sys.stderr)
+        return 2
+    try:
+        cfg = replay_board.load_config(args.config)
+    except replay_board.ReplayConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.n_boot != 2000:
+        cfg = dataclasses.replace(cfg, n_bootstrap=args.n_boot)
+    out = args.out or Path("runs") / f"{args.config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        rows, facts, traces = replay_board.run(cfg, out, progress=True)
+    except ValueError as exc:  # a log, manifest or policy the replay cannot use: the message says which
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    replay_board.write(rows, facts, traces, out, replay_board.manifest(cfg))
+    print(replay_board.markdown(rows, facts))
+    print(f"results in {out}/ (leaderboard.md, leaderboard.csv, report.html, results.parquet, traces.parquet, "
           "manifest.json)")
     return 0
 

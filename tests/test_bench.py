@@ -36,3 +36,25 @@ def test_training_benchmark_quick_run_writes_complete_json(tmp_path):
     t = data["targets"]["train_vs_cartpole"]
     assert t["target"] == 0.7 and t["value"] == data["train_steps_per_s"]["arena"] / data["train_steps_per_s"]["cartpole"]
     assert 0 < data["arena_env_share_of_training_time"] < 1.5
+
+
+def test_replay_benchmark_quick_run_writes_complete_json(tmp_path):
+    out = tmp_path / "bench_replay.json"
+    res = subprocess.run([sys.executable, "benchmarks/bench_replay.py", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["log"]["cases"] == 1000 and data["log"]["events_per_case"] == 20 and data["n_bootstrap"] == 200
+    assert set(data["variants"]) == {"main", "timer"}
+    for v in data["variants"].values():
+        assert v["events"] == 20_000 and v["cases"] == 1000
+        assert all(v["seconds"][s] > 0 and v["events_per_s"][s] > 0 for s in ("load", "extract", "evaluate", "total"))
+        assert v["results_identical_over_samples"]
+        for est in ("ipw", "dr"):
+            assert set(v["results"][est]["policies"]) == {"random", "constant:send_reminder",
+                                                          "threshold:score>=0.5", "rule", "logged"}
+    main, timer = data["variants"]["main"], data["variants"]["timer"]
+    assert main["decision_rows"] == 1000 < timer["decision_rows"]  # one decision per lead; timers add rows
+    t = data["targets"]["total_under_5s"]
+    assert t["indicative_only"] and t["value_s"] == main["seconds"]["total"]
+    assert data["machine"]["cpu_count"] >= 1 and "pyarrow" in data["versions"]

@@ -346,3 +346,21 @@ def test_naive_timestamps_are_read_as_utc_and_the_index_is_optional(tmp_path):
     ref, _ = read_obd(_derived(tmp_path / "ref"))
     assert table.column("timestamp").equals(ref.column("timestamp"))
     assert table.column("case_id").to_pylist()[::2] == [f"bts/all/{i}" for i in range(5)]
+
+
+def test_bts_policy_is_the_prior_sampler_at_each_rows_position():
+    from arena_env.replay import obd
+    from arena_env.replay.log import load_log
+    from arena_env.replay.snapshots import prepare
+
+    table, man = obd.read_obd(DATA / "random" / "all" / "all.csv")
+    rep = prepare(load_log(table, man))
+    pol = obd.BTSPolicy("all", n_sim=20_000, seed=3)
+    dist = pol.action_dist(rep)
+    table_ = obd.bts_action_dist("all", 80, n_sim=20_000, seed=3)
+    order = [int(a) for a in rep.actions]
+    for i in (0, 5, 1999):
+        np.testing.assert_array_equal(dist[i], table_[order, rep.position[i]])
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="unknown campaign 'kids'"):
+        obd.BTSPolicy("kids")

@@ -314,7 +314,51 @@ def test_replay_falls_back_to_the_bootstrap_when_the_exact_interval_does_not_app
     assert ope.evaluate("replay", **graded, n_bootstrap=200).interval == "bootstrap"
     soft = dict(logs, action_dist=logs["action_dist"] * 0.9 + 0.01)
     assert ope.evaluate("replay", **soft, n_bootstrap=200).interval == "bootstrap"
-    assert ope.evaluate("snipw", **logs, n_bootstrap=200).interval == "bootstrap"
+    varying = dict(logs, pscore=np.linspace(0.05, 0.15, len(logs["reward"])))
+    assert ope.evaluate("snipw", **varying, n_bootstrap=200).interval == "bootstrap"
+    assert ope.evaluate("ipw", **varying, n_bootstrap=200).interval == "bootstrap"
+    assert ope.evaluate("ipw", **logs, cases=cases, n_bootstrap=200).interval == "bootstrap"
+    assert ope.evaluate("dr", **logs, estimated_rewards_by_reg_model=np.zeros_like(logs["action_dist"]),
+                        n_bootstrap=200).interval == "bootstrap"
+
+
+def test_uniform_logging_gives_ipw_and_snipw_exact_intervals():
+    """Under one propensity p, a deterministic policy and 0/1 rewards, SNIPW is the matched rows' click rate
+    (Clopper-Pearson on (k, m)) and IPW is k / (n p) with k ~ Binomial(n, p V) (Clopper-Pearson on (k, n),
+    divided by p); with no click the bootstrap said [0, 0]."""
+    from scipy.stats import binomtest
+
+    logs = deterministic_replay_logs(0)
+    n, p = len(logs["reward"]), float(logs["pscore"][0])
+    sn = ope.evaluate("snipw", **logs)
+    assert sn.interval == "clopper-pearson" and sn.low == 0.0
+    assert sn.high == pytest.approx(binomtest(0, 51).proportion_ci(method="exact").high)
+    ip = ope.evaluate("ipw", **logs)
+    assert ip.interval == "clopper-pearson" and ip.value == 0.0
+    assert ip.high == pytest.approx(binomtest(0, n).proportion_ci(method="exact").high / p)
+    assert ope.evaluate("ipw", **logs, binomial_method=None).high == 0.0  # the failure it avoids
+    three = deterministic_replay_logs(3)
+    ip3 = ope.evaluate("ipw", **three)
+    assert ip3.value == pytest.approx(3 / (n * p))
+    ci = binomtest(3, n).proportion_ci(method="exact")
+    assert (ip3.low, ip3.high) == pytest.approx((ci.low / p, ci.high / p))
+
+
+def test_exact_ipw_interval_covers():
+    """Coverage of the exact IPW interval on simulated uniform logs with a rare click (true value 0.02)."""
+    k, n, v = 10, 2000, 0.02
+    hits = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        action = rng.integers(0, k, n)
+        choice = rng.integers(0, k, n)
+        # the policy's action clicks with probability v; the other actions never do (and are unseen by IPW)
+        reward = ((action == choice) & (rng.random(n) < v)).astype(float)
+        est = ope.evaluate("ipw", reward=reward, action=action, pscore=np.full(n, 1 / k),
+                           action_dist=np.eye(k)[choice])
+        assert est.interval == "clopper-pearson"
+        hits += est.low <= v <= est.high
+    assert 0.93 <= hits / 200 <= 1.0
 
 
 def test_row_bootstrap_width_matches_the_normal_approximation():
@@ -618,3 +662,57 @@ def test_obp_class_defaults_and_names():
     q = data["estimated_rewards_by_reg_model"]
     dm = ope.DirectMethod().estimate_policy_value(action_dist=data["action_dist"], estimated_rewards_by_reg_model=q)
     assert dm == pytest.approx(ope.estimate_policy_value("dm", **data), rel=1e-12)
+
+
+def test_shared_resamples_equal_drawing_from_the_seed():
+    """Counts drawn once by bootstrap_counts and passed as resamples= give exactly the seed's results."""
+    data = random_logs(11, n=700)
+    cases = np.random.default_rng(3).integers(0, 300, 700)
+    n_cases = np.unique(cases).size
+    counts = ope.bootstrap_counts(n_cases, 300, seed=5)
+    q = np.random.default_rng(2).random(data["action_dist"].shape)
+    for est in ("ipw", "snipw", "dr", "sndr", "replay"):
+        kw = dict(data, cases=cases, n_bootstrap=300, estimated_rewards_by_reg_model=q)
+        a = ope.evaluate(est, **kw, seed=5, binomial_method=None)
+        b = ope.evaluate(est, **kw, resamples=counts, binomial_method=None)
+        assert (a.low, a.high) == (b.low, b.high)
+    base = np.full_like(data["action_dist"], 1.0 / data["action_dist"].shape[1])
+    c1 = ope.compare("ipw", **dict(data, cases=cases), baseline_dist=base, n_bootstrap=300, seed=5)
+    c2 = ope.compare("ipw", **dict(data, cases=cases), baseline_dist=base, n_bootstrap=300, resamples=counts)
+    assert (c1.low, c1.high, c1.p_value) == (c2.low, c2.high, c2.p_value)
+    assert counts.sum(axis=1).tolist() == [n_cases] * 300  # each resample draws n_cases cases
+
+
+def test_case_numbering_fast_path_equals_unique():
+    from arena_env.replay.ope import _case_index
+
+    rng = np.random.default_rng(0)
+    for c in (rng.integers(0, 50, 200), rng.integers(0, 10**6, 200), np.array([5, 5, 2, 9]),
+              rng.integers(0, 50, 200).astype(str)):
+        inv, k = _case_index(c, len(c))
+        u, want = np.unique(c, return_inverse=True)
+        np.testing.assert_array_equal(inv, want)
+        assert k == u.size
+
+
+def test_a_degenerate_paired_bootstrap_falls_back_to_combined_intervals():
+    """A policy with no click among its matched rows has a bootstrap estimate that never varies; the paired
+    bootstrap would then call its difference from the baseline significant although its own exact interval
+    is wide. compare() combines the two exact intervals at alpha/2 instead, and gives no p-value."""
+    from scipy.stats import binomtest
+
+    logs = deterministic_replay_logs(0)  # the policy: 51 matched rows, no click
+    k = logs["action_dist"].shape[1]
+    n = len(logs["reward"])
+    rng = np.random.default_rng(1)
+    clicks = (rng.random(n) < 0.05).astype(float)
+    logs = dict(logs, reward=np.where(logs["action_dist"][np.arange(n), logs["action"]] == 1, 0.0, clicks))
+    base = np.full_like(logs["action_dist"], 1.0 / k)  # uniform: the logging policy, value = mean click
+    c = ope.compare("snipw", **logs, baseline_dist=base, n_bootstrap=500, seed=0)
+    assert c.interval == "combined" and math.isnan(c.p_value)
+    hi_policy = binomtest(0, 51).proportion_ci(confidence_level=0.975, method="exact").high
+    assert c.high == pytest.approx(hi_policy - ope.evaluate("snipw", **dict(logs, action_dist=base), alpha=0.025,
+                                                            n_bootstrap=500, seed=0).low, rel=1e-9)
+    assert c.low < 0 < c.high  # not significant, as it should be
+    forced = ope.compare("snipw", **dict(logs, reward=logs["reward"] * 0.5), baseline_dist=base, n_bootstrap=500)
+    assert forced.interval == "bootstrap"  # graded rewards: no exact interval, the bootstrap as usual

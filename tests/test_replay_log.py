@@ -268,3 +268,26 @@ def test_durations():
     for bad in ("0d", "-1h", "1y", True, "d"):
         with pytest.raises(ManifestError):
             parse_duration(bad, "x")
+
+
+def test_duplicate_ids_are_found_in_any_order(leads):
+    """The duplicate check holds whatever the order of the ids (sorted input takes a faster path)."""
+    table, man, _ = leads
+    ids = table.column("event_id").to_pylist()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(ids))
+    shuffled = table.take(pa.array(order))
+    load_log(shuffled, man)  # unique ids in shuffled order: fine
+    ids2 = shuffled.column("event_id").to_pylist()
+    ids2[200] = ids2[7]
+    bad = shuffled.set_column(shuffled.column_names.index("event_id"), "event_id", pa.array(ids2))
+    with pytest.raises(LogError, match=rf"row 201: duplicate event id '{ids2[7]}' \(first at row 8\)"):
+        load_log(bad, man)
+
+
+def test_numeric_outcomes_by_value_field():
+    with pytest.raises(ManifestError, match="either by label \\(values\\) or by a numeric column \\(value_field\\)"):
+        from_dict({**MANIFEST, "outcomes": {"positive": ["converted"], "values": {"converted": 2},
+                                            "value_field": "revenue"}}, "m.yaml")
+    m = from_dict({**MANIFEST, "outcomes": {"value_field": "revenue"}}, "m.yaml")
+    assert m.outcomes.value_field == "revenue" and from_dict(m.to_dict(), "m.yaml") == m

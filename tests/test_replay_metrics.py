@@ -135,3 +135,23 @@ def test_models_are_shared_and_deterministic(world):
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert models(rep, "ipw") == {}
+
+
+def test_argmax_picks_the_best_scored_allowed_action(world):
+    rep, _, _ = world
+    import dataclasses
+
+    feats = dict(rep.features)
+    rng = np.random.default_rng(0)
+    for a in rep.actions:
+        feats[f"aff_{a}"] = rng.random(len(rep))
+    types = {**rep.feature_types, **{f"aff_{a}": "number" for a in rep.actions}}
+    r2 = dataclasses.replace(rep, features=feats, feature_types=types)
+    pol = P.Argmax("aff_{action}")
+    want = np.argmax(np.stack([feats[f"aff_{a}"] for a in rep.actions], axis=1), axis=1)
+    np.testing.assert_array_equal(np.argmax(pol.action_dist(r2), axis=1), want)
+    np.testing.assert_allclose(pol.scores(r2), np.max(np.stack([feats[f"aff_{a}"] for a in rep.actions], 1), 1))
+    with pytest.raises(ValueError, match="must contain {action}"):
+        P.Argmax("aff")
+    with pytest.raises(ValueError, match="no numeric feature matches 'nope_{action}'"):
+        P.Argmax("nope_{action}").action_dist(rep)

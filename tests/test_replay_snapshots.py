@@ -286,3 +286,60 @@ def test_expressions_are_checked_against_the_log_at_prepare():
     rep = prepare(load_log(table, defined))
     assert len(rep) > 0 and all(rep.snapshot(k)["warm_b"] for k in range(len(rep)))
     assert rep.feature_types["warm"] == "bool"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logs(), st.sampled_from(["6h", "1d", "36h"]), st.sampled_from(["last_event", "log_end"]))
+def test_timer_ticks_match_brute_force(events, every, until):
+    man = {**MANIFEST, "decision_points": [{"name": "t", "trigger": "timer.elapsed", "every": every,
+                                            "until": until}]}
+    log = load_log(_table(events), man)
+    rep = prepare(log)
+    step = {"6h": DAY // 4, "1d": DAY, "36h": 3 * DAY // 2}[every]
+    log_end = max(e["t"] for e in events)
+    want = []
+    for c, case in enumerate(log.case_ids):
+        ts = sorted(e["t"] for e in events if e["case"] == case)
+        end = ts[-1] if until == "last_event" else log_end
+        k = 1
+        while ts[0] + k * step <= end:
+            want.append((case, ts[0] + k * step))
+            k += 1
+    got = sorted(zip(log.case_ids[rep.case].tolist(), rep.time_us.tolist()))
+    assert got == sorted(want)
+    for k in range(len(rep)):  # each tick sees exactly the case's events up to its time
+        _same(rep.snapshot(k), _brute(events, log.case_ids[rep.case[k]], int(rep.time_us[k])))
+
+
+def test_an_action_the_point_does_not_allow_is_not_its_logged_action():
+    """A timer between a request and its execution must not take the execution's action when the timer
+    point does not allow it (it answered the request)."""
+    events = [{"case": "a", "t": T0, "type": "entity.created"},
+              {"case": "a", "t": T0 + DAY // 2, "type": "decision.requested"},
+              {"case": "a", "t": T0 + 2 * DAY, "type": "decision.executed", "action": "call", "propensity": 0.5}]
+    man = {**MANIFEST, "decision_points": [
+        {"name": "tick", "trigger": "timer.elapsed", "allowed_actions": ["wait", "nudge"]}]}
+    rep = prepare(load_log(_table(events), man))
+    assert len(rep) == 2  # ticks at day 1 and day 2
+    assert [rep.actions[i] for i in rep.logged] == ["wait", "wait"]  # the default, not 'call'
+    assert np.isnan(rep.pscore).all()
+    allowed_call = {**MANIFEST, "decision_points": [{"name": "tick", "trigger": "timer.elapsed"}]}
+    rep2 = prepare(load_log(_table(events), allowed_call))
+    assert rep2.actions[rep2.logged[0]] == "call" and rep2.pscore[0] == 0.5
+
+
+def test_numeric_outcome_values():
+    events = [{"case": "a", "t": T0, "type": "entity.created"},
+              {"case": "a", "t": T0 + 10, "type": "decision.requested"},
+              {"case": "a", "t": T0 + 20, "type": "decision.executed", "action": "call", "propensity": 0.5},
+              {"case": "a", "t": T0 + DAY, "type": "outcome.recorded", "score": 12.5},
+              {"case": "b", "t": T0, "type": "decision.requested"},
+              {"case": "b", "t": T0 + DAY, "type": "outcome.recorded", "outcome": "won"}]  # no value: no outcome
+    man = {**MANIFEST, "decision_points": [MANIFEST["decision_points"][0]],
+           "outcomes": {"value_field": "score"}}
+    rep = prepare(load_log(_table(events), man))
+    assert sorted(rep.reward.tolist()) == [0.0, 12.5]
+    with pytest.raises(ManifestError, match="outcomes.value_field: 'revenue' is not a column"):
+        prepare(load_log(_table(events), {**man, "outcomes": {"value_field": "revenue"}}))
+    with pytest.raises(ManifestError, match="column 'tier' has type string, expected numbers"):
+        prepare(load_log(_table(events), {**man, "outcomes": {"value_field": "tier"}}))

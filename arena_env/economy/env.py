@@ -147,7 +147,10 @@ Arguments
 most ``numba.config.NUMBA_NUM_THREADS``, so 1 below 100k users: on a 2-vCPU machine a second thread
 only pays from ~100k users, and slows smaller populations down several times when another process
 is busy; ``arena_env._numba.threads_for``), ``info_level`` (``"full"`` | ``"light"``: light omits
-the metric dictionaries and tests from infos), and any other top-level scenario key by keyword
+the metric dictionaries and tests from infos), ``recorder`` (an
+:class:`arena_env.economy.events.EventRecorder`: every episode's events in the replay schema, for
+replay and off-policy evaluation of the env's own runs; it changes nothing in the simulation), and
+any other top-level scenario key by keyword
 (mappings merge key by key into the scenario's).  Integer keywords (``n_users``, ``n_agents``,
 ``max_days``, ``num_threads``, ``days_per_step``, ...) take Python or NumPy integers; strings,
 floats and bools raise ``ScenarioError`` (``ValueError`` for ``num_threads``) naming the keyword, as
@@ -222,7 +225,7 @@ class EconomyEnv(ParallelEnv):
     def __init__(self, scenario: str | Scenario = "default", *, n_users: int | None = None,
                  n_agents: int | None = None, max_days: int | None = None, backend: str = "numba",
                  render_mode: str | None = None, action_mode: str = "continuous",
-                 num_threads: int | None = None, info_level: str = "full", **overrides):
+                 num_threads: int | None = None, info_level: str = "full", recorder=None, **overrides):
         for key, val in (("n_users", n_users), ("n_agents", n_agents), ("max_days", max_days)):
             if val is not None:
                 overrides[key] = val
@@ -248,6 +251,7 @@ class EconomyEnv(ParallelEnv):
         self.action_mode = action_mode
         self.num_threads = threads_for(sc.n_users) if num_threads is None else check_threads(num_threads)
         self.info_level = info_level
+        self.recorder = recorder  # an arena_env.economy.events.EventRecorder, or None
         set_threads(self.num_threads)
 
         self.possible_agents = [f"variant_{k}" for k in range(sc.n_agents)]
@@ -356,6 +360,8 @@ class EconomyEnv(ParallelEnv):
         self._today_i = np.zeros((V, L.N_AI), dtype=np.int64)
         self._total_scans = np.zeros(V, dtype=np.int64)
         self.agents = list(self.possible_agents)
+        if self.recorder is not None:
+            self.recorder.on_reset(self)
         obs = self._observations()
         infos = {a: self._info(a, None, {}) for a in self.agents}
         return obs, infos
@@ -492,6 +498,8 @@ class EconomyEnv(ParallelEnv):
                 touched = len(rec["economyOverrides"]) or 1
                 self._last_clamp_share[rec["variant"]] = len(rec["clampedDeltas"]) / touched
         self.decisions.extend(records)
+        if self.recorder is not None:
+            self.recorder.on_decisions(self, actions, records)
 
         # one or more simulated days; the reward adds up the days' rewards
         V = sc.n_variants
@@ -506,6 +514,8 @@ class EconomyEnv(ParallelEnv):
             r, lift, xp_pu, t = self._simulate_day()
             rew += r
             tripped += t
+            if self.recorder is not None:
+                self.recorder.on_day(self, self.day - 1, r)
 
         truncated = self.day >= sc.max_days
         terminated = self._terminated()
@@ -518,6 +528,8 @@ class EconomyEnv(ParallelEnv):
         infos = {a: self._info(a, decision_of.get(self._agent_variant[a]), notes.get(a, {}), extra,
                                lift[self._agent_variant[a]], xp_pu) for a in agents}
         if terminated or truncated:
+            if self.recorder is not None:
+                self.recorder.on_end(self)
             self.agents = []
         return obs, rewards, terms, truncs, infos
 

@@ -602,8 +602,8 @@ def read_cells(path: Path) -> dict[tuple, list[dict]]:
     return cells
 
 
-def manifest(cfg: TournamentConfig) -> dict:
-    """Git commit, config hash, seeds and package versions of a run."""
+def provenance(packages: tuple[str, ...]) -> dict:
+    """The git commit of the checkout (None outside one), the Python version and ``packages``' versions."""
     import importlib.metadata as md
 
     try:
@@ -612,14 +612,21 @@ def manifest(cfg: TournamentConfig) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = None
     versions = {}
-    for pkg in ("numpy", "numba", "gymnasium", "pettingzoo", "pyarrow", "openskill", "stable-baselines3", "torch"):
+    for pkg in packages:
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"git_commit": commit, "config_hash": cfg.digest(), "config_source": cfg.source,
+    return {"git_commit": commit, "python": sys.version.split()[0], "packages": versions}
+
+
+def manifest(cfg: TournamentConfig) -> dict:
+    """Git commit, config hash, seeds and package versions of a run."""
+    prov = provenance(("numpy", "numba", "gymnasium", "pettingzoo", "pyarrow", "openskill", "stable-baselines3",
+                       "torch"))
+    return {"git_commit": prov["git_commit"], "config_hash": cfg.digest(), "config_source": cfg.source,
             "tracks": list(cfg.tracks), "seeds": [EVAL_SEED_BASE + i for i in range(cfg.seeds)],
-            "python": sys.version.split()[0], "packages": versions, "eval_seed_base": EVAL_SEED_BASE,
+            "python": prov["python"], "packages": prov["packages"], "eval_seed_base": EVAL_SEED_BASE,
             "oracles": {s: dict(r) for s, r in cfg.oracles.items()}}
 
 

@@ -247,7 +247,7 @@ def _canonical(table, manifest: Manifest, name: str, fmt: str) -> EventLog:
             else:
                 raise LogError(f"{name}: column {f!r} has type {col.type}, expected strings")
         col = pc.cast(col, pa.string())
-        empty = np.asarray(pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col), "")).fill_null(True))
+        empty = _blank(col)
         if empty.any():
             i = _first(empty)
             raise LogError(f"{name}: {_line(fmt, i + 1)}: the required field {f!r} is empty; fill it or drop the row")
@@ -275,9 +275,9 @@ def _canonical(table, manifest: Manifest, name: str, fmt: str) -> EventLog:
     out["timestamp"] = _timestamps(table.column("timestamp"), manifest, name, fmt)
 
     ev = out["event_id"]
-    counts = pc.value_counts(ev)
-    dups = pc.filter(counts, pc.greater(pc.struct_field(counts, "counts"), 1))
-    if len(dups):
+    if _has_duplicates(ev):
+        counts = pc.value_counts(ev)
+        dups = pc.filter(counts, pc.greater(pc.struct_field(counts, "counts"), 1))
         dup = dups[0]["values"].as_py()
         where = np.flatnonzero(np.asarray(pc.equal(ev, dup)))[:2] + 1
         raise LogError(f"{name}: {_line(fmt, int(where[1]))}: duplicate event id {dup!r} (first at "
@@ -346,42 +346,93 @@ def _canonical(table, manifest: Manifest, name: str, fmt: str) -> EventLog:
     canon = pa.table({c: out[c] for c in (*CANONICAL, *attributes, "row")})
 
     # stable sort: case in order of first appearance, then time, then seq (input order breaks ties)
-    case_codes = np.asarray(pc.dictionary_encode(canon.column("case_id")).combine_chunks().indices, dtype=np.int64)
-    first_seen = np.full(case_codes.max() + 1 if n else 0, n, dtype=np.int64)
-    np.minimum.at(first_seen, case_codes, np.arange(n))
-    case_rank = np.argsort(np.argsort(first_seen, kind="stable"), kind="stable")[case_codes] if n else case_codes
+    case_rank, n_cases = _first_appearance(canon.column("case_id"))
     t = canon.column("timestamp").cast(pa.int64()).to_numpy()
     seq = np.asarray(canon.column("seq").fill_null(np.iinfo(np.int64).min).to_numpy(), dtype=np.int64)
-    order = np.lexsort((np.arange(n), seq, t, case_rank))
-    # unsorted input: places where an event comes before an earlier one of its case (logs interleaving
-    # cases in time order are not unsorted)
-    by_case = np.argsort(case_rank, kind="stable")
-    tc, sc, cr = t[by_case], seq[by_case], case_rank[by_case]
-    same = cr[1:] == cr[:-1]
-    moved = int(np.count_nonzero(same & ((tc[1:] < tc[:-1]) | ((tc[1:] == tc[:-1]) & (sc[1:] < sc[:-1])))))
-    if np.any(order != np.arange(n)):
+    if _ordered(case_rank, t, seq):  # already in order (the stable sort would not move a row)
+        moved, case = 0, case_rank
+    else:
+        order = np.lexsort((seq, t, case_rank))  # lexsort is stable: input order breaks the remaining ties
+        # unsorted input: places where an event comes before an earlier one of its case (logs interleaving
+        # cases in time order are not unsorted)
+        by_case = np.argsort(case_rank, kind="stable")
+        tc, sc, cr = t[by_case], seq[by_case], case_rank[by_case]
+        same = cr[1:] == cr[:-1]
+        moved = int(np.count_nonzero(same & ((tc[1:] < tc[:-1]) | ((tc[1:] == tc[:-1]) & (sc[1:] < sc[:-1])))))
         canon = canon.take(pa.array(order))
         type_code = type_code[order]
-    report = LoadReport(name, n, int(len(first_seen)), moved, tuple(attributes))
-    return _from_sorted(canon, manifest, name, tuple(attributes), report=report, type_code=type_code)
+        case = case_rank[order]
+    report = LoadReport(name, n, n_cases, moved, tuple(attributes))
+    return _from_sorted(canon, manifest, name, tuple(attributes), report=report, type_code=type_code, case=case)
+
+
+def _blank(col) -> np.ndarray:
+    """Per row, whether a string is missing, empty or only whitespace (what trimming whitespace leaves empty)."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.or_kleene(pc.is_null(col), pc.or_(pc.equal(pc.binary_length(col), 0), pc.utf8_is_space(col)))
+                      .fill_null(True))
+
+
+def _has_duplicates(ids) -> bool:
+    """Whether a string column holds some value twice: ids in strictly increasing order (as generated ids
+    often are) have none; otherwise the sorted ids are compared with their neighbours."""
+    import pyarrow.compute as pc
+
+    ids = ids.combine_chunks() if hasattr(ids, "combine_chunks") else ids
+    if len(ids) < 2:
+        return False
+    if pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        return False
+    srt = pc.take(ids, pc.sort_indices(ids))
+    return bool(pc.any(pc.equal(srt.slice(0, len(srt) - 1), srt.slice(1))).as_py())
+
+
+def _first_appearance(col) -> tuple[np.ndarray, int]:
+    """Per row, the rank of its value in order of first appearance (0, 1, ...), and the number of values."""
+    import pyarrow.compute as pc
+
+    codes = np.asarray(pc.dictionary_encode(col).combine_chunks().indices, dtype=np.int64)
+    n = len(codes)
+    if not n:
+        return codes, 0
+    # dictionary codes are usually numbered in order of first appearance already: then the running maximum
+    # starts at 0 and grows by at most 1 per row
+    top = np.maximum.accumulate(codes)
+    if top[0] == 0 and not (np.diff(top) > 1).any():
+        return codes, int(top[-1]) + 1
+    first_seen = np.full(codes.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first_seen, codes, np.arange(n))
+    return np.argsort(np.argsort(first_seen, kind="stable"), kind="stable")[codes], len(first_seen)
+
+
+def _ordered(case_rank: np.ndarray, t: np.ndarray, seq: np.ndarray) -> bool:
+    """Whether the rows are already sorted by (case rank, time, seq)."""
+    if len(case_rank) < 2:
+        return True
+    dc, dt = np.diff(case_rank), np.diff(t)
+    return not ((dc < 0) | ((dc == 0) & ((dt < 0) | ((dt == 0) & (seq[1:] < seq[:-1]))))).any()
 
 
 def _from_sorted(table, manifest: Manifest, name: str, attributes: tuple[str, ...], *,
-                 report: LoadReport | None = None, type_code: np.ndarray | None = None) -> EventLog:
+                 report: LoadReport | None = None, type_code: np.ndarray | None = None,
+                 case: np.ndarray | None = None) -> EventLog:
+    """The EventLog of a table sorted by case; ``case`` (per row, any numbering of the cases that changes
+    exactly where the case does) saves encoding the case ids again."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     table = table.combine_chunks()
     n = table.num_rows
-    enc = pc.dictionary_encode(table.column("case_id")).combine_chunks()
-    raw = np.asarray(enc.indices, dtype=np.int64)
+    raw = np.asarray(pc.dictionary_encode(table.column("case_id")).combine_chunks().indices, dtype=np.int64) \
+        if case is None else case
     # cases are contiguous after sorting: number them in order
     change = np.ones(n, dtype=bool)
     if n:
         change[1:] = raw[1:] != raw[:-1]
     case = np.cumsum(change) - 1
     starts = np.append(np.flatnonzero(change), n).astype(np.int64)
-    case_ids = np.asarray(enc.dictionary.take(pa.array(raw[starts[:-1]])).to_pylist(), dtype=object)
+    case_ids = np.asarray(pc.take(table.column("case_id"), pa.array(starts[:-1])).to_pylist(), dtype=object)
     if type_code is None:
         type_code = np.asarray(pc.index_in(table.column("event_type"), pa.array(EVENT_TYPES)).to_numpy(), np.int8)
     time_us = np.asarray(table.column("timestamp").cast(pa.int64()).to_numpy(), dtype=np.int64)

@@ -41,6 +41,8 @@ unknown key is an error naming the file and the key.  A complete example::
       negative: [went_cold, lost]
       neutral: []
       values: {meeting_booked: 0.5}  # reward of each label (default positive 1, negative 0, neutral 0)
+      value_field: null              # or: a numeric column of the outcome events holding the reward
+                                     # (revenue, a return); every outcome event with a value counts
       horizon: 14d                   # count outcomes up to this long after the decision (default: any later)
 
 Conditions, constraint rules and definitions are expressions of :mod:`.expr`, type-checked against the
@@ -123,6 +125,7 @@ class Outcomes:
     neutral: tuple[str, ...] = ()
     values: Mapping[str, float] = field(default_factory=dict)
     horizon_us: int | None = None
+    value_field: str | None = None
 
     def value(self, label: str) -> float:
         if label in self.values:
@@ -186,6 +189,7 @@ class Manifest:
         o = self.outcomes
         out["outcomes"] = {"positive": list(o.positive), "negative": list(o.negative), "neutral": list(o.neutral),
                            **({"values": dict(o.values)} if o.values else {}),
+                           **({"value_field": o.value_field} if o.value_field else {}),
                            **({"horizon": dur(o.horizon_us)} if o.horizon_us else {})}
         return out
 
@@ -335,7 +339,7 @@ def from_dict(data: Mapping, source: str = "<manifest>") -> Manifest:
         constraints.append(Constraint(_str(c["name"], f"{w}.name"), _str(c["rule"], f"{w}.rule"), sev,
                                       str(c.get("message", ""))))
 
-    o = _keys(data.get("outcomes", {}) or {}, ("positive", "negative", "neutral", "values", "horizon"),
+    o = _keys(data.get("outcomes", {}) or {}, ("positive", "negative", "neutral", "values", "horizon", "value_field"),
               f"{source}: outcomes")
     groups = {g: _strs(o.get(g, []) or [], f"{source}: outcomes.{g}") for g in ("positive", "negative", "neutral")}
     seen: dict[str, str] = {}
@@ -349,8 +353,12 @@ def from_dict(data: Mapping, source: str = "<manifest>") -> Manifest:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ManifestError(f"{source}: outcomes.values.{k}: expected a number, found {v!r}")
     horizon = None if o.get("horizon") is None else parse_duration(o["horizon"], f"{source}: outcomes.horizon")
+    value_field = None if o.get("value_field") is None else _str(o["value_field"], f"{source}: outcomes.value_field")
+    if value_field is not None and values:
+        raise ManifestError(f"{source}: outcomes: give the rewards either by label (values) or by a numeric column "
+                            "(value_field), not both")
     outcomes = Outcomes(groups["positive"], groups["negative"], groups["neutral"],
-                        {k: float(v) for k, v in values.items()}, horizon)
+                        {k: float(v) for k, v in values.items()}, horizon, value_field)
 
     return Manifest(name=name, version=version, case=case, columns=columns, event_type_map=et_map,
                     features=features, labels=labels, define=define, decision_points=tuple(points),

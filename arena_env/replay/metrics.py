@@ -32,6 +32,8 @@ from . import ope
 from .policies import ReplayPolicy, default_scores
 from .snapshots import Replay
 
+_SHARED_RESAMPLES = 1 << 24  # bootstrap counts drawn once per evaluation when they take at most this many elements
+
 
 def precision_at_k(scores: np.ndarray, positive: np.ndarray, k: int) -> float:
     """Share of positives among the ``k`` highest-scored rows (ties by row order), divided by ``min(k, n)``."""
@@ -100,12 +102,14 @@ def usable(replay: Replay, estimator: str) -> tuple[Replay, dict]:
     return replay.select(keep), dropped
 
 
-def reward_model(replay: Replay, seed: int = 0, model: Any = "auto", reward: np.ndarray | None = None) -> np.ndarray:
+def reward_model(replay: Replay, seed: int = 0, model: Any = "auto", reward: np.ndarray | None = None,
+                 context: np.ndarray | None = None) -> np.ndarray:
     """The cross-fitted reward model q(x, a) of ``reward`` (default: the replay's rewards) for the replay's
-    rows (folds by case), shape (n, n_actions)."""
+    rows (folds by case), shape (n, n_actions); ``context`` is ``env.encode(replay)[0]`` (computed when not
+    given)."""
     from .env import encode
 
-    x, _ = encode(replay)
+    x = encode(replay)[0] if context is None else context
     return ope.fit_reward_model(x, replay.logged, replay.reward if reward is None else reward,
                                 n_actions=replay.n_actions, model=model, cases=replay.case, seed=seed)
 
@@ -121,44 +125,73 @@ def _indicators(replay: Replay) -> dict[str, np.ndarray]:
 def models(replay: Replay, estimator: str, seed: int = 0, rates: bool = True) -> dict[str, np.ndarray]:
     """The reward models an estimator needs on ``replay``: ``"value"`` and, with ``rates``, one per outcome
     group; empty for estimators without a model."""
+    from .env import encode
+
     if estimator in ("replay", "ipw", "snipw"):
         return {}
-    out = {"value": reward_model(replay, seed)}
+    x = encode(replay)[0]
+    out = {"value": reward_model(replay, seed, context=x)}
+    targets = {"value": replay.reward}
     if rates:
-        out.update({g: reward_model(replay, seed, reward=ind) for g, ind in _indicators(replay).items()})
+        for g, ind in _indicators(replay).items():
+            # the fit is a pure function of its inputs: a target equal to one already fitted (the positive
+            # indicator is often the reward itself) shares that model
+            same = next((k for k, y in targets.items() if np.array_equal(y, ind)), None)
+            out[g] = out[same].copy() if same is not None else reward_model(replay, seed, reward=ind, context=x)
+            targets[g] = ind
     return out
+
+
+def _resamples(replay: Replay, n_bootstrap: int, seed: Any) -> np.ndarray | None:
+    """The bootstrap counts every estimate on ``replay``'s rows draws from ``seed``
+    (:func:`arena_env.replay.ope.bootstrap_counts`), drawn once to be shared; None (each estimate draws its
+    own, the same ones) when ``seed`` is a generator or they would take more than ``_SHARED_RESAMPLES``
+    elements of memory."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        return None
+    n_cases = int(np.unique(replay.case).size)
+    if n_bootstrap * n_cases > _SHARED_RESAMPLES:
+        return None
+    return ope.bootstrap_counts(n_cases, n_bootstrap, seed)
 
 
 def evaluate_policy(replay: Replay, policy: ReplayPolicy, *, estimator: str = "dr", baseline: ReplayPolicy | None = None,
                     ks: Sequence[int] = (10, 100), n_bootstrap: int = 2000, alpha: float = 0.05, seed: int = 0,
-                    fitted: Mapping[str, np.ndarray] | None = None, rates: bool = True) -> Evaluation:
+                    fitted: Mapping[str, np.ndarray] | None = None, rates: bool = True,
+                    resamples: np.ndarray | None = None) -> Evaluation:
     """Score ``policy`` on ``replay`` (rows already restricted by :func:`usable`); see the module docstring.
 
-    ``fitted`` are the reward models of :func:`models` (fitted here when needed and not given).
+    ``fitted`` are the reward models of :func:`models` (fitted here when needed and not given);
+    ``resamples`` the bootstrap counts that every estimate here draws from ``seed``
+    (:func:`arena_env.replay.ope.bootstrap_counts` of the rows' cases; drawn here once when not given).
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if estimator not in ope.ESTIMATORS:
         raise ValueError(f"estimator={estimator!r}: expected one of {', '.join(ope.ESTIMATORS)}")
     if fitted is None:
         fitted = models(replay, estimator, seed, rates)
+    if resamples is None:
+        resamples = _resamples(replay, n_bootstrap, seed)
+    boot = {"n_bootstrap": n_bootstrap, "alpha": alpha, "seed": seed, "resamples": resamples}
     dist = _checked(policy, replay)
     kw = _arrays(replay, estimator, fitted.get("value"))
-    value = ope.evaluate(estimator, reward=replay.reward, action_dist=dist, n_bootstrap=n_bootstrap, alpha=alpha,
-                         seed=seed, **kw)
+    value = ope.evaluate(estimator, reward=replay.reward, action_dist=dist, **boot, **kw)
     group_rates: dict[str, ope.Estimate] = {}
     if rates:
         for g, ind in _indicators(replay).items():
-            group_rates[g] = ope.evaluate(estimator, reward=ind, action_dist=dist, n_bootstrap=n_bootstrap,
-                                          alpha=alpha, seed=seed, **_arrays(replay, estimator, fitted.get(g)))
+            group_rates[g] = ope.evaluate(estimator, reward=ind, action_dist=dist, **boot,
+                                          **_arrays(replay, estimator, fitted.get(g)))
     o = replay.manifest.outcomes
     positive = np.isin(np.asarray(replay.label, dtype=object), np.asarray(o.positive, dtype=object))
     scores = default_scores(policy, replay)
     prec = {int(k): precision_at_k(scores, positive, int(k)) for k in ks}
+    n = len(replay)
     chosen = np.argmax(dist, axis=1)
-    broken = replay.violations(chosen)
-    per_action = [replay.violations(np.full(len(replay), a)) for a in range(replay.n_actions)] \
-        if replay.constraints else []
+    # constraints are elementwise in the rows: what the chosen action breaks is read off the per-action results
+    per_action = [replay.violations(np.full(n, a)) for a in range(replay.n_actions)] if replay.constraints else []
+    broken = {c.name: np.stack([v[c.name] for v in per_action])[chosen, np.arange(n)] for c, _ in replay.constraints}
     viol = {}
     for c, _ in replay.constraints:
         hit = broken[c.name]
@@ -169,25 +202,41 @@ def evaluate_policy(replay: Replay, policy: ReplayPolicy, *, estimator: str = "d
     versus = None
     if baseline is not None:
         bdist = _checked(baseline, replay)
-        versus = ope.compare(estimator, reward=replay.reward, action_dist=dist, baseline_dist=bdist,
-                             n_bootstrap=n_bootstrap, alpha=alpha, seed=seed, **kw)
-    acts = np.asarray(replay.actions, dtype=object)
-    broken_names = [",".join(c.name for c, _ in replay.constraints if broken[c.name][i]) for i in range(len(replay))] \
-        if replay.constraints else [""] * len(replay)
+        versus = ope.compare(estimator, reward=replay.reward, action_dist=dist, baseline_dist=bdist, **boot, **kw)
+    acts = pa.array(replay.actions, pa.string())
+    names = pa.array([d.name for d in replay.manifest.decision_points], pa.string())
     trace = pa.table({
-        "case_id": pa.array(replay.log.case_ids[replay.case].tolist(), pa.string()),
+        "case_id": pc.take(pa.array(replay.log.case_ids, pa.string()), pa.array(replay.case)),
         "time": pa.array(replay.time_us, pa.timestamp("us", tz="UTC")),
-        "decision_point": pa.array([replay.manifest.decision_points[p].name for p in replay.point], pa.string()),
-        "action": pa.array(acts[chosen].tolist(), pa.string()),
-        "probability": pa.array(dist[np.arange(len(replay)), chosen]),
-        "logged_action": pa.array(acts[replay.logged].tolist(), pa.string()),
+        "decision_point": pc.take(names, pa.array(replay.point)),
+        "action": pc.take(acts, pa.array(chosen)),
+        "probability": pa.array(dist[np.arange(n), chosen]),
+        "logged_action": pc.take(acts, pa.array(replay.logged, mask=replay.logged < 0)),  # null: none logged
         "matched": pa.array(chosen == replay.logged),
         "reward": pa.array(replay.reward),
         "score": pa.array(scores),
-        "violations": pa.array(broken_names, pa.string()),
+        "violations": _broken_names([c.name for c, _ in replay.constraints], broken, n),
     })
     return Evaluation(policy.name, value, group_rates.get("positive"), group_rates.get("negative"), prec, viol,
                       versus, None if baseline is None else baseline.name, trace)
+
+
+def _broken_names(names: Sequence[str], broken: Mapping[str, np.ndarray], n: int):
+    """Per row, the names of the constraints broken there joined by commas ("" for none), as a pyarrow array:
+    one string per distinct combination, taken by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not names:
+        return pa.array([""] * n, pa.string())
+    if len(names) > 62:  # too many for a bit per constraint in an int64: one string per row
+        return pa.array([",".join(c for c in names if broken[c][i]) for i in range(n)], pa.string())
+    code = np.zeros(n, np.int64)
+    for j, c in enumerate(names):
+        code |= np.asarray(broken[c], dtype=np.int64) << j
+    combos, row_combo = np.unique(code, return_inverse=True)
+    text = pa.array([",".join(c for j, c in enumerate(names) if (int(combo) >> j) & 1) for combo in combos], pa.string())
+    return pc.take(text, pa.array(row_combo.reshape(n)))
 
 
 def _checked(policy: ReplayPolicy, replay: Replay) -> np.ndarray:
@@ -208,7 +257,7 @@ def _checked(policy: ReplayPolicy, replay: Replay) -> np.ndarray:
 def evaluate_policies(replay: Replay, policies: Sequence[ReplayPolicy], *, estimator: str = "dr",
                       baseline: str | None = None, **kwargs) -> list[Evaluation]:
     """:func:`evaluate_policy` for each policy, all against the policy named ``baseline`` (default: the first),
-    sharing the reward models."""
+    sharing the reward models and the bootstrap resamples."""
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
         raise ValueError(f"policies need distinct names, got {names}")
@@ -218,5 +267,7 @@ def evaluate_policies(replay: Replay, policies: Sequence[ReplayPolicy], *, estim
     fitted = kwargs.pop("fitted", None)
     if fitted is None:
         fitted = models(replay, estimator, kwargs.get("seed", 0), kwargs.get("rates", True))
+    if kwargs.get("resamples") is None:
+        kwargs["resamples"] = _resamples(replay, kwargs.get("n_bootstrap", 2000), kwargs.get("seed", 0))
     return [evaluate_policy(replay, p, estimator=estimator, baseline=None if p is base else base, fitted=fitted,
                             **kwargs) for p in policies]

@@ -450,6 +450,29 @@ def bts_action_dist(campaign: str, n_items: int, len_list: int = LEN_LIST, n_sim
     return counts / n_sim
 
 
+class BTSPolicy:
+    """obp's Bernoulli Thompson sampling with the ZOZOTOWN prior as a replay policy: at a decision row in
+    position ``p`` the probability of item ``i`` is ``bts_action_dist(...)[i, p]`` (context-free).  It is
+    the sampler as it started the week: the logged BTS propensities drifted from it as the sampler learned."""
+
+    def __init__(self, campaign: str = "all", n_sim: int = 100_000, seed: int = 0, name: str = "bts"):
+        if campaign not in BTS_PRIOR:
+            raise ValueError(f"bts: unknown campaign {campaign!r}; the priors are for {', '.join(BTS_PRIOR)}")
+        self.campaign, self.n_sim, self.seed, self.name = campaign, int(n_sim), int(seed), name
+        self._table: np.ndarray | None = None
+
+    def action_dist(self, replay) -> np.ndarray:
+        k = len(BTS_PRIOR[self.campaign]["alpha"])
+        if replay.n_actions != k:
+            raise ValueError(f"bts: campaign {self.campaign!r} has {k} items, the log's manifest {replay.n_actions}")
+        if self._table is None:
+            self._table = bts_action_dist(self.campaign, k, LEN_LIST, self.n_sim, self.seed)
+        if replay.position.max(initial=0) >= LEN_LIST:
+            raise ValueError(f"bts: positions go up to {LEN_LIST - 1}, the log has {int(replay.position.max())}")
+        order = [int(a) for a in replay.actions]
+        return self._table[order][:, replay.position].T.copy()
+
+
 # ------------------------------------------------------------------------------------------------
 # command line
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Policies over replayed decision points: the baselines Random, Constant, Rule, Threshold and Logged.
+"""Policies over replayed decision points: the baselines Random, Constant, Rule, Threshold, Argmax and Logged.
 
 A replay policy maps the decision rows of a :class:`~.snapshots.Replay` to action probabilities,
 all rows at once (vectorised over the snapshot columns)::
@@ -172,6 +172,41 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class Argmax:
+    """The allowed action with the highest score, where action ``a``'s score is the feature named
+    ``template.format(action=a)`` (e.g. ``"affinity_{action}"``: recommend the item the user is most
+    affine to); ties go to the first such action, a missing score counts as -inf.  Actions without a
+    feature of that name score -inf.  Its ranking score is the best action's score."""
+
+    template: str
+    name: str = ""
+
+    def __post_init__(self):
+        if "{action}" not in self.template:
+            raise ValueError(f"argmax: template {self.template!r} must contain {{action}}")
+        if not self.name:
+            object.__setattr__(self, "name", f"argmax:{self.template}")
+
+    def _scores(self, replay: Replay) -> np.ndarray:
+        cols = [self.template.format(action=a) for a in replay.actions]
+        known = [c for c in cols if replay.feature_types.get(c) in (expr.NUMBER, expr.BOOL)]
+        if not known:
+            raise ValueError(f"{self.name}: no numeric feature matches {self.template!r} for any action (e.g. "
+                             f"{cols[0]!r}); the numeric features are {', '.join(replay.numeric_features()[:12])}...")
+        s = np.full((len(replay), replay.n_actions), -np.inf)
+        for j, c in enumerate(cols):
+            if c in known:
+                s[:, j] = np.nan_to_num(np.asarray(replay.features[c], dtype=np.float64), nan=-np.inf)
+        return np.where(replay.allowed, s, -np.inf)
+
+    def scores(self, replay: Replay) -> np.ndarray:
+        return self._scores(replay).max(axis=1)
+
+    def action_dist(self, replay: Replay) -> np.ndarray:
+        return one_hot(replay, np.argmax(self._scores(replay), axis=1))
+
+
+@dataclass(frozen=True)
 class Logged:
     """The logging policy, as far as the log knows it: probability ``p_i`` on the logged action and the
     rest spread evenly over the other allowed actions.  Its IPW estimate is the mean logged reward
@@ -194,14 +229,16 @@ class Logged:
         return out / out.sum(axis=1, keepdims=True) if n else out
 
 
-BASELINES = ("random", "constant", "rule", "threshold", "logged")
+BASELINES = ("random", "constant", "rule", "threshold", "argmax", "logged")
 
 
 def make(spec: Mapping | str) -> ReplayPolicy:
     """A baseline from a config entry: ``"random"``, ``"logged"``, ``{"constant": {"action": ...}}``,
     ``{"rule": {"rules": [{"if": ..., "then": ...}], "default": ...}}``,
-    ``{"threshold": {"feature": ..., "threshold": ..., "above": ..., "below": ...}}`` (each may add ``name``)."""
-    kinds = {"random": Random, "constant": Constant, "rule": Rule, "threshold": Threshold, "logged": Logged}
+    ``{"threshold": {"feature": ..., "threshold": ..., "above": ..., "below": ...}}``,
+    ``{"argmax": {"template": "affinity_{action}"}}`` (each may add ``name``)."""
+    kinds = {"random": Random, "constant": Constant, "rule": Rule, "threshold": Threshold, "argmax": Argmax,
+             "logged": Logged}
     if isinstance(spec, str):
         if spec not in ("random", "logged"):
             raise ValueError(f"policy {spec!r}: a bare name is one of random, logged; {spec!r} needs parameters "

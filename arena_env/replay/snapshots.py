@@ -46,13 +46,14 @@ nothing, so a rule "every day, if days_since_last_interaction > 3" works on logs
 timer rows.
 
 **What history did** at a decision: the action of the first event with a logged ``action`` from the
-trigger on (for a timer: after it), before the case's next decision point; its ``propensity`` when
-logged.  None found: the manifest's ``default_action`` (propensity unknown, NaN), or no logged
+trigger on (for a timer: after it), before the case's next decision point, if the decision point
+allows that action; its ``propensity`` when logged.  None found: the manifest's ``default_action`` (propensity unknown, NaN), or no logged
 action (-1).
 
 **Outcome** of a decision: the first ``outcome.recorded`` event of the case after the decision whose
-label is one of the manifest's outcomes, no later than ``outcomes.horizon`` after it; its reward is
-the label's value.  None: reward 0, and with a horizon the decision is *censored* (excluded by the
+label is one of the manifest's outcomes (with ``outcomes.value_field``: that has a value in that
+column), no later than ``outcomes.horizon`` after it; its reward is the label's value (or the
+column's).  None: reward 0, and with a horizon the decision is *censored* (excluded by the
 estimators, counted in the report) when the log ends before the horizon has passed.  Several
 decisions of one case share the case's later outcome: per-decision estimates then assume the
 actions do not change what follows (``first_only`` restricts to each case's first decision).
@@ -192,9 +193,9 @@ def next_index(valid: np.ndarray, case_end: np.ndarray) -> np.ndarray:
 
 def running_count(indicator: np.ndarray, case_start: np.ndarray) -> np.ndarray:
     """Per event, how many events of its case up to it (inclusive) have ``indicator``."""
-    c = np.cumsum(indicator, dtype=np.int64)
-    before = np.where(case_start > 0, c[np.maximum(case_start - 1, 0)], 0)
-    return c - before
+    c = np.zeros(len(indicator) + 1, dtype=np.int64)
+    np.cumsum(indicator, dtype=np.int64, out=c[1:])
+    return c[1:] - c[case_start]  # c[i] counts the events before i
 
 
 def _codes(col) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +255,7 @@ def _events(log: EventLog, kinds: Mapping[str, str]) -> _Events:
     cs = _case_start(log)
     ce = log.starts[1:][log.case]
     tc = log.type_code
-    counts = {k: running_count(np.ones(len(log), bool) if t is None else tc == TYPE_CODE[t], cs)
+    counts = {k: np.arange(1, len(log) + 1, dtype=np.int64) - cs if t is None else running_count(tc == TYPE_CODE[t], cs)
               for k, t in COUNTS.items()}
     closing = (tc == TYPE_CODE["entity.closed"]) | (tc == TYPE_CODE["entity.reopened"])
     last_close = last_index(closing, cs)
@@ -272,26 +273,40 @@ def _events(log: EventLog, kinds: Mapping[str, str]) -> _Events:
                    last_index(tc == TYPE_CODE["interaction.occurred"], cs), strings, numbers)
 
 
-def _gather(ev: _Events, event: np.ndarray, t_us: np.ndarray, kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """The snapshot features at (last included event ``event``, time ``t_us``), per row."""
+def _gather(ev: _Events, event: np.ndarray, t_us: np.ndarray, kinds: Mapping[str, str],
+            only: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """The snapshot features at (last included event ``event``, time ``t_us``), per row (``only``: just these)."""
     log = ev.log
-    out: dict[str, np.ndarray] = {k: ev.counts[k][event].astype(np.float64) for k in COUNTS}
-    out["closed"] = ev.closed[event].astype(np.float64)
+    want = (lambda name: True) if only is None else only.__contains__
+    out: dict[str, np.ndarray] = {k: ev.counts[k][event].astype(np.float64) for k in COUNTS if want(k)}
+    if want("closed"):
+        out["closed"] = ev.closed[event].astype(np.float64)
     for feat, src in (("state", "state_after"), ("channel", "channel")):
-        li, codes, vocab = ev.strings[src]
-        j = li[event]
-        out[feat] = vocab[np.where(j >= 0, codes[np.maximum(j, 0)], -1)]
-    t0 = log.time_us[ev.case_start[event]]
-    out["age_days"] = (t_us - t0) / DAY_US
-    ls = ev.last_state[event]
-    out["days_in_state"] = (t_us - np.where(ls >= 0, log.time_us[np.maximum(ls, 0)], t0)) / DAY_US
-    li = ev.last_interaction[event]
-    out["days_since_last_interaction"] = np.where(li >= 0, (t_us - log.time_us[np.maximum(li, 0)]) / DAY_US, np.nan)
-    out["days_since_last_event"] = (t_us - log.time_us[event]) / DAY_US
+        if want(feat):
+            li, codes, vocab = ev.strings[src]
+            j = li[event]
+            out[feat] = vocab[np.where(j >= 0, codes[np.maximum(j, 0)], -1)]
+    if want("age_days") or want("days_in_state"):
+        t0 = log.time_us[ev.case_start[event]]
+    if want("age_days"):
+        out["age_days"] = (t_us - t0) / DAY_US
+    if want("days_in_state"):
+        ls = ev.last_state[event]
+        out["days_in_state"] = (t_us - np.where(ls >= 0, log.time_us[np.maximum(ls, 0)], t0)) / DAY_US
+    if want("days_since_last_interaction"):
+        li = ev.last_interaction[event]
+        out["days_since_last_interaction"] = np.where(li >= 0, (t_us - log.time_us[np.maximum(li, 0)]) / DAY_US,
+                                                      np.nan)
+    if want("days_since_last_event"):
+        out["days_since_last_event"] = (t_us - log.time_us[event]) / DAY_US
     secs = t_us // 1_000_000
-    out["hour"] = ((secs // 3600) % 24).astype(np.float64)
-    out["weekday"] = (((secs // 86400) + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday
+    if want("hour"):
+        out["hour"] = ((secs // 3600) % 24).astype(np.float64)
+    if want("weekday"):
+        out["weekday"] = (((secs // 86400) + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday
     for name in kinds:
+        if not want(name):
+            continue
         if kinds[name] == expr.STRING:
             li, codes, vocab = ev.strings[name]
             j = li[event]
@@ -355,13 +370,16 @@ def _timers(log: EventLog, every_us: int, until: str) -> tuple[np.ndarray, np.nd
     case = np.repeat(np.arange(n_cases), n_ticks)
     k = np.arange(total) - np.repeat(np.cumsum(n_ticks) - n_ticks, n_ticks) + 1
     t = first[case] + k * every_us
-    # the last event of the case with time <= t: merge events and ticks ordered by (case, time, events first)
-    kind = np.concatenate([np.zeros(len(log), np.int8), np.ones(total, np.int8)])
-    order = np.lexsort((kind, np.concatenate([log.time_us, t]), np.concatenate([log.case, case])))
-    ev_idx = np.concatenate([np.arange(len(log)), np.full(total, -1)])[order]
-    np.maximum.accumulate(ev_idx, out=ev_idx)
-    last = np.empty(total, np.int64)
-    last[order[kind[order] == 1] - len(log)] = ev_idx[kind[order] == 1]
+    # the last event of the case with time <= t.  Tick k of case c includes the case's events with
+    # time - first <= k * every, i.e. from tick k_e = max(1, ceil((time - first) / every)) on.  Give case c
+    # the slots offset_c + 0 .. offset_c + n_ticks_c (one more than it has ticks), tick k the slot
+    # offset_c + k - 1 and each event the slot of its k_e (capped at the extra slot): event slots then grow
+    # along the sorted log, and a tick's last event is the last event whose slot is <= the tick's.
+    offset = np.cumsum(n_ticks + 1) - (n_ticks + 1)
+    rel = log.time_us - first[log.case]
+    k_e = np.clip(-(-rel // every_us), 1, n_ticks[log.case] + 1)
+    slot_e = offset[log.case] + k_e - 1
+    last = np.searchsorted(slot_e, offset[case] + k - 1, side="right").astype(np.int64) - 1
     return t.astype(np.int64), last
 
 
@@ -394,8 +412,11 @@ def prepare(log: EventLog, *, first_only: bool = False) -> Replay:
                                 f"not a column of {log.report.source} (its attribute columns are "
                                 f"{', '.join(log.attributes) or 'none'})")
         if conds[i] is not None and len(e):
-            cols = _gather(ev, e, t, kinds)
-            _defines(manifest, dict(types), cols, len(e))
+            # the features the condition reads (all of them when it reads a definition, which may read any)
+            only = None if conds[i].names & set(manifest.define) else conds[i].names
+            cols = _gather(ev, e, t, kinds, only)
+            if only is None:
+                _defines(manifest, dict(types), cols, len(e))
             keep = conds[i].evaluate(cols, len(e))
             e, t, key = e[keep], t[keep], key[keep]
         rows_event.append(e)
@@ -442,8 +463,22 @@ def prepare(log: EventLog, *, first_only: bool = False) -> Replay:
     o = manifest.outcomes
     out_codes, out_vocab = _codes(log.table.column("outcome"))
     value_of = np.array([o.value(v) if v in o.labels else np.nan for v in out_vocab[:-1]] + [np.nan])
-    is_outcome = (log.type_code == TYPE_CODE["outcome.recorded"]) & (out_codes >= 0)
-    is_outcome &= ~np.isnan(value_of[out_codes])
+    if o.value_field is not None:  # the reward is a numeric column of the outcome events
+        import pyarrow as pa
+
+        if o.value_field not in log.attributes:
+            raise ManifestError(f"{manifest.source}: outcomes.value_field: {o.value_field!r} is not a column of "
+                                f"{log.report.source} (its attribute columns are {', '.join(log.attributes) or 'none'})")
+        vcol = log.table.column(o.value_field)
+        if not (pa.types.is_integer(vcol.type) or pa.types.is_floating(vcol.type)):
+            raise ManifestError(f"{manifest.source}: outcomes.value_field: column {o.value_field!r} has type "
+                                f"{vcol.type}, expected numbers")
+        event_value = np.asarray(vcol.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
+        is_outcome = (log.type_code == TYPE_CODE["outcome.recorded"]) & ~np.isnan(event_value)
+    else:
+        is_outcome = (log.type_code == TYPE_CODE["outcome.recorded"]) & (out_codes >= 0)
+        is_outcome &= ~np.isnan(value_of[out_codes])
+        event_value = value_of[out_codes]
     onext = next_index(is_outcome, ev.case_end)
     after = event + 1
     in_case = after < len(log)
@@ -457,7 +492,7 @@ def prepare(log: EventLog, *, first_only: bool = False) -> Replay:
         censored = (oj < 0) & (time_us + o.horizon_us > log.time_us.max())
     else:
         censored = np.zeros(n, bool)
-    reward = np.where(oj >= 0, value_of[out_codes[np.maximum(oj, 0)]], 0.0)
+    reward = np.where(oj >= 0, event_value[np.maximum(oj, 0)], 0.0)
     label = out_vocab[np.where(oj >= 0, out_codes[np.maximum(oj, 0)], -1)]
 
     # global order: time, then case, then order within the case
@@ -471,6 +506,16 @@ def prepare(log: EventLog, *, first_only: bool = False) -> Replay:
     allowed = np.zeros((n, len(actions)), bool)
     for i, d in enumerate(manifest.decision_points):
         allowed[np.ix_(point == i, [a_index[a] for a in d.allowed_actions])] = True
+    # a logged action this decision point does not allow answered another decision (e.g. a request
+    # executed after a timer fired in between): not what history did here
+    foreign = (logged >= 0) & ~allowed[np.arange(n), np.maximum(logged, 0)]
+    if foreign.any():
+        logged = np.where(foreign, -1 if manifest.default_action is None else a_index[manifest.default_action],
+                          logged)
+        pscore = np.where(foreign, np.nan, pscore)
+        if manifest.default_action is not None:
+            foreign &= ~allowed[np.arange(n), a_index[manifest.default_action]]
+            logged = np.where(foreign, -1, logged)
     position = np.zeros(n, np.int64)
     for i, d in enumerate(manifest.decision_points):
         if d.position_field is not None:  # a feature or not: the last value known at the decision

@@ -55,12 +55,35 @@ def manifest() -> dict:
     }
 
 
-def leads(n_cases: int, seed: int = 0):
+_KINDS = ("entity.created", "interaction.occurred", "decision.requested", "decision.executed", "outcome.recorded")
+
+
+def _strings(vocabulary, codes: np.ndarray):
+    """A pyarrow string array of ``vocabulary[codes]`` (null where a code is -1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = np.asarray(codes, np.int64)
+    return pc.take(pa.array(list(vocabulary), pa.string()), pa.array(codes, mask=codes < 0))
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int):
+    """The strings ``f"{prefix}{x:0{width}d}"`` of non-negative integers, as a pyarrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, np.int64)).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def leads(n_cases: int, seed: int = 0, *, interactions: tuple[int, int] = (0, 4)):
     """A log of ``n_cases`` leads: ``(pyarrow.Table, manifest dict, truth dict)``.
 
-    ``truth`` holds, per case in case order, ``score``, ``segment_b``, ``interactions`` (before the
-    decision), ``logged`` (action index), ``propensity`` and ``p`` (the (n, 3) conversion
-    probabilities), so that :func:`true_value` can be computed.
+    Each lead has ``k`` interaction events, ``lo <= k < hi`` drawn uniformly (``interactions=(lo, hi)``),
+    so ``4 + k`` events in all: ``interactions=(16, 17)`` gives exactly 20 events per case (the log of
+    ``benchmarks/bench_replay.py``).  ``truth`` holds, per case in case order, ``score``, ``segment_b``,
+    ``interactions`` (before the decision), ``logged`` (action index), ``propensity`` and ``p`` (the
+    (n, 3) conversion probabilities), so that :func:`true_value` can be computed.
     """
     import pyarrow as pa
 
@@ -68,7 +91,10 @@ def leads(n_cases: int, seed: int = 0):
     n = int(n_cases)
     score = rng.random(n)
     seg_b = rng.random(n) < 0.4
-    n_int = rng.integers(0, 4, n)
+    lo, hi = (int(x) for x in interactions)
+    if not 0 <= lo < hi:
+        raise ValueError(f"interactions={interactions!r}: expected (lo, hi) with 0 <= lo < hi")
+    n_int = rng.integers(lo, hi, n)
     created = T0_US + rng.integers(0, 30 * DAY_US, n)
     probs = logging_policy(score)
     u = rng.random(n)
@@ -81,40 +107,41 @@ def leads(n_cases: int, seed: int = 0):
     per = 4 + n_int
     case = np.repeat(np.arange(n), per)
     k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)  # index within case
-    kind = np.full(len(case), "interaction.occurred", dtype=object)
     last = np.repeat(per, per) - 1
-    kind[k == 0] = "entity.created"
-    kind[k == last - 2] = "decision.requested"
-    kind[k == last - 1] = "decision.executed"
-    kind[k == last] = "outcome.recorded"
+    # event types as codes into _KINDS (strings are built by pyarrow at the end, not per row in Python)
+    kind = np.full(len(case), 1, np.int8)  # interaction.occurred
+    kind[k == 0] = 0
+    kind[k == last - 2] = 2
+    kind[k == last - 1] = 3
+    kind[k == last] = 4
     gap = rng.integers(DAY_US // 4, 2 * DAY_US, len(case))
     gap[k == 0] = 0
     gap[k == last - 1] = 60_000_000  # executed one minute after the request
     gap[k == last] = rng.integers(1, 7, n) * DAY_US
     cs = np.cumsum(gap)
     t = created[case] + cs - np.repeat(cs[np.cumsum(per) - per], per)  # gap 0 at each case's first event
-    action = np.full(len(case), None, dtype=object)
     propensity = np.full(len(case), np.nan)
     ex = k == last - 1
-    action[ex] = np.asarray(ACTIONS, dtype=object)[logged]
     propensity[ex] = prop
-    outcome = np.full(len(case), None, dtype=object)
-    outcome[k == last] = np.where(converted, "converted", "lost")
+    action = np.full(len(case), -1, np.int64)
+    action[ex] = logged
+    outcome = np.full(len(case), -1, np.int64)
+    outcome[k == last] = np.where(converted, 0, 1)
     score_col = np.where(k == 0, score[case], np.nan)
-    segment = np.where(k == 0, np.where(seg_b[case], "b", "a"), None)
-    channel = np.where(kind == "interaction.occurred", np.where(rng.random(len(case)) < 0.5, "email", "phone"), None)
+    segment = np.where(k == 0, seg_b[case].astype(np.int64), -1)
+    channel = np.where(kind == 1, (rng.random(len(case)) >= 0.5).astype(np.int64), -1)
     table = pa.table({
-        "case_id": pa.array([f"lead-{c:06d}" for c in case]),
-        "event_id": pa.array([f"e{i:08d}" for i in range(len(case))]),
+        "case_id": _ids("lead-", case, 6),
+        "event_id": _ids("e", np.arange(len(case)), 8),
         "timestamp": pa.array(t, pa.timestamp("us", tz="UTC")),
-        "event_type": pa.array(kind.tolist(), pa.string()),
-        "channel": pa.array(channel.tolist(), pa.string()),
-        "action": pa.array(action.tolist(), pa.string()),
+        "event_type": _strings(_KINDS, kind),
+        "channel": _strings(("email", "phone"), channel),
+        "action": _strings(ACTIONS, action),
         "propensity": pa.array(propensity, pa.float64(), mask=np.isnan(propensity)),
-        "outcome": pa.array(outcome.tolist(), pa.string()),
+        "outcome": _strings(("converted", "lost"), outcome),
         "score": pa.array(score_col, pa.float64(), mask=np.isnan(score_col)),
-        "segment": pa.array(segment.tolist(), pa.string()),
-        "final_status": pa.array(np.where(converted[case], "converted", "lost").tolist(), pa.string()),
+        "segment": _strings(("a", "b"), segment),
+        "final_status": _strings(("converted", "lost"), np.where(converted[case], 0, 1)),
     })
     truth = {"score": score, "segment_b": seg_b, "interactions": n_int, "logged": logged, "propensity": prop,
              "p": p, "converted": converted}

@@ -1,0 +1,111 @@
+"""``python evaluate.py --config configs/replay_obd.yaml``: the replay leaderboard on the shipped Open
+Bandit Dataset sample, its outputs, its numbers checked independently, and config errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+import evaluate
+from arena_env.evaluation import replay_board
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "replay_obd.yaml"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay") / "run"
+    cfg = tmp_path_factory.mktemp("cfg") / "obd.yaml"
+    # the shipped config with fewer resamples (and estimators) to keep the test short
+    text = CONFIG.read_text().replace("../tests/data", str(ROOT / "tests" / "data"))
+    text = text.replace("estimators: [snipw, ipw, dr, dm, replay]", "estimators: [snipw, ipw, replay]")
+    text = text.replace("n_bootstrap: 2000", "n_bootstrap: 300")
+    cfg.write_text(text)
+    assert evaluate.main(["--config", str(cfg), "--out", str(out)]) == 0
+    return out
+
+
+def test_outputs(run):
+    for f in ("leaderboard.md", "leaderboard.csv", "report.html", "results.parquet", "traces.parquet", "manifest.json"):
+        assert (run / f).is_file(), f
+    md = (run / "leaderboard.md").read_text()
+    assert md.startswith("# Replay leaderboard") and "| rank | policy |" in md
+    html = (run / "report.html").read_text()
+    assert '<table id="leaderboard">' in html and "data:image/png;base64," in html
+    meta = json.loads((run / "manifest.json").read_text())
+    assert meta["kind"] == "replay" and len(meta["log_sha256"]) == 64
+    t = pq.read_table(run / "results.parquet")
+    assert json.loads(t.schema.metadata[b"arena_manifest"])["log_sha256"] == meta["log_sha256"]
+    tr = pq.read_table(run / "traces.parquet")
+    assert tr.num_rows == 4 * 2000 and set(tr.column("policy").to_pylist()) == {"random", "bts", "max-affinity",
+                                                                                  "item-0"}
+
+
+def test_numbers_against_the_data(run):
+    rows = list(csv.DictReader(open(run / "leaderboard.csv")))
+    by = {(r["estimator"], r["policy"]): r for r in rows}
+    raw = pcsv.read_csv(ROOT / "tests/data/obd/random/all/all.csv")
+    click = np.asarray(raw.column("click"), float)
+    item = np.asarray(raw.column("item_id"))
+    ps = np.asarray(raw.column("propensity_score"), float)
+    # the logging policy's value is its mean click, by every estimator
+    for est in ("snipw", "ipw", "replay"):
+        assert float(by[(est, "random")]["value"]) == pytest.approx(click.mean(), rel=1e-9)
+    # item-0 by IPW: sum of clicks on rows that logged item 0, weighted by 1 / propensity, over n
+    assert float(by[("ipw", "item-0")]["value"]) == pytest.approx(np.sum((item == 0) * click / ps) / len(click))
+    # the reference: bts's mean click on its own log, with an exact interval
+    from scipy.stats import binomtest
+
+    b = pcsv.read_csv(ROOT / "tests/data/obd/bts/all/all.csv")
+    bc = np.asarray(b.column("click"), int)
+    md = (run / "leaderboard.md").read_text()
+    ci = binomtest(int(bc.sum()), len(bc)).proportion_ci(method="exact")
+    assert f"{bc.mean():.4f} [{ci.low:.4f}, {ci.high:.4f}] (clopper-pearson)" in md
+    rel = float(by[("ipw", "bts")]["relative_error"])
+    assert rel == pytest.approx(abs(float(by[("ipw", "bts")]["value"]) - bc.mean()) / bc.mean())
+    # the replay estimator's exact interval for a deterministic policy
+    assert by[("replay", "item-0")]["interval"] == "clopper-pearson"
+    assert float(by[("replay", "item-0")]["high"]) > 0
+    # ranks follow the main estimator's values
+    main = sorted((r for r in rows if r["estimator"] == "snipw"), key=lambda r: int(r["rank"]))
+    vals = [float(r["value"]) for r in main]
+    assert vals == sorted(vals, reverse=True)
+
+
+@pytest.mark.parametrize("patch, pattern", [
+    ({"colour": 1}, r"unknown key 'colour'"),
+    ({"estimators": ["magic"]}, r"estimators: expected a non-empty list of replay, ipw"),
+    ({"baseline": "nobody"}, r"baseline: 'nobody' is not one of the policies"),
+    ({"policies": [{"fancy": {}}]}, r"policies\[0\]: unknown policy 'fancy'"),
+    ({"replay": {"log": "nope.csv", "format": "obd"}}, r"replay.log: no such file"),
+    ({"replay": {"log": "x", "format": "xml"}}, r"replay.format: expected events or obd"),
+    ({"n_bootstrap": 0}, r"n_bootstrap: expected an integer >= 1"),
+    ({"references": {"ghost": "../tests/data/obd/bts/all/all.csv"}}, r"references.ghost: no policy is named 'ghost'"),
+])
+def test_config_errors(tmp_path, patch, pattern):
+    import yaml
+
+    data = yaml.safe_load(CONFIG.read_text())
+    data.update(patch)
+    for k in ("log",):
+        if isinstance(data["replay"].get(k), str) and data["replay"][k].startswith(".."):
+            data["replay"][k] = str((CONFIG.parent / data["replay"][k]).resolve())
+    data["references"] = {k: str((CONFIG.parent / v).resolve()) for k, v in (data.get("references") or {}).items()}
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(replay_board.ReplayConfigError, match=pattern) as info:
+        replay_board.load_config(p)
+    assert str(info.value).startswith(str(p))
+    assert evaluate.main(["--config", str(p), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_tournament_flags_are_refused(tmp_path, capsys):
+    assert evaluate.main(["--config", str(CONFIG), "--seeds", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "--seeds apply to tournaments only" in capsys.readouterr().err
