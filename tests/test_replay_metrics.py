@@ -107,7 +107,9 @@ def test_violations_and_traces(world):
     assert ev.violations["no_call_cold_lead"]["rate"] == pytest.approx(cold.mean())
     assert ev.violations["no_call_cold_lead"]["severity"] == "violation"
     r = evaluate_policy(rep, P.Random(), estimator="ipw", n_bootstrap=200)
-    assert r.violations["no_call_cold_lead"]["expected_rate"] == pytest.approx(cold.mean() / 3)
+    assert r.violations["no_call_cold_lead"]["rate"] == pytest.approx(cold.mean() / 3)  # a third of the time
+    assert r.violations["no_call_cold_lead"]["chosen_rate"] == 0.0  # its most likely action (the first) is wait
+    assert ev.violations["no_call_cold_lead"]["chosen_rate"] == pytest.approx(cold.mean())
     tr = ev.trace
     assert tr.num_rows == len(rep)
     assert set(tr.column("action").to_pylist()) == {"call"}

@@ -12,8 +12,9 @@ intervals, paired against a baseline, and the per-row trace.
 * **precision@K**: the rows ranked by the policy's score (:func:`~.policies.default_scores`), the
   share of the top K whose logged outcome was positive, with divisor ``min(K, n)``; it judges the
   policy's ranking against what happened, so it is a property of the ranking, not of the actions;
-* **violations**: per constraint, the share of rows where the policy's most likely action breaks it
-  (and the expected share under its probabilities), with the constraint's severity;
+* **violations**: per constraint, the expected share of rows where the policy's action breaks it (under
+  its probabilities: for a deterministic policy, the share of its actions that do), the share for its
+  most likely action (``chosen_rate``), and the constraint's severity;
 * **versus the baseline**: :func:`arena_env.replay.ope.compare` of the policy and the baseline on the
   same rows and the same resamples;
 * the **trace**: per row, the case, time, chosen action (the most likely one), its probability, the
@@ -197,8 +198,8 @@ def evaluate_policy(replay: Replay, policy: ReplayPolicy, *, estimator: str = "d
         hit = broken[c.name]
         # expected share under the policy's probabilities: sum over actions of P(a) * violated(a)
         expected = sum(dist[:, a] * per_action[a][c.name] for a in range(replay.n_actions))
-        viol[c.name] = {"severity": c.severity, "rate": float(hit.mean()) if len(hit) else 0.0,
-                        "expected_rate": float(np.mean(expected)) if len(hit) else 0.0, "message": c.message}
+        viol[c.name] = {"severity": c.severity, "rate": float(np.mean(expected)) if len(hit) else 0.0,
+                        "chosen_rate": float(hit.mean()) if len(hit) else 0.0, "message": c.message}
     versus = None
     if baseline is not None:
         bdist = _checked(baseline, replay)
