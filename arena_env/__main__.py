@@ -1,9 +1,15 @@
 """Command line: ``python -m arena_env check-scenario NAME|PATH [--seeds N] [--train-seeds N]
-[--workers K] [--out DIR] [--quick]``.
+[--workers K] [--out DIR] [--quick]`` and ``python -m arena_env serve [--scenario NAME] [--port P] ...``.
 
 ``check-scenario`` builds the scenario report card (``arena_env/economy/card.py``; described in
 ``docs/scenarios.md``), prints it as Markdown and writes ``card.md`` and ``card.json`` into ``--out``
 (default ``runs/cards/<scenario>``).
+
+``serve`` runs one experiment of the economy simulator behind the TendedLoop Arena HTTP protocol
+(``arena_env/server/``; ``docs/server.md``), bound to 127.0.0.1 unless ``--host`` says otherwise.  A
+new experiment prints its manifest (URL, experiment id, the admin token, one strategy token per
+variant) once, and ``--manifest-out`` writes it as JSON; ``--db`` keeps the experiment, and running the
+command again with the same ``--db`` resumes it (tokens unchanged, simulation where it was).
 """
 
 from __future__ import annotations
@@ -35,7 +41,81 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="output directory (default runs/cards/<scenario>)")
     c.add_argument("--quick", action="store_true", help="a small grid, one round per search and fewer seeds")
     c.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    v = sub.add_parser("serve", help="the TendedLoop Arena protocol over one simulated experiment",
+                       description="Serve one experiment of the economy simulator over the TendedLoop Arena "
+                                   "HTTP protocol (docs/server.md).")
+    v.add_argument("--scenario", default="default", help="scenario name or path (default: default)")
+    v.add_argument("--seed", type=int_at_least(0, "--seed"), default=0, help="simulation seed (default 0)")
+    v.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int_at_least(0, "--port"), default=7860, help="port (default 7860)")
+    v.add_argument("--db", default=None, help="experiment database (SQLite; default runs/server/<scenario>.db); "
+                                              "an existing one is resumed")
+    v.add_argument("--seconds-per-day", type=float, default=60.0,
+                   help="wall seconds per simulated day (default 60)")
+    v.add_argument("--manual-clock", action="store_true",
+                   help="simulated time moves only through POST /api/admin/advance")
+    v.add_argument("--manifest-out", default=None, help="write the experiment manifest (tokens included) here")
     return p
+
+
+def serve(args, p: argparse.ArgumentParser) -> int:
+    import json
+
+    from arena_env.economy.scenario import ScenarioError
+    from arena_env.server.app import create_app
+    from arena_env.server.experiment import Experiment
+
+    db = Path(args.db) if args.db else Path("runs") / "server" / f"{Path(str(args.scenario)).stem}.db"
+    if args.seconds_per_day <= 0:
+        p.error(f"--seconds-per-day must be > 0, got {args.seconds_per_day}")
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    try:
+        if db.exists():
+            exp = Experiment.open(db)
+            print(f"resumed experiment {exp.meta['experiment_id']} from {db} (day {exp.env.day}, "
+                  f"{exp.status}); its tokens are those of its manifest", file=sys.stderr)
+        else:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            exp, tokens = Experiment.create(db, args.scenario, args.seed, seconds_per_day=args.seconds_per_day,
+                                            manual_clock=args.manual_clock)
+            manifest = {"apiUrl": url, "experimentId": exp.meta["experiment_id"], "adminToken": tokens[-1],
+                        "variants": [{"variantId": exp.ids[v], "variantName": exp.names[v], "isControl": v == 0,
+                                      "strategyToken": tokens[v]} for v in range(len(exp.ids))]}
+            text = json.dumps(manifest, indent=2)
+            if args.manifest_out:
+                out = Path(args.manifest_out)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds secrets: owner only
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text + "\n")
+            print(text, flush=True)
+    except (ScenarioError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        p.error(str(exc))
+    import uvicorn
+
+    webhooks = None
+    try:
+        from arena_env.server.webhooks import WebhookDispatcher
+
+        secret = (db.with_suffix(".secret"))
+        if not secret.exists():
+            import secrets as _secrets
+
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_secrets.token_bytes(32))
+        webhooks = WebhookDispatcher(db, secret.read_bytes())
+        exp.listeners.append(webhooks.listener)
+    except ImportError:
+        pass
+    print(f"serving on {url} (scenario {exp.meta['scenario']}, "
+          f"{'manual clock' if exp.meta['manual_clock'] else str(exp.meta['seconds_per_day']) + ' s per day'})",
+          file=sys.stderr, flush=True)
+    uvicorn.run(create_app(exp, webhooks=webhooks), host=args.host, port=args.port, log_level="warning",
+                access_log=False)
+    if webhooks is not None:
+        webhooks.close()
+    return 0
 
 
 def check_scenario(args, p: argparse.ArgumentParser) -> int:
@@ -48,7 +128,7 @@ def check_scenario(args, p: argparse.ArgumentParser) -> int:
         p.error(str(exc))
     seeds = args.seeds or (C.QUICK_SEEDS if args.quick else C.DEFAULT_SEEDS)
     train = args.train_seeds or (C.QUICK_TRAIN_SEEDS if args.quick else C.DEFAULT_TRAIN_SEEDS)
-    workers = args.workers or max(1, min(2, os.cpuint_at_least() or 1))
+    workers = args.workers or max(1, min(2, os.cpu_count() or 1))
     stem = Path(args.scenario).stem if str(args.scenario).endswith((".yaml", ".yml")) else str(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / "cards" / stem
     try:
@@ -73,6 +153,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.command == "check-scenario":
         return check_scenario(args, p)
+    if args.command == "serve":
+        return serve(args, p)
     p.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return 2
 

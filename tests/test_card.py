@@ -255,3 +255,22 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "arena_env", "check-scenario", "--help"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "--train-seeds" in out.stdout and "--quick" in out.stdout
+
+
+def test_default_workers(monkeypatch, capsys):
+    """Without --workers the command picks min(2, cores) workers (this path once called a function that did
+    not exist)."""
+    import os
+
+    from arena_env.economy import card as C
+
+    seen = {}
+
+    def fake(*a, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(C, "build_card", fake)
+    with pytest.raises(SystemExit):
+        main(["check-scenario", "tiny", "--quick"])
+    assert seen["workers"] == max(1, min(2, os.cpu_count() or 1))

@@ -490,14 +490,8 @@ class EconomyEnv(ParallelEnv):
         req, has, notes = self._parse_actions(actions)
         sc = self.scenario
         scheduled = self._start_day(self.day)
-        self.config, records = self.guardrails.submit(self.day * MINUTES_PER_DAY, self.config, req, has)
-        decision_of = {}
-        for rec in records:
-            decision_of[rec["variant"]] = rec
-            if rec["accepted"]:
-                touched = len(rec["economyOverrides"]) or 1
-                self._last_clamp_share[rec["variant"]] = len(rec["clampedDeltas"]) / touched
-        self.decisions.extend(records)
+        records = self._submit(self.day * MINUTES_PER_DAY, req, has)
+        decision_of = {rec["variant"]: rec for rec in records}
         if self.recorder is not None:
             self.recorder.on_decisions(self, actions, records)
 
@@ -532,6 +526,46 @@ class EconomyEnv(ParallelEnv):
                 self.recorder.on_end(self)
             self.agents = []
         return obs, rewards, terms, truncs, infos
+
+    def _submit(self, minute: float, req: np.ndarray, has: np.ndarray, variants=None) -> list[dict]:
+        """Run proposals through the guardrails at ``minute``, apply them and keep the records."""
+        self.config, records = self.guardrails.submit(minute, self.config, req, has, variants)
+        for rec in records:
+            if rec["accepted"]:
+                touched = len(rec["economyOverrides"]) or 1
+                self._last_clamp_share[rec["variant"]] = len(rec["clampedDeltas"]) / touched
+        self.decisions.extend(records)
+        return records
+
+    def propose(self, variant: int, overrides, minute: float | None = None) -> dict:
+        """One proposal between steps, as the TendedLoop protocol's ``PUT /variant/config`` makes it: the
+        ``overrides`` (parameter name -> number) of ``variant`` (0 = the control, which the control lock
+        rejects) through the guardrails at ``minute`` (default: the start of the current day; the guardrail
+        clock runs 1440 minutes per day), applied to the config the next simulated day uses.  Returns the
+        decision record (the same as ``infos[agent]["decision"]`` of a step).  Raises ``ValueError`` for an
+        unknown variant or parameter, or a value that is not a finite number, before anything changes."""
+        if not self.agents:
+            raise RuntimeError("the episode is over (or reset() was never called): call reset() first")
+        V = self.scenario.n_variants
+        if isinstance(variant, bool) or not isinstance(variant, (int, np.integer)) or not 0 <= variant < V:
+            raise ValueError(f"variant must be an integer in 0..{V - 1}, got {variant!r}")
+        if not overrides:
+            raise ValueError("overrides: give at least one parameter")
+        req = np.zeros((V, N_PARAMS))
+        has = np.zeros((V, N_PARAMS), dtype=bool)
+        for key, value in overrides.items():
+            if key not in PARAM_NAMES:
+                raise ValueError(f"overrides: unknown parameter {key!r}; the parameters are {', '.join(PARAM_NAMES)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(float(value)):
+                raise ValueError(f"overrides.{key}: expected a finite number, got {value!r}")
+            i = PARAM_NAMES.index(key)
+            req[variant, i], has[variant, i] = float(value), True
+        now = self.day * MINUTES_PER_DAY if minute is None else float(minute)
+        if not math.isfinite(now) or now < self.day * MINUTES_PER_DAY:
+            raise ValueError(f"minute must be finite and not before the current day's start "
+                             f"({self.day * MINUTES_PER_DAY}), got {minute!r}")
+        return self._submit(now, req, has, [int(variant)])[0]
 
     def _terminated(self) -> bool:
         return self.guardrails.status in (COMPLETED, "ARCHIVED")

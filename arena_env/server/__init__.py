@@ -1,0 +1,1 @@
+"""The TendedLoop-protocol sandbox server."""

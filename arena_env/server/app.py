@@ -1,0 +1,241 @@
+"""The HTTP app: the TendedLoop Arena protocol's 8 endpoints over an :class:`~.experiment.Experiment`,
+plus researcher (admin) endpoints.
+
+Every response is an envelope, ``{"success": true, "data": ...}`` or ``{"success": false, "error":
+"<message>"}``; fields are camelCase.  Status codes: 200 (guardrail rejections too, with
+``accepted: false``), 400 malformed input (bad JSON, a non-number, a boolean or negative value, an
+unknown key, bad pagination), 401 missing, unknown or revoked token, 403 the experiment is paused or
+completed (agents stop there) or the caller is not the admin, 404 unknown path or id, 405 wrong
+method, 413 a body over 64 KiB.  Request models are strict (pydantic's lax mode would turn ``false``
+into ``0.0``), so every value is exactly what the agent sent or the request is refused.
+
+Agent endpoints (``Authorization: Bearer <strategy token>``, one variant each):
+
+====================================  ====================================================
+``GET /api/arena/variant``            the variant, its config and the guardrail settings
+``GET /api/arena/signals``            its metrics (``{value, stdDev, sampleSize, confidence}``)
+``PUT /api/arena/variant/config``     ``{economyOverrides, reasoning?, signals?}``: a proposal
+``POST /api/arena/heartbeat``         ``{requestedPollInterval?, metadata?}``
+``GET /api/arena/scoreboard``         every variant
+``GET /api/arena/decisions``          its decisions, newest first (``page``, ``pageSize``)
+``POST /api/arena/webhooks``          ``{url, events?}``
+``DELETE /api/arena/webhooks/{id}``   remove one of its webhooks
+====================================  ====================================================
+
+Admin endpoints (``Authorization: Bearer <admin token>``): ``POST /api/admin/pause``, ``/resume``,
+``/complete``, ``POST /api/admin/advance`` ``{minutes}`` or ``{days}`` (the manual clock),
+``POST /api/admin/variants/{variantId}/reset-breaker``, ``POST /api/admin/variants/{variantId}/revoke``,
+``GET /api/admin/clock``.
+"""
+
+
+import contextlib
+import math
+import threading
+from typing import Annotated, Any
+
+from .experiment import AuthError, Experiment, Forbidden
+
+MAX_BODY = 64 * 1024
+PAGE_SIZE_MAX = 100
+
+
+def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
+    """The FastAPI app of ``exp``; ``webhooks`` is a :class:`~.webhooks.WebhookDispatcher` (or None)."""
+    from fastapi import FastAPI, Header, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    number = StrictInt | StrictFloat
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+    class ConfigUpdate(Strict):
+        economyOverrides: dict[StrictStr, number] = Field(min_length=1)
+        reasoning: StrictStr = Field(default="", max_length=4000)
+        signals: dict[StrictStr, Any] | None = None
+
+    class Heartbeat(Strict):
+        requestedPollInterval: number | None = Field(default=None, ge=1, le=86_400)
+        metadata: dict[StrictStr, Any] | None = None
+
+    class WebhookIn(Strict):
+        url: StrictStr = Field(max_length=2000)
+        events: list[StrictStr] | None = None
+
+    class Advance(Strict):
+        minutes: number | None = Field(default=None, gt=0)
+        days: number | None = Field(default=None, gt=0)
+
+    def ok(data: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse({"success": True, "data": data}, status_code=status)
+
+    def fail(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"success": False, "error": message}, status_code=status)
+
+    err = {"model": dict, "description": "error envelope {success: false, error}"}
+    codes = {400: err, 401: err, 403: err, 404: err, 413: err}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        # the wall clock advances the simulation even when nobody calls
+        stop = threading.Event()
+
+        def ticker():
+            while not stop.wait(tick_seconds):
+                try:
+                    exp.sync()
+                except Exception:  # noqa: BLE001 - requests report problems; the ticker keeps going
+                    pass
+
+        if not exp.meta["manual_clock"]:
+            threading.Thread(target=ticker, name="arena-clock", daemon=True).start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="arena sandbox", version="1", description=__doc__.split("\n\n")[0], responses=codes,
+                  lifespan=lifespan)
+    app.state.experiment = exp
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_req, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors()[:5]:
+            if e.get("type") == "json_invalid":
+                parts.append(f"malformed JSON: {e.get('ctx', {}).get('error', 'cannot parse the body')}")
+                continue
+            loc = [str(x) for x in e.get("loc", ()) if x != "body" and not isinstance(x, int)]
+            if loc and loc[-1] in ("int", "float"):  # a union's branch: name the field, not the branch
+                loc = loc[:-1]
+            parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', 'invalid')}")
+        parts = list(dict.fromkeys(parts))
+        return fail(400, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_req, exc: StarletteHTTPException):
+        return fail(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_req, exc: AuthError):
+        return fail(401, str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_req, exc: Forbidden):
+        return fail(403, str(exc))
+
+    @app.exception_handler(ValueError)
+    async def value_error(_req, exc: ValueError):
+        return fail(400, str(exc))
+
+    @app.exception_handler(KeyError)
+    async def key_error(_req, exc: KeyError):
+        return fail(404, str(exc.args[0]) if exc.args else "not found")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return fail(413, f"request body over {MAX_BODY} bytes")
+        if request.method in ("PUT", "POST") and size is None and request.headers.get("transfer-encoding"):
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                return fail(413, f"request body over {MAX_BODY} bytes")
+        return await call_next(request)
+
+    Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <strategy token>")]
+
+    def agent(authorization: str | None) -> int:
+        exp.sync()
+        caller = exp.authenticate(authorization)
+        if caller.variant < 0:
+            raise Forbidden("the admin token is not a variant's token: use a strategy token")
+        return caller.variant
+
+    def admin(authorization: str | None) -> None:
+        exp.sync()
+        if exp.authenticate(authorization).variant != -1:
+            raise Forbidden("researcher endpoints need the admin token")
+
+    # ------------------------------------------------------------------ the protocol
+    @app.get("/api/arena/variant")
+    def get_variant(authorization: Auth = None):
+        return ok(exp.variant(agent(authorization)))
+
+    @app.get("/api/arena/signals")
+    def get_signals(authorization: Auth = None):
+        return ok(exp.signals(agent(authorization)))
+
+    @app.put("/api/arena/variant/config")
+    def put_config(body: ConfigUpdate, authorization: Auth = None):
+        v = agent(authorization)
+        bad = [k for k, x in body.economyOverrides.items() if not math.isfinite(float(x)) or x < 0]
+        if bad:
+            raise ValueError(f"economyOverrides.{bad[0]}: expected a finite number >= 0, got "
+                             f"{body.economyOverrides[bad[0]]!r}")
+        return ok(exp.propose(v, body.economyOverrides, body.reasoning))
+
+    @app.post("/api/arena/heartbeat")
+    def post_heartbeat(body: Heartbeat | None = None, authorization: Auth = None):
+        v = agent(authorization)
+        body = body or Heartbeat()
+        return ok(exp.heartbeat(v, body.requestedPollInterval, body.metadata))
+
+    @app.get("/api/arena/scoreboard")
+    def get_scoreboard(authorization: Auth = None):
+        agent(authorization)
+        return ok(exp.scoreboard())
+
+    @app.get("/api/arena/decisions")
+    def get_decisions(authorization: Auth = None, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+                      pageSize: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = 20):
+        return ok(exp.decisions(agent(authorization), page, pageSize))
+
+    @app.post("/api/arena/webhooks")
+    def post_webhook(body: WebhookIn, authorization: Auth = None):
+        v = agent(authorization)
+        if webhooks is None:
+            raise Forbidden("webhooks are not enabled on this server")
+        return ok(webhooks.register(v, body.url, body.events))
+
+    @app.delete("/api/arena/webhooks/{webhook_id}")
+    def delete_webhook(webhook_id: str, authorization: Auth = None):
+        v = agent(authorization)
+        if webhooks is None or not webhooks.unregister(v, webhook_id):
+            raise KeyError(f"no webhook {webhook_id!r} of this variant")
+        return ok({})
+
+    # ------------------------------------------------------------------ researcher endpoints
+    @app.post("/api/admin/advance")
+    def post_advance(body: Advance, authorization: Auth = None):
+        admin(authorization)
+        if (body.minutes is None) == (body.days is None):
+            raise ValueError("give exactly one of minutes or days")
+        minutes = float(body.minutes) if body.minutes is not None else float(body.days) * 1440.0
+        return ok(exp.advance(minutes))
+
+    @app.get("/api/admin/clock")
+    def get_clock(authorization: Auth = None):
+        admin(authorization)
+        return ok(exp.clock_state())
+
+    @app.post("/api/admin/{action}")
+    def post_lifecycle(action: str, authorization: Auth = None):
+        admin(authorization)
+        if action not in ("pause", "resume", "complete"):
+            raise KeyError(f"unknown researcher action {action!r}; the actions are pause, resume, complete, advance")
+        return ok(exp.lifecycle(action))
+
+    @app.post("/api/admin/variants/{variant_id}/reset-breaker")
+    def post_reset_breaker(variant_id: str, authorization: Auth = None):
+        admin(authorization)
+        return ok(exp.reset_breaker(exp.variant_index(variant_id)))
+
+    @app.post("/api/admin/variants/{variant_id}/revoke")
+    def post_revoke(variant_id: str, authorization: Auth = None):
+        admin(authorization)
+        return ok(exp.revoke(exp.variant_index(variant_id)))
+
+    return app

@@ -1,0 +1,256 @@
+"""The sandbox server: the protocol's endpoints, envelopes and status codes, tokens, the env's own
+guardrails, bad input, the clock, and durability across a ``kill -9`` of a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from arena_env.economy.env import EconomyEnv  # noqa: E402
+from arena_env.server.app import create_app  # noqa: E402
+from arena_env.server.experiment import Experiment  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def server(tmp_path):
+    exp, tokens = Experiment.create(tmp_path / "exp.db", "tiny", seed=3, manual_clock=True)
+    client = TestClient(create_app(exp))
+    yield exp, tokens, client
+    client.close()
+    exp.store.close()
+
+
+def h(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_endpoints_envelopes_and_fields(server):
+    exp, tok, c = server
+    r = c.get("/api/arena/variant", headers=h(tok[1]))
+    assert r.status_code == 200 and r.json()["success"] is True
+    d = r.json()["data"]
+    assert set(d) == {"variantId", "variantName", "experimentId", "experimentName", "experimentStatus", "mode",
+                      "isControl", "currentConfig", "lastConfigUpdate", "updateIntervalMin", "deltaLimitPct"}
+    assert d["isControl"] is False and d["mode"] == "AGENT" and d["currentConfig"]["scanXp"] == 10
+    s = c.get("/api/arena/signals", headers=h(tok[1])).json()["data"]
+    assert set(s) == {"enrolled", "activeToday", "active7d", "totalScans", "experimentDays", "metrics"}
+    c.post("/api/admin/advance", json={"days": 8}, headers=h(tok[-1]))
+    s = c.get("/api/arena/signals", headers=h(tok[1])).json()["data"]
+    assert s["experimentDays"] == 8 and s["enrolled"] > 0
+    assert set(s["metrics"]["RETENTION_RATE"]) == {"value", "stdDev", "sampleSize", "confidence"}
+    assert s == exp.env.signals(1)  # the simulation's own numbers
+    sb = c.get("/api/arena/scoreboard", headers=h(tok[2])).json()["data"]["variants"]
+    assert [v["isControl"] for v in sb] == [True, False, False]
+    assert set(sb[0]) >= {"variantId", "variantName", "currentConfig", "lastHeartbeat", "metrics", "enrolledCount",
+                          "activeCount", "totalDecisions"}
+    assert c.post("/api/arena/heartbeat", json={"requestedPollInterval": 30}, headers=h(tok[1])).json() == \
+        {"success": True, "data": {}}
+    assert c.get("/api/arena/scoreboard", headers=h(tok[1])).json()["data"]["variants"][1]["lastHeartbeat"]
+
+
+def test_proposals_use_the_envs_guardrails(server, tmp_path):
+    exp, tok, c = server
+    c.post("/api/admin/advance", json={"days": 8}, headers=h(tok[-1]))
+    r = c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 100, "feedbackXp": 16},
+                                                 "reasoning": "raise scans"}, headers=h(tok[1])).json()["data"]
+    assert r["accepted"] is True and r["appliedConfig"] == {"scanXp": 15, "feedbackXp": 16}
+    cd = r["clampedDeltas"]["scanXp"]
+    assert cd == {"previous": 10, "requested": 100, "applied": 15, "clamped": True, "deltaPercent": 50.0,
+                  "baseline": 10, "maxDelta": 50.0}
+    again = c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 20}},
+                  headers=h(tok[1])).json()["data"]
+    assert again["accepted"] is False and again["rejectionReason"] == "RATE_LIMITED" and again["nextAllowedUpdate"]
+    ctl = c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 11}},
+                headers=h(tok[0])).json()["data"]
+    assert ctl["accepted"] is False and ctl["rejectionReason"] == "CONTROL_VARIANT_IMMUTABLE"
+    # the same proposals on a plain env give the same records: one implementation of the guardrails
+    env = EconomyEnv("tiny", info_level="light")
+    env.reset(seed=3)
+    for _ in range(8):
+        env.step({a: np.zeros(10, np.float32) for a in env.agents})
+    r1 = env.propose(1, {"scanXp": 100, "feedbackXp": 16}, 8 * 1440)
+    r2 = env.propose(1, {"scanXp": 20}, 8 * 1440)
+    assert r1["appliedConfig"] == r["appliedConfig"] and r2["rejectionReason"] == "RATE_LIMITED"
+    assert exp.env.config[1].tolist() == env.config[1].tolist()
+    page = c.get("/api/arena/decisions?page=1&pageSize=1", headers=h(tok[1])).json()["data"]
+    assert page["total"] == 2 and page["page"] == 1 and page["pageSize"] == 1
+    assert page["decisions"][0]["id"] == again["decisionLogId"]  # newest first
+    assert page["decisions"][0]["rejectionCode"] == "RATE_LIMITED" and page["decisions"][0]["rejectionReason"]
+    p2 = c.get("/api/arena/decisions?page=2&pageSize=1", headers=h(tok[1])).json()["data"]
+    assert p2["decisions"][0]["accepted"] is True and p2["decisions"][0]["reasoning"] == "raise scans"
+    # a token sees only its own variant's decisions
+    assert c.get("/api/arena/decisions", headers=h(tok[2])).json()["data"]["total"] == 0
+
+
+def test_tokens_and_researcher_endpoints(server):
+    exp, tok, c = server
+    assert c.get("/api/arena/variant").status_code == 401
+    r = c.get("/api/arena/variant", headers=h("tl_guess"))
+    assert r.status_code == 401 and r.json() == {"success": False, "error": "unknown token"}
+    assert c.post("/api/admin/pause", headers=h(tok[1])).status_code == 403
+    assert c.get("/api/arena/variant", headers=h(tok[-1])).status_code == 403  # admin is not a variant
+    vid = exp.ids[2]
+    assert c.post(f"/api/admin/variants/{vid}/revoke", headers=h(tok[-1])).status_code == 200
+    assert c.get("/api/arena/variant", headers=h(tok[2])).json()["error"] == "this token was revoked"
+    assert c.get("/api/arena/variant", headers=h(tok[2])).status_code == 401
+    assert c.post("/api/admin/variants/var_nope/revoke", headers=h(tok[-1])).status_code == 404
+    c.post("/api/admin/advance", json={"days": 8}, headers=h(tok[-1]))
+    assert c.post("/api/admin/pause", headers=h(tok[-1])).json()["data"]["status"] == "PAUSED"
+    r = c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 12}}, headers=h(tok[1]))
+    assert r.status_code == 403 and "PAUSED" in r.json()["error"]
+    assert c.post("/api/admin/pause", headers=h(tok[-1])).status_code == 403  # not legal twice
+    c.post("/api/admin/resume", headers=h(tok[-1]))
+    assert c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 12}},
+                 headers=h(tok[1])).status_code == 200
+    c.post("/api/admin/complete", headers=h(tok[-1]))
+    assert c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 13}},
+                 headers=h(tok[1])).status_code == 403
+    assert c.post("/api/arena/heartbeat", json={}, headers=h(tok[1])).status_code == 403
+    assert c.get("/api/arena/scoreboard", headers=h(tok[1])).status_code == 200  # results stay readable
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b'{"economyOverrides": ', "malformed JSON"),
+    (b'{"economyOverrides": {"scanXp": "ten"}}', "economyOverrides.scanXp"),
+    (b'{"economyOverrides": {"scanXp": false}}', "economyOverrides.scanXp"),
+    (b'{"economyOverrides": {"scanXp": -3}}', "expected a finite number >= 0"),
+    (b'{"economyOverrides": {"scanXP": 3}}', "unknown parameter 'scanXP'"),
+    (b'{"economyOverrides": {}}', "economyOverrides"),
+    (b'{"economyOverrides": {"scanXp": 3}, "colour": 1}', "colour: Extra inputs are not permitted"),
+    (b'[1, 2]', "body"),
+    (b'{"economyOverrides": {"scanXp": 1e999}}', "scanXp"),
+])
+def test_bad_payloads_get_400_with_a_message(server, body, needle):
+    exp, tok, c = server
+    r = c.put("/api/arena/variant/config", content=body, headers={**h(tok[1]), "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["success"] is False and needle in r.json()["error"], r.json()
+    assert exp.store.decision_count(1) == 0  # nothing was recorded
+
+
+def test_other_bad_requests(server):
+    exp, tok, c = server
+    big = json.dumps({"economyOverrides": {"scanXp": 1}, "reasoning": "x" * 70_000}).encode()
+    assert c.put("/api/arena/variant/config", content=big, headers={**h(tok[1]), "Content-Type": "application/json"}
+                 ).status_code == 413
+    for q in ("page=0", "pageSize=0", "pageSize=101", "page=x"):
+        r = c.get(f"/api/arena/decisions?{q}", headers=h(tok[1]))
+        assert r.status_code == 400 and r.json()["success"] is False, q
+    assert c.get("/api/arena/nowhere", headers=h(tok[1])).status_code == 404
+    assert c.delete("/api/arena/variant/config", headers=h(tok[1])).status_code == 405
+    assert c.post("/api/admin/advance", json={"days": -1}, headers=h(tok[-1])).status_code == 400
+    assert c.post("/api/admin/advance", json={"days": 1, "minutes": 5}, headers=h(tok[-1])).status_code == 400
+    assert c.post("/api/arena/heartbeat", json={"requestedPollInterval": True}, headers=h(tok[1])).status_code == 400
+
+
+def test_openapi_documents_the_error_codes(server):
+    _, _, c = server
+    spec = c.get("/openapi.json").json()
+    op = spec["paths"]["/api/arena/variant/config"]["put"]
+    assert {"200", "400", "401", "403", "404", "413"} <= set(op["responses"])
+
+
+def test_open_replays_the_journal_exactly(tmp_path):
+    db = tmp_path / "e.db"
+    exp, tok = Experiment.create(db, "tiny", seed=5, manual_clock=True)
+    exp.advance(8 * 1440)
+    exp.propose(1, {"scanXp": 14}, "a")
+    exp.advance(90)
+    exp.propose(1, {"feedbackXp": 10})
+    exp.propose(2, {"streakBonusCap": 30})
+    exp.advance(3 * 1440 + 17)
+    before = (exp.env.signals(1), exp.env.config.tolist(), exp.minute, exp.scoreboard())
+    exp.store.close()
+    again = Experiment.open(db)
+    assert (again.env.signals(1), again.env.config.tolist(), again.minute, again.scoreboard()) == before
+    assert again.authenticate(f"Bearer {tok[1]}").variant == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _call(url, method, path, token, body=None):
+    req = urllib.request.Request(url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _start(args, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "arena_env", "serve", "--port", str(port), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/openapi.json", timeout=1)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read())
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def test_kill_9_loses_no_accepted_decision(tmp_path):
+    db, man = tmp_path / "e.db", tmp_path / "manifest.json"
+    proc, url = _start(["--scenario", "tiny", "--db", str(db), "--manual-clock", "--manifest-out", str(man)], tmp_path)
+    try:
+        m = json.loads(man.read_text())
+        assert m["apiUrl"] == url and len(m["variants"]) == 3 and m["variants"][0]["isControl"] is True
+        assert oct(man.stat().st_mode & 0o777) == "0o600"  # the manifest holds the tokens
+        t1, adm = m["variants"][1]["strategyToken"], m["adminToken"]
+        assert _call(url, "POST", "/api/admin/advance", adm, {"days": 9})[0] == 200
+        st, r = _call(url, "PUT", "/api/arena/variant/config", t1, {"economyOverrides": {"scanXp": 14}})
+        assert st == 200 and r["data"]["accepted"] is True
+        _call(url, "POST", "/api/admin/advance", adm, {"minutes": 2000})
+        signals = _call(url, "GET", "/api/arena/signals", t1)[1]["data"]
+        decisions = _call(url, "GET", "/api/arena/decisions", t1)[1]["data"]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    proc, url = _start(["--db", str(db)], tmp_path)
+    try:
+        assert _call(url, "GET", "/api/arena/signals", t1)[1]["data"] == signals
+        assert _call(url, "GET", "/api/arena/decisions", t1)[1]["data"] == decisions
+        assert _call(url, "GET", "/api/arena/variant", t1)[1]["data"]["currentConfig"]["scanXp"] == 14
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_wall_clock_moves_the_simulation(tmp_path):
+    proc, url = _start(["--scenario", "tiny", "--db", str(tmp_path / "w.db"), "--seconds-per-day", "0.2",
+                        "--manifest-out", str(tmp_path / "m.json")], tmp_path)
+    try:
+        t = json.loads((tmp_path / "m.json").read_text())["variants"][1]["strategyToken"]
+        d0 = _call(url, "GET", "/api/arena/signals", t)[1]["data"]["experimentDays"]
+        time.sleep(1.5)
+        d1 = _call(url, "GET", "/api/arena/signals", t)[1]["data"]["experimentDays"]
+        assert d1 >= d0 + 4
+    finally:
+        proc.terminate()
+        proc.wait(10)
