@@ -129,7 +129,7 @@ def test_tokens_and_researcher_endpoints(server):
     (b'{"economyOverrides": ', "malformed JSON"),
     (b'{"economyOverrides": {"scanXp": "ten"}}', "economyOverrides.scanXp"),
     (b'{"economyOverrides": {"scanXp": false}}', "economyOverrides.scanXp"),
-    (b'{"economyOverrides": {"scanXp": -3}}', "expected a finite number >= 0"),
+    (b'{"economyOverrides": {"scanXp": -3}}', "economyOverrides.scanXp: Input should be greater than or equal to 0"),
     (b'{"economyOverrides": {"scanXP": 3}}', "unknown parameter 'scanXP'"),
     (b'{"economyOverrides": {}}', "economyOverrides"),
     (b'{"economyOverrides": {"scanXp": 3}, "colour": 1}', "colour: Extra inputs are not permitted"),
@@ -254,3 +254,32 @@ def test_the_wall_clock_moves_the_simulation(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_heartbeat_timeout_is_reported_once_per_silence_and_survives_restart(tmp_path):
+    now = [1_000_000.0]
+    db = tmp_path / "hb.db"
+    exp, tok = Experiment.create(db, "tiny", seed=3, manual_clock=True, clock=lambda: now[0])
+    seen = []
+    exp.listeners.append(lambda event, v, data: seen.append((event, v, data)))
+    c = TestClient(create_app(exp))
+    assert c.post("/api/arena/heartbeat", json={"requestedPollInterval": 10}, headers=h(tok[1])).status_code == 200
+    assert c.post("/api/arena/heartbeat", json={}, headers=h(tok[2])).status_code == 200  # no interval: never times out
+    now[0] += 30.0  # exactly 3 intervals: not yet
+    assert exp.check_heartbeats() == [] and not exp.timed_out(1)
+    now[0] += 0.5
+    c.get("/api/arena/variant", headers=h(tok[2]))  # any request runs the check
+    assert [(e, v) for e, v, _ in seen] == [("heartbeat_timeout", 1)]
+    assert seen[0][2]["variantId"] == exp.ids[1] and seen[0][2]["timeoutSeconds"] == 30.0
+    now[0] += 100.0
+    assert exp.check_heartbeats() == [] and len(seen) == 1  # one notice per silence
+    exp.store.close()
+    exp = Experiment.open(db, clock=lambda: now[0])  # the notice is journaled: not repeated after a restart
+    assert exp.timed_out(1) and exp.check_heartbeats() == []
+    exp.listeners.append(lambda event, v, data: seen.append((event, v, data)))
+    c = TestClient(create_app(exp))
+    c.post("/api/arena/heartbeat", json={"requestedPollInterval": 10}, headers=h(tok[1]))  # back, then silent again
+    assert not exp.timed_out(1)
+    now[0] += 31.0
+    assert exp.check_heartbeats() == [1] and [e for e, _, _ in seen] == ["heartbeat_timeout"] * 2
+    exp.store.close()

@@ -32,7 +32,9 @@ Admin endpoints (``Authorization: Bearer <admin token>``): ``POST /api/admin/pau
 import contextlib
 import math
 import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+
+from arena_env.economy.params import PARAM_NAMES
 
 from .experiment import AuthError, Experiment, Forbidden
 
@@ -48,18 +50,21 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
     from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    number = StrictInt | StrictFloat
+    def num(**bounds):  # a JSON number within bounds, the bounds on each branch so the schema documents them
+        return Annotated[StrictInt, Field(**bounds)] | Annotated[StrictFloat, Field(**bounds)]
 
     class Strict(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
 
     class ConfigUpdate(Strict):
-        economyOverrides: dict[StrictStr, number] = Field(min_length=1)
+        # the key rule is ours (a clear message names the parameters); the schema documents it for clients
+        economyOverrides: dict[StrictStr, num(ge=0)] = Field(
+            min_length=1, json_schema_extra={"propertyNames": {"enum": list(PARAM_NAMES)}})
         reasoning: StrictStr = Field(default="", max_length=4000)
         signals: dict[StrictStr, Any] | None = None
 
     class Heartbeat(Strict):
-        requestedPollInterval: number | None = Field(default=None, ge=1, le=86_400)
+        requestedPollInterval: num(ge=1, le=86_400) | None = None
         metadata: dict[StrictStr, Any] | None = None
 
     class WebhookIn(Strict):
@@ -67,8 +72,10 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
         events: list[StrictStr] | None = None
 
     class Advance(Strict):
-        minutes: number | None = Field(default=None, gt=0)
-        days: number | None = Field(default=None, gt=0)
+        model_config = ConfigDict(extra="forbid", strict=True,
+                                  json_schema_extra={"minProperties": 1, "maxProperties": 1})  # exactly one
+        minutes: num(gt=0) = None
+        days: num(gt=0) = None
 
     def ok(data: Any, status: int = 200) -> JSONResponse:
         return JSONResponse({"success": True, "data": data}, status_code=status)
@@ -76,12 +83,26 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
     def fail(status: int, message: str) -> JSONResponse:
         return JSONResponse({"success": False, "error": message}, status_code=status)
 
-    err = {"model": dict, "description": "error envelope {success: false, error}"}
-    codes = {400: err, 401: err, 403: err, 404: err, 413: err}
+    class OkEnvelope(BaseModel):
+        success: Literal[True]
+        data: Any
+
+    class ErrorEnvelope(BaseModel):
+        success: Literal[False]
+        error: str
+
+    def err(text: str) -> dict:
+        return {"model": ErrorEnvelope, "description": text}
+
+    codes = {200: {"model": OkEnvelope, "description": "success envelope (guardrail rejections too)"},
+             400: err("malformed input: bad JSON, a wrong type, a value out of range, an unknown key"),
+             401: err("missing, unknown or revoked token"),
+             403: err("the experiment is paused or completed, or the token may not do this"),
+             404: err("unknown path or id"), 413: err(f"a body over {MAX_BODY} bytes")}
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        # the wall clock advances the simulation even when nobody calls
+        # the wall clock advances the simulation, and silent agents are reported, even when nobody calls
         stop = threading.Event()
 
         def ticker():
@@ -91,8 +112,7 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
                 except Exception:  # noqa: BLE001 - requests report problems; the ticker keeps going
                     pass
 
-        if not exp.meta["manual_clock"]:
-            threading.Thread(target=ticker, name="arena-clock", daemon=True).start()
+        threading.Thread(target=ticker, name="arena-clock", daemon=True).start()  # the heartbeat check, too
         yield
         stop.set()
 
@@ -108,7 +128,7 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
                 parts.append(f"malformed JSON: {e.get('ctx', {}).get('error', 'cannot parse the body')}")
                 continue
             loc = [str(x) for x in e.get("loc", ()) if x != "body" and not isinstance(x, int)]
-            if loc and loc[-1] in ("int", "float"):  # a union's branch: name the field, not the branch
+            if loc and loc[-1] in ("int", "float", "constrained-int", "constrained-float"):  # a union's branch: name the field, not the branch
                 loc = loc[:-1]
             parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', 'invalid')}")
         parts = list(dict.fromkeys(parts))
@@ -238,4 +258,16 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
         admin(authorization)
         return ok(exp.revoke(exp.variant_index(variant_id)))
 
+    def openapi():  # validation errors are 400 here (the handler above), not FastAPI's default 422
+        if app.openapi_schema is None:
+            spec = FastAPI.openapi(app)
+            for ops in spec["paths"].values():
+                for op in ops.values():
+                    op["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                spec.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -21,7 +21,6 @@ created.
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
@@ -71,6 +70,7 @@ class Experiment:
         self.ids = [f"var_{meta['experiment_id'][:8]}_{v}" for v in range(self.env.scenario.n_variants)]
         self.last_update: dict[int, float | None] = {v: None for v in range(len(self.ids))}
         self.heartbeats: dict[int, dict] = {}
+        self.timeout_reported: set[int] = set()  # variants whose current silence was reported (heartbeat_timeout)
         self.listeners: list = []  # callables(event, variant, data): webhooks, the live page
 
     # ------------------------------------------------------------------ construction
@@ -123,6 +123,9 @@ class Experiment:
                 self.env.guardrails.reset_breaker(p["variant"])
             elif kind == "heartbeat":
                 self.heartbeats[p["variant"]] = p
+                self.timeout_reported.discard(p["variant"])
+            elif kind == "heartbeat_timeout":
+                self.timeout_reported.add(p["variant"])
 
     # ------------------------------------------------------------------ auth
     def authenticate(self, authorization: str | None) -> Caller:
@@ -145,7 +148,8 @@ class Experiment:
         return not self.env.agents
 
     def sync(self) -> None:
-        """Catch the simulation up with wall time (no-op with the manual clock)."""
+        """Catch the simulation up with wall time (the manual clock: only the heartbeat check)."""
+        self.check_heartbeats()
         if self.meta["manual_clock"]:
             return
         with self.lock:
@@ -154,8 +158,9 @@ class Experiment:
                 self._advance_journaled(target)
 
     def advance(self, minutes: float) -> dict:
-        """Move the simulated clock forward by ``minutes`` (the manual clock; the admin endpoint)."""
-        if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        """Move the simulated clock forward by ``minutes`` (the manual clock; the admin endpoint); past the
+        experiment's end (``inf`` included) it stops at the end."""
+        if not (isinstance(minutes, (int, float)) and not isinstance(minutes, bool) and minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {minutes!r}")
         with self.lock:
             if self.finished:
@@ -247,12 +252,32 @@ class Experiment:
             beat = {"variant": v, "at": self.clock(), "poll": poll, "metadata": dict(metadata or {})}
             self.store.append("heartbeat", beat)
             self.heartbeats[v] = beat
+            self.timeout_reported.discard(v)
             return {}
 
     def timed_out(self, v: int) -> bool:
-        """True when the variant's agent has not sent a heartbeat for 3 poll intervals (after a first one)."""
+        """True when the variant's agent has not sent a heartbeat for 3 poll intervals (after a first one that
+        gave ``requestedPollInterval``); wall time, whichever clock the simulation runs on."""
         b = self.heartbeats.get(v)
         return bool(b and b["poll"] and self.clock() - b["at"] > 3 * float(b["poll"]))
+
+    def check_heartbeats(self) -> list[int]:
+        """Emit ``heartbeat_timeout`` once per silence: for each variant that :meth:`timed_out` and was not yet
+        reported since its last heartbeat.  Journaled, so a restart neither repeats nor loses a notice.  Called
+        on every request and by the server's ticker (once a second); returns the variants reported now."""
+        # list(dict) is one atomic step: request threads may add a heartbeat meanwhile
+        due = [v for v in list(self.heartbeats) if self.timed_out(v) and v not in self.timeout_reported]
+        if not due:
+            return []
+        with self.lock:
+            due = [v for v in list(self.heartbeats) if self.timed_out(v) and v not in self.timeout_reported]
+            for v in due:
+                b = self.heartbeats[v]
+                self.store.append("heartbeat_timeout", {"variant": v, "at": self.clock()})
+                self.timeout_reported.add(v)
+                self._emit("heartbeat_timeout", v, {"variantId": self.ids[v], "lastHeartbeat": iso(b["at"]),
+                                                    "pollInterval": b["poll"], "timeoutSeconds": 3 * float(b["poll"])})
+            return due
 
     def scoreboard(self) -> dict:
         out = []
