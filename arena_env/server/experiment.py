@@ -213,6 +213,11 @@ class Experiment:
             if bad:
                 raise ValueError(f"economyOverrides: unknown parameter {bad[0]!r}; the parameters are "
                                  f"{', '.join(PARAM_NAMES)}")
+            from agents.rules import round_half_away
+
+            if all(round_half_away(float(x)) == self.env.config[v][PARAM_NAMES.index(k)] for k, x in overrides.items()):
+                # a hold (every value rounds to the current one) is no update attempt: no decision, no rate limit
+                return {"accepted": True, "decisionLogId": None, "appliedConfig": {}, "nextAllowedUpdate": None}
             now = self.clock()
             rec = self.env.propose(v, dict(overrides), self.minute)
             self.store.append("propose", {"variant": v, "overrides": dict(overrides), "minute": self.minute,
