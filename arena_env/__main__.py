@@ -111,7 +111,9 @@ def serve(args, p: argparse.ArgumentParser) -> int:
     print(f"serving on {url} (scenario {exp.meta['scenario']}, "
           f"{'manual clock' if exp.meta['manual_clock'] else str(exp.meta['seconds_per_day']) + ' s per day'})",
           file=sys.stderr, flush=True)
-    uvicorn.run(create_app(exp, webhooks=webhooks), host=args.host, port=args.port, log_level="warning",
+    print(f"live scoreboard: {url}/ (paste the admin token, or open {url}/#token=<adminToken>)", file=sys.stderr,
+          flush=True)
+    uvicorn.run(create_app(exp, webhooks=webhooks, freeze_gc=True), host=args.host, port=args.port, log_level="warning",
                 access_log=False)
     if webhooks is not None:
         webhooks.close()

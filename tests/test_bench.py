@@ -58,3 +58,40 @@ def test_replay_benchmark_quick_run_writes_complete_json(tmp_path):
     t = data["targets"]["total_under_5s"]
     assert t["indicative_only"] and t["value_s"] == main["seconds"]["total"]
     assert data["machine"]["cpu_count"] >= 1 and "pyarrow" in data["versions"]
+
+
+def test_server_benchmark_quick_run_writes_complete_json(tmp_path):
+    out = tmp_path / "bench_server.json"
+    res = subprocess.run([sys.executable, "benchmarks/bench_server.py", "--quick", "--agents", "10", "--seconds", "3",
+                          "--extra-seconds", "0", "--rate", "150", "--warmup", "1", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    (run,) = data["runs"]
+    assert run["agents"] == 10 and run["tokens"] == 5 and run["server_exit_code"] == 0  # a clean Ctrl+C shutdown
+    assert run["errors"] == 0, run["error_messages"]  # a light load: every request answered with success
+    assert run["requests"] == sum(e["requests"] for e in run["endpoints"].values()) > 0
+    assert set(run["endpoints"]) == {"signals", "variant", "scoreboard", "decisions", "heartbeat", "config"}
+    assert run["requests_per_s"] == run["requests"] / run["seconds"]
+    assert 0 < run["p50_ms"] <= run["p90_ms"] <= run["p99_ms"] <= run["max_ms"]
+    p = run["proposals"]
+    assert p["accepted"] > 0 and p["rejected"] > 0 and sum(p.values()) == run["endpoints"]["config"]["requests"]
+    assert run["simulated_days"] >= 1  # 2 s per simulated day on the wall clock
+    t = data["targets"]
+    assert set(t) == {"errors", "p99_ms", "requests_per_s"} and all(v["indicative_only"] for v in t.values())
+    assert t["requests_per_s"]["value"] == run["requests_per_s"] and t["requests_per_s"]["threshold"] == 845
+
+
+def test_server_benchmark_percentile_is_numpys_nearest_rank():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("bench_server", ROOT / "benchmarks" / "bench_server.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 100, 1000, 1001):
+        xs = list(rng.lognormal(size=n))
+        for q in (0.5, 0.9, 0.99):
+            assert bench.percentile(xs, q) == np.percentile(xs, q * 100, method="inverted_cdf")

@@ -30,6 +30,7 @@ Admin endpoints (``Authorization: Bearer <admin token>``): ``POST /api/admin/pau
 
 
 import contextlib
+import gc
 import math
 import threading
 from typing import Annotated, Any, Literal
@@ -42,9 +43,14 @@ MAX_BODY = 64 * 1024
 PAGE_SIZE_MAX = 100
 
 
-def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
-    """The FastAPI app of ``exp``; ``webhooks`` is a :class:`~.webhooks.WebhookDispatcher` (or None)."""
-    from fastapi import FastAPI, Header, Query, Request
+def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, freeze_gc: bool = False):
+    """The FastAPI app of ``exp``; ``webhooks`` is a :class:`~.webhooks.WebhookDispatcher` (or None).
+
+    ``freeze_gc`` (what ``python -m arena_env serve`` passes, a process of its own): at start-up and after
+    the first simulated day, :func:`gc.freeze` what is loaded by then (the simulator, the framework), which
+    lives as long as the server; full collections over it took 25-100 ms under load and stalled every
+    request.  It changes the whole process's collector, so an app embedded in another process leaves it off."""
+    from fastapi import FastAPI, Header, Query
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -106,13 +112,21 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
         stop = threading.Event()
 
         def ticker():
+            refreeze_after = exp.env.day if freeze_gc else None
             while not stop.wait(tick_seconds):
                 try:
                     exp.sync()
                 except Exception:  # noqa: BLE001 - requests report problems; the ticker keeps going
                     pass
+                if refreeze_after is not None and exp.env.day > refreeze_after:
+                    refreeze_after = None  # the first day simulated here loaded the kernels a day needs: freeze them too
+                    gc.collect()
+                    gc.freeze()
 
         threading.Thread(target=ticker, name="arena-clock", daemon=True).start()  # the heartbeat check, too
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         yield
         stop.set()
 
@@ -154,16 +168,43 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
     async def key_error(_req, exc: KeyError):
         return fail(404, str(exc.args[0]) if exc.args else "not found")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return fail(413, f"request body over {MAX_BODY} bytes")
-        if request.method in ("PUT", "POST") and size is None and request.headers.get("transfer-encoding"):
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                return fail(413, f"request body over {MAX_BODY} bytes")
-        return await call_next(request)
+    class LimitBody:
+        """413 for a body over MAX_BODY: a declared Content-Length, or a chunked PUT/POST read up to the limit.
+        A plain ASGI middleware: ``@app.middleware("http")`` (BaseHTTPMiddleware) cost ~0.3 ms of CPU per request."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            size = chunked = None
+            for k, v in scope["headers"]:  # the first of each, as Request.headers.get
+                if k == b"content-length" and size is None:
+                    size = v.decode("latin-1")
+                elif k == b"transfer-encoding" and chunked is None:
+                    chunked = v
+            too_big = fail(413, f"request body over {MAX_BODY} bytes")
+            if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+                return await too_big(scope, receive, send)
+            if scope["method"] in ("PUT", "POST") and size is None and chunked:
+                messages, n = [], 0
+                while True:
+                    m = await receive()
+                    messages.append(m)
+                    n += len(m.get("body", b""))
+                    if n > MAX_BODY:
+                        return await too_big(scope, receive, send)
+                    if m["type"] != "http.request" or not m.get("more_body", False):
+                        break
+
+                async def replay():
+                    return messages.pop(0) if messages else await receive()
+
+                return await self.inner(scope, replay, send)
+            return await self.inner(scope, receive, send)
+
+    app.add_middleware(LimitBody)
 
     Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer <strategy token>")]
 
@@ -257,6 +298,10 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0):
     def post_revoke(variant_id: str, authorization: Auth = None):
         admin(authorization)
         return ok(exp.revoke(exp.variant_index(variant_id)))
+
+    from .live import mount_live
+
+    mount_live(app, exp)  # the live scoreboard at / (admin token): docs/server.md
 
     def openapi():  # validation errors are 400 here (the handler above), not FastAPI's default 422
         if app.openapi_schema is None:
