@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,data,replay,report,eval,process,server]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,data,replay,report,eval,process,server,distributed]"
 	@touch $(STAMP)
 
 demo: install

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from arena_env.cli import int_at_least
+from arena_env.distributed import RayUnavailable
 from arena_env.evaluation import leaderboard, replay_board, report, tournament
 from arena_env.progress import cells as progress
 
@@ -30,6 +31,12 @@ def main(argv=None) -> int:
     p.add_argument("--config", type=Path, help="tournament YAML (default: the quick tournament)")
     p.add_argument("--seeds", type=positive_int, help="evaluation seeds per (agent, scenario) (default 10)")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--backend", choices=tournament.BACKENDS, default="local",
+                   help="local: worker processes on this machine (default); ray: Ray tasks, on a local Ray or "
+                        "the cluster of --ray-address (docs/scaling.md)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --backend ray: join this running cluster ('auto', 'host:6379'; default "
+                        "$RAY_ADDRESS, else a local Ray of --workers CPUs)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<config name>-<time>)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run in --out / add to its results")
     p.add_argument("--leaderboard-only", action="store_true",
@@ -39,6 +46,8 @@ def main(argv=None) -> int:
 
     if args.config and replay_board.is_replay_config(args.config):
         return replay(args)
+    if args.ray_address and args.backend != "ray":
+        p.error("--ray-address needs --backend ray")
     if args.resume and args.out is None:
         p.error("--resume needs --out, the run directory to finish")
     if args.leaderboard_only:
@@ -66,8 +75,9 @@ def main(argv=None) -> int:
         name = args.config.stem if args.config else "quick"
         out = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            rows = tournament.run(cfg, out, workers=args.workers, resume=args.resume, progress=progress)
-        except (FileExistsError, FileNotFoundError, tournament.TournamentConfigError) as exc:
+            rows = tournament.run(cfg, out, workers=args.workers, resume=args.resume, progress=progress,
+                                  backend=args.backend, address=args.ray_address)
+        except (FileExistsError, FileNotFoundError, tournament.TournamentConfigError, RayUnavailable) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         args.out = out
@@ -93,7 +103,8 @@ def main(argv=None) -> int:
 def replay(args) -> int:
     """A replay config: score the policies on the logged data, write the same files, print the leaderboard."""
     unused = [flag for flag, on in (("--seeds", args.seeds), ("--workers", args.workers), ("--resume", args.resume),
-                                    ("--leaderboard-only", args.leaderboard_only)) if on]
+                                    ("--leaderboard-only", args.leaderboard_only),
+                                    ("--backend ray", args.backend == "ray")) if on]
     if unused:
         print(f"error: {args.config} is a replay config; {', '.join(unused)} apply to tournaments only "
               "(a replay run scores every policy on the log in one pass)", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Train a Stable-Baselines3 policy on the economy arena: ``python train.py --config configs/ppo.yaml``.
+"""Train a policy on the economy arena: ``python train.py --config configs/ppo.yaml`` (Stable-Baselines3), or
+``--config configs/rllib_ppo.yaml`` (Ray RLlib, multi-agent; arena_env/training/rllib.py).
 
 Reads top to bottom: parse the options, read and validate the config (``--set section.key=value``
 and the shortcut options override its keys), train in ``runs/<run_name>/`` (or ``--out``) with
@@ -12,10 +13,13 @@ machinery in :mod:`arena_env.training`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from arena_env.cli import int_at_least
+from arena_env.distributed import RayUnavailable
+from arena_env.training import rllib
 from arena_env.training.config import TrainConfigError, resolve
 from arena_env.training.run import resume_config, train
 
@@ -37,6 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if argv is None:
+        _fixed_hash_seed_for_rllib(args)
 
     sets = list(args.sets)
     for key, value in (("total_timesteps", args.total_timesteps), ("seed", args.seed), ("run_name", args.run_name)):
@@ -48,26 +54,53 @@ def main(argv=None) -> int:
                 p.error("--resume continues a run with its saved config; only --total-timesteps may change it")
             out = args.out
             if out is None and (args.run_name or args.config):
-                out = Path("runs") / (args.run_name or resolve(args.config).run_name)
+                out = Path("runs") / (args.run_name or (rllib.resolve if rllib.is_rllib_config(args.config)
+                                                        else resolve)(args.config).run_name)
             if out is None:
                 p.error("--resume needs --out (the run directory), --run-name or --config (the run in runs/<run_name>)")
-            summary = train(resume_config(out, args.total_timesteps), out, resume=True, progress=not args.quiet,
-                            evaluate=False if args.no_eval else None)
+            rl = (Path(out) / "config.yaml").is_file() and rllib.is_rllib_config(Path(out) / "config.yaml")
+            summary = (rllib.train if rl else train)((rllib.resume_config if rl else resume_config)(
+                out, args.total_timesteps), out, resume=True, progress=not args.quiet,
+                evaluate=False if args.no_eval else None)
         else:
             if args.config is None:
                 p.error("--config is required (e.g. --config configs/ppo.yaml)")
-            cfg = resolve(args.config, sets)
+            rl = rllib.is_rllib_config(args.config)
+            cfg = (rllib.resolve if rl else resolve)(args.config, sets)
             out = args.out or Path("runs") / cfg.run_name
-            summary = train(cfg, out, progress=not args.quiet, evaluate=False if args.no_eval else None)
-    except (TrainConfigError, FileExistsError, FileNotFoundError) as exc:
+            summary = (rllib.train if rl else train)(cfg, out, progress=not args.quiet,
+                                                     evaluate=False if args.no_eval else None)
+    except (TrainConfigError, FileExistsError, FileNotFoundError, RayUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    print(f"run in {summary['run_dir']}/ (model.zip, config.yaml, checkpoints/, tb/, episodes.csv"
-          + (", curve.png" if "curve" in summary else "")
-          + (", leaderboard.md, report.html" if "leaderboard" in summary else "") + ")")
+    evaluated = ", leaderboard.md, report.html" if "leaderboard" in summary else ""
+    if summary.get("framework") == "rllib":
+        print(f"run in {summary['run_dir']}/ (policy/, config.yaml, checkpoints/, progress.csv, rllib/{evaluated})")
+    else:
+        print(f"run in {summary['run_dir']}/ (model.zip, config.yaml, checkpoints/, tb/, episodes.csv"
+              + (", curve.png" if "curve" in summary else "") + evaluated + ")")
     return 0
+
+
+def _fixed_hash_seed_for_rllib(args) -> None:
+    """RLlib orders some per-agent data by iterating sets of agent ids, so its results follow the string hash
+    seed: an RLlib run re-executes itself once with ``PYTHONHASHSEED=0`` (inherited by its Ray workers),
+    which makes a training run the same for a seed in every process."""
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return
+    try:
+        if args.resume:
+            saved = (args.out or Path("runs") / (args.run_name or "")) / "config.yaml"
+            rl = saved.is_file() and rllib.is_rllib_config(saved)
+        else:
+            rl = args.config is not None and args.config.is_file() and rllib.is_rllib_config(args.config)
+    except TrainConfigError:
+        return  # the normal path reports it
+    if rl:
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ An agent implements :class:`agents.protocol.Agent` (``reset``, ``act``, ``update
 
 from . import bandits, baselines, contextual, controllers, learners  # noqa: F401  (register their agents)
 from .protocol import DEFAULTS, METRIC_NAMES, PARAM_NAMES, Agent, Context, Metric, Outcome, Signals, Update
-from .registry import AgentConfigError, available, from_decide, load, make, register, signals_dict
+from .registry import AgentConfigError, available, from_decide, load, make, register, resolve, signals_dict
 
 __all__ = ["Agent", "AgentConfigError", "Context", "DEFAULTS", "METRIC_NAMES", "Metric", "Outcome", "PARAM_NAMES",
-           "Signals", "Update", "available", "from_decide", "load", "make", "register", "signals_dict"]
+           "Signals", "Update", "available", "from_decide", "load", "make", "register", "resolve",
+           "signals_dict"]

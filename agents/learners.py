@@ -1,5 +1,5 @@
-"""Agents driven by a learned or external model: ``sb3`` (a Stable-Baselines3 checkpoint) and ``llm``
-(a language model answering in JSON)."""
+"""Agents driven by a learned or external model: ``sb3`` (a Stable-Baselines3 checkpoint), ``rllib`` (a
+policy trained on RLlib) and ``llm`` (a language model answering in JSON)."""
 
 from __future__ import annotations
 
@@ -108,15 +108,75 @@ class SB3Policy:
         if not context.can_update:
             return None
         action, _ = self.model.predict(np.asarray(context.vector, np.float32), deterministic=self.deterministic)
-        if self.action_mode == "discrete":
-            k = int(action)
-            if k == 0:
-                return None
-            name = list(context.presets)[k - 1]
-            return Update(dict(context.presets[name]), f"policy chose preset {name}")
-        if self.action_mode == "target":
-            return targets_to_update(context, action, "policy action")
-        return fractions_to_update(context, action, "policy action")
+        return action_to_update(context, action, self.action_mode)
+
+    def update(self, outcome: Outcome) -> None:
+        pass
+
+
+def action_to_update(context: Context, action, action_mode: str) -> Update | None:
+    """A policy's action read as the economy env's ``action_mode`` reads it: ``discrete`` (0 holds, k pulls
+    preset k-1), ``target`` (values on the observation's config scale) or ``continuous`` (moves in units of
+    the delta limit)."""
+    if action_mode == "discrete":
+        k = int(np.asarray(action).reshape(-1)[0])
+        if k == 0:
+            return None
+        name = list(context.presets)[k - 1]
+        return Update(dict(context.presets[name]), f"policy chose preset {name}")
+    if action_mode == "target":
+        return targets_to_update(context, action, "policy action")
+    return fractions_to_update(context, action, "policy action")
+
+
+@register("rllib")
+class RLlibPolicy:
+    """A policy trained by ``train.py`` on RLlib (``framework: rllib``) as an agent.
+
+    Hyperparameters: ``path`` (the run's ``policy/`` directory, or any of its ``checkpoints/iter_<n>/``),
+    ``module`` (which of its policies: default ``shared``, or ``variant_0`` for independent policies).
+    It plays the mode of its action distribution (deterministic, as the ``sb3`` agent by default), in the
+    action mode it was trained with (``arena.json``).  Loading needs torch and RLlib, not a running Ray.
+    """
+
+    def __init__(self, path: str, module: str | None = None):
+        root = os.path.abspath(str(path))
+        meta_file = os.path.join(root, META_NAME)
+        if not os.path.isfile(meta_file):
+            raise ValueError(f"rllib: {root} is not the policy/ directory of an RLlib run (no {META_NAME}); "
+                             "train one with python train.py --config configs/rllib_ppo.yaml")
+        with open(meta_file, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        modules = list(meta.get("modules") or [])
+        module = module or ("shared" if "shared" in modules else (modules[0] if modules else "shared"))
+        if module not in modules:
+            raise ValueError(f"rllib: {root} has no policy {module!r}; its policies: {', '.join(modules)}")
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        where = os.path.join(root, "learner_group", "learner", "rl_module", module)
+        self.module = RLModule.from_checkpoint(where)
+        self.module.eval()
+        self.action_mode = meta.get("action_mode", "continuous")
+        self.space = getattr(self.module, "action_space", None)
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def act(self, context: Context) -> Update | None:
+        import torch
+
+        if context.vector is None:
+            raise ValueError("rllib: the context carries no observation vector (context.vector)")
+        if not context.can_update:
+            return None
+        obs = torch.as_tensor(np.asarray(context.vector, np.float32)[None])
+        with torch.no_grad():
+            out = self.module.forward_inference({"obs": obs})
+            dist = self.module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
+            action = dist.to_deterministic().sample()[0].numpy()
+        if self.space is not None and hasattr(self.space, "low"):
+            action = np.clip(action, self.space.low, self.space.high)
+        return action_to_update(context, action, self.action_mode)
 
     def update(self, outcome: Outcome) -> None:
         pass

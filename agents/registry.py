@@ -2,7 +2,7 @@
 an agent.
 
 ``agents.available()`` lists the registered names; ``agents.make(name, **hyperparameters)`` builds
-one; ``agents.load(path)`` builds one from a YAML file of the form::
+one (``name`` may also be an import path, ``"package.module:MyAgent"``); ``agents.load(path)`` builds one from a YAML file of the form::
 
     agent: random          # a registered name
     params: {every: 7}     # keyword arguments of the agent's constructor
@@ -47,11 +47,34 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def resolve(name: str) -> Callable[..., Any]:
+    """The factory of ``name``: a registered name, or an import path ``"package.module:Attr"`` (the module is
+    imported, which also registers the agents it defines; ``Attr`` is the agent's class or factory).  An
+    import path works wherever the module is importable, so an agent of your own also plays in worker
+    processes and on Ray, which do not run the code that registered it in the parent process."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    module, sep, attr = str(name).partition(":")
+    if not sep:
+        raise AgentConfigError(f"unknown agent {name!r}; available: {', '.join(available())}, or an import path "
+                               "such as mypackage.agents:MyAgent")
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise AgentConfigError(f"agent {name!r}: cannot import {module!r} ({exc}); the module must be importable "
+                               "(installed, or on the Python path)") from None
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise AgentConfigError(f"agent {name!r}: {module} has no agent class or factory {attr!r}")
+    return factory
+
+
 def make(name: str, **hyperparameters):
-    """Build the agent registered as ``name`` with keyword ``hyperparameters``."""
-    if name not in _REGISTRY:
-        raise AgentConfigError(f"unknown agent {name!r}; available: {', '.join(available())}")
-    factory = _REGISTRY[name]
+    """Build the agent ``name`` (a registered name or an import path, see :func:`resolve`) with keyword
+    ``hyperparameters``."""
+    factory = resolve(name)
     params = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(hyperparameters) - set(params))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import agents
+from tests import contestants
 from arena_env.evaluation import leaderboard, tournament
 from arena_env.evaluation.tournament import AgentSpec, TournamentConfig
 
@@ -76,18 +77,7 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
         strip(tournament.read_results(tmp_path / "w2" / "results.parquet")[0])
 
 
-@agents.register("test_crasher")
-class Crasher:
-    def reset(self, seed=None):
-        pass
-
-    def act(self, context):
-        if context.day == 3:
-            raise RuntimeError("boom")
-        return None
-
-    def update(self, outcome):
-        pass
+Crasher = agents.register("test_crasher")(contestants.Crasher)
 
 
 @agents.register("test_sleeper")

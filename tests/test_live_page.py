@@ -298,8 +298,11 @@ def test_stream_sends_the_snapshot_then_changes_then_ends_on_shutdown(served):
 def test_a_disconnected_stream_is_cleaned_up(served):
     s = served
     with s.http.stream("GET", "/api/live/stream", headers=h(s.tokens[-1])) as r:
-        next_state(r.iter_lines())
-        assert len(s.board._waiters) == 1
+        lines = r.iter_lines()
+        next_state(lines)
+        if len(s.board._waiters) != 1:  # seen once in ~60 runs, not reproduced since: say what ended the stream
+            raise AssertionError(f"the stream ended: closing={s.board.closing.is_set()}, stopping="
+                                 f"{s.board.stopping()}, should_exit={s.server.should_exit}, then {list(lines)[:6]}")
     deadline = time.monotonic() + 5
     while s.board._waiters and time.monotonic() < deadline:
         time.sleep(0.05)

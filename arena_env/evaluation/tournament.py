@@ -50,6 +50,12 @@ Results and resume
     reuse matching cells: results accumulate.  All the rows of the directory are then written
     atomically (temporary file + rename) to ``results.parquet`` with the run manifest, sorted, so the
     file is the same for any number of workers.
+
+Backends
+    ``local`` plays the cells in worker processes of this machine; ``ray`` as Ray tasks on a local Ray or
+    a running cluster (:func:`run`, docs/scaling.md).  The cells, the store, resume and the rows are the
+    same: a cell's result depends only on the cell.  Agents of your own play in workers when named by
+    import path (``mypackage.agents:MyAgent``).
 """
 
 from __future__ import annotations
@@ -365,7 +371,7 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
             a = {"agent": a}
         if not isinstance(a, Mapping) or ("agent" in a) == ("checkpoint" in a):
             raise err(f"agents[{i}]", "expected a mapping with the key 'agent' (a registered name) or the key "
-                                      "'checkpoint' (a Stable-Baselines3 .zip), not both")
+                                      "'checkpoint' (a Stable-Baselines3 .zip or an RLlib policy/), not both")
         for k in a:
             if k not in _AGENT_KEYS:
                 raise err(f"agents[{i}].{k}", f"unknown key; allowed keys: {', '.join(sorted(_AGENT_KEYS))}")
@@ -377,16 +383,23 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
             ckpt = Path(str(a["checkpoint"])).expanduser()
             if not ckpt.is_absolute():
                 ckpt = (Path(src).resolve().parent / ckpt)
-            if not ckpt.is_file():
-                raise err(f"agents[{i}].checkpoint", f"no such file {str(ckpt)!r} (paths are relative to the "
+            if ckpt.is_dir() and (ckpt / "arena.json").is_file():  # an RLlib run's policy/ (train.py writes it)
+                name = "rllib"
+            elif ckpt.is_file():
+                name = "sb3"
+            else:
+                raise err(f"agents[{i}].checkpoint", f"no such file {str(ckpt)!r} (a Stable-Baselines3 .zip, or the "
+                                                     "policy/ directory of an RLlib run; paths are relative to the "
                                                      "tournament file)")
-            name, params = "sb3", {**params, "path": str(ckpt)}
-            label = str(a.get("label", ckpt.stem))
+            params = {**params, "path": str(ckpt)}
+            label = str(a.get("label", ckpt.stem if name == "sb3" else ckpt.parent.name))
         else:
             name = a["agent"]
             label = str(a.get("label", name))
-        if name not in agent_registry.available():
-            raise err(f"agents[{i}].agent", f"unknown agent {name!r}; available: {', '.join(agent_registry.available())}")
+        try:
+            agent_registry.resolve(name)
+        except agent_registry.AgentConfigError as exc:
+            raise err(f"agents[{i}].agent", str(exc)) from None
         try:
             agent_registry.make(name, **params)
         except Exception as exc:
@@ -581,6 +594,28 @@ def _cell_worker(args):
     return cell, play_cell(cfg, cell)
 
 
+def _play_remote(cfg: TournamentConfig, cell: Cell):
+    return cell, play_cell(cfg, cell)
+
+
+def _run_on_ray(cfg: TournamentConfig, todo: list[Cell], keep, out: Path, address: str | None,
+                num_cpus: int | None, cap: int | None) -> None:
+    """The cells as Ray tasks (one CPU each), ``keep``-ing each as it finishes; at most ``cap`` in flight."""
+    from arena_env.distributed import ray_session
+
+    with ray_session(address, num_cpus=num_cpus, run_dir=out) as ray:
+        task = ray.remote(num_cpus=1, max_retries=2)(_play_remote)  # a worker that dies is retried
+        ref = ray.put(cfg)
+        queue = list(reversed(todo))
+        pending: list = []
+        limit = cap or len(todo)
+        while queue or pending:
+            while queue and len(pending) < limit:
+                pending.append(task.remote(ref, queue.pop()))
+            ready, pending = ray.wait(pending, num_returns=1)
+            keep(*ray.get(ready[0]))
+
+
 # --- the store ------------------------------------------------------------------------------------------
 
 ROW_ORDER = ("track", "scenario", "match", "seed", "seat", "config")
@@ -668,13 +703,27 @@ def rows_of(cfg: TournamentConfig, rows: list[dict]) -> list[dict]:
 
 # --- the tournament --------------------------------------------------------------------------------
 
+BACKENDS = ("local", "ray")
+
+
 def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = None, resume: bool = False,
-        progress: Callable[[int, int, float, int], None] | None = None) -> list[dict]:
+        progress: Callable[[int, int, float, int], None] | None = None, backend: str = "local",
+        address: str | None = None) -> list[dict]:
     """Play every missing cell of ``cfg`` with ``workers`` processes (default: all cores) and return
     all the tournament's rows (see the module docstring for the store and resume rules).
 
+    ``backend="ray"`` plays the cells as Ray tasks (:mod:`arena_env.distributed`): on a local Ray of
+    ``workers`` CPUs, or on the running cluster at ``address`` (``"auto"``, ``"host:6379"``; there
+    ``workers``, when given, caps the cells in flight).  The cells, the store, resume and the results are
+    the same as with the local backend: a cell's result depends only on the cell.
+
     ``progress(done, total, elapsed_s, reused)`` is called after every cell; ``reused`` cells were
     already in the store when the run started."""
+    if backend not in BACKENDS:
+        raise TournamentConfigError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
+    if address and backend != "ray":
+        raise TournamentConfigError(f"a Ray address ({address!r}) needs backend 'ray'")
+    cap = workers
     out = Path(out)
     log = out / "cells.jsonl"
     if not resume and log.exists():
@@ -711,7 +760,10 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
             if progress:
                 progress(len(done), len(cells), time.monotonic() - start, reused)
 
-        if workers == 1:
+        if backend == "ray":
+            if todo:
+                _run_on_ray(cfg, todo, keep, out, address, None if address else workers, cap)
+        elif workers == 1:
             for cell in todo:
                 keep(cell, play_cell(cfg, cell))
         else:

@@ -202,16 +202,7 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
     except ValueError as exc:
         raise err(section, str(exc)) from None
 
-    run_name = data.get("run_name", "run")
-    if not isinstance(run_name, str) or not run_name.strip() or "/" in run_name or run_name in (".", ".."):
-        raise err("run_name", f"a non-empty name without '/', got {run_name!r}")
-    seed = data.get("seed", 0)
-    if not _int(seed, 0, EVAL_SEED_BASE - 1):
-        raise err("seed", f"an integer from 0 to {EVAL_SEED_BASE - 1:,} (evaluation seeds start at "
-                          f"{EVAL_SEED_BASE:,}), got {seed!r}")
-    total = data.get("total_timesteps")
-    if not _int(total, 1):
-        raise err("total_timesteps", f"a positive integer number of steps (rows x steps), got {total!r}")
+    run_name, seed, total = run_keys(data, err)
 
     env = data.get("env") or {}
     if not isinstance(env, Mapping):
@@ -265,7 +256,7 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
     if ev["workers"] is not None and not _int(ev["workers"], 1):
         raise err("eval.workers", f"a positive integer or null (all cores), got {ev['workers']!r}")
 
-    cfg = TrainConfig(cls.__name__, kwargs, run_name.strip(), seed, total, env, tuple(scenarios), vec, threads, ckpt,
+    cfg = TrainConfig(cls.__name__, kwargs, run_name, seed, total, env, tuple(scenarios), vec, threads, ckpt,
                       ev, src, copy.deepcopy(dict(data)))
     _check_env(cfg, err)
     if ev["enabled"]:
@@ -276,6 +267,21 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
         except tournament.TournamentConfigError as exc:
             raise TrainConfigError(str(exc)) from None
     return cfg
+
+
+def run_keys(data: Mapping[str, Any], err) -> tuple[str, int, int]:
+    """``run_name``, ``seed`` and ``total_timesteps`` of a training config (SB3's and RLlib's), validated."""
+    run_name = data.get("run_name", "run")
+    if not isinstance(run_name, str) or not run_name.strip() or "/" in run_name or run_name in (".", ".."):
+        raise err("run_name", f"a non-empty name without '/', got {run_name!r}")
+    seed = data.get("seed", 0)
+    if not _int(seed, 0, EVAL_SEED_BASE - 1):
+        raise err("seed", f"an integer from 0 to {EVAL_SEED_BASE - 1:,} (evaluation seeds start at "
+                          f"{EVAL_SEED_BASE:,}), got {seed!r}")
+    total = data.get("total_timesteps")
+    if not _int(total, 1):
+        raise err("total_timesteps", f"a positive integer number of steps (rows x steps), got {total!r}")
+    return run_name.strip(), seed, total
 
 
 def _check_env(cfg: TrainConfig, err) -> None:

@@ -266,19 +266,27 @@ def prepare(cfg: TrainConfig, out: Path, resume: bool) -> tuple[TrainConfig, int
     """Create the run directory and write the resolved config (or, resuming, check that the run
     exists); returns the config and the checkpoint to resume from (None: from scratch)."""
     out = Path(out)
-    saved = out / "config.yaml"
+    open_run_dir(out, cfg.to_dict(), resume)
     if not resume:
-        if saved.exists():
-            raise FileExistsError(f"{out} holds a run already (config.yaml): pass --resume to continue it, or "
-                                  "choose another --out / run_name")
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_name("config.yaml.tmp")
-        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        os.replace(tmp, saved)
         return cfg, None
-    _saved_config(out)
     done = checkpoints(out / "checkpoints")
     return cfg, (done[-1] if done else None)
+
+
+def open_run_dir(out: Path, resolved: dict, resume: bool) -> None:
+    """A new run: create ``out`` and write the resolved config (refused if ``out`` holds a run); resuming:
+    check that the run is there."""
+    saved = Path(out) / "config.yaml"
+    if resume:
+        _saved_config(out)
+        return
+    if saved.exists():
+        raise FileExistsError(f"{out} holds a run already (config.yaml): pass --resume to continue it, or "
+                              "choose another --out / run_name")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    tmp = saved.with_name("config.yaml.tmp")
+    tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    os.replace(tmp, saved)
 
 
 def _saved_config(out: Path) -> Path:
@@ -288,15 +296,20 @@ def _saved_config(out: Path) -> Path:
     return saved
 
 
-def resume_config(out: str | os.PathLike, total_timesteps: int | None = None) -> TrainConfig:
-    """The saved config of the run in ``out`` (``total_timesteps`` may extend it), for ``train(..., resume=True)``."""
+def saved_config(out: str | os.PathLike, total_timesteps: int | None = None) -> tuple[dict, str]:
+    """The saved config mapping of the run in ``out`` (``total_timesteps`` may extend it) and its path."""
     from arena_env.economy.scenario import read_yaml
 
     saved = _saved_config(Path(out))
     data = read_yaml(saved, TrainConfigError)
     if total_timesteps is not None:
         data["total_timesteps"] = total_timesteps
-    return from_dict(data, str(saved))
+    return data, str(saved)
+
+
+def resume_config(out: str | os.PathLike, total_timesteps: int | None = None) -> TrainConfig:
+    """The saved config of the run in ``out`` (``total_timesteps`` may extend it), for ``train(..., resume=True)``."""
+    return from_dict(*saved_config(out, total_timesteps))
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
@@ -379,13 +392,14 @@ def _truncate_csv(path: Path, steps: int) -> None:
     os.replace(tmp, path)
 
 
-def evaluate_policy(cfg: TrainConfig, out: Path, progress: bool = True) -> list[dict]:
+def evaluate_policy(cfg: TrainConfig, out: Path, progress: bool = True, model: Path | None = None) -> list[dict]:
     """The final evaluation: the trained policy and ``eval.agents`` on ``eval.scenarios`` over
     ``eval.seeds`` held-out seeds, solo track, through evaluate.py's machinery; ``leaderboard.md``,
-    ``report.html`` and the results store are written to ``out``.  Returns the leaderboard rows."""
+    ``report.html`` and the results store are written to ``out``.  ``model``: the policy (default
+    ``out/model.zip``; an RLlib run's ``out/policy``).  Returns the leaderboard rows."""
     from arena_env.evaluation import leaderboard, report, tournament
 
-    tcfg = tournament.from_dict(eval_tournament(cfg, out / "model.zip"), f"{out / 'config.yaml'}: eval")
+    tcfg = tournament.from_dict(eval_tournament(cfg, model or out / "model.zip"), f"{out / 'config.yaml'}: eval")
     rows = tournament.run(tcfg, out, workers=cfg.eval["workers"], resume=True, progress=progress_bar.cells if progress else None)
     lb = leaderboard.build(rows)
     leaderboard.write(lb, out)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -118,11 +119,23 @@ def _on_alarm(signum, frame):
 
 
 def call_with_timeout(fn, timeout: float | None, what: str):
-    """``fn()``, bounded by ``timeout`` seconds (main thread only, Unix): a slower call raises
-    :class:`DecisionTimeout` with ``what`` (e.g. "variant_0 (UCB1) on day 3") in the message, also when
-    the agent caught the timer's exception and returned late.  ``timeout=None``: unbounded."""
+    """``fn()``, bounded by ``timeout`` seconds: a slower call raises :class:`DecisionTimeout` with ``what``
+    (e.g. "variant_0 (UCB1) on day 3") in the message, also when the agent caught the timer's exception and
+    returned late.  ``timeout=None``: unbounded.
+
+    On a process's main thread (Unix) the timer is ``SIGALRM``, which also interrupts a blocking call such
+    as ``time.sleep``.  On any other thread (a Ray actor with ``max_concurrency > 1``, a thread pool) a
+    timer thread raises the same exception in the calling thread (``PyThreadState_SetAsyncExc``): it lands
+    at the next Python instruction, so a call blocked inside C code is stopped only when it returns, and is
+    then reported as late."""
     if timeout is None:
         return fn()
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        return _with_alarm(fn, timeout, what)
+    return _with_timer_thread(fn, timeout, what)
+
+
+def _with_alarm(fn, timeout: float, what: str):
     start = time.perf_counter()
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     try:
@@ -140,11 +153,42 @@ def call_with_timeout(fn, timeout: float | None, what: str):
     return result
 
 
+def _with_timer_thread(fn, timeout: float, what: str):
+    import ctypes
+
+    target = ctypes.c_ulong(threading.get_ident())
+    lock = threading.Lock()
+    done = False
+
+    def fire():
+        with lock:  # never after the call has returned: ``done`` is set under the same lock
+            if not done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Alarm))
+
+    timer = threading.Timer(timeout, fire)
+    timer.daemon = True
+    start = time.perf_counter()
+    try:
+        try:
+            timer.start()
+            result = fn()
+        finally:
+            with lock:
+                done = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)  # clear a raise not yet delivered
+            timer.cancel()
+    except _Alarm:  # only ever raised by ``fire``, after ``timeout`` seconds
+        result, start = None, -math.inf
+    if time.perf_counter() - start > timeout:
+        raise DecisionTimeout(f"{what} exceeded the decision timeout of {timeout:g} s")
+    return result
+
+
 def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout: float | None = None,
            latencies: list | None = None):
     """Ask ``policy`` for ``agent``'s decision now and return the environment action.
 
-    ``timeout`` (seconds, main thread only, Unix) bounds one ``act`` call: a slower agent raises
+    ``timeout`` (seconds; any thread, see :func:`call_with_timeout`) bounds one ``act`` call: a slower agent raises
     :class:`DecisionTimeout`.  The call's duration is appended to ``latencies`` when given.
     """
     ctx = context_for(env, agent, observation)
