@@ -202,6 +202,8 @@ def test_shipped_configs_are_valid_and_train(tmp_path, name):
     ({"threads": {"torch": 0}}, ["threads.torch: a positive integer"]),
     ({"eval": {"enabled": True, "agents": ["nobody"]}}, ["eval", "unknown agent 'nobody'"]),
     ({"run_name": "a/b"}, ["run_name: a non-empty name without '/'"]),
+    ({"checkpoint": {"select": "median"}}, ["checkpoint.select: last (the final model) or best"]),
+    ({"checkpoint": {"validation_seeds": 0}}, ["checkpoint.validation_seeds: a positive number"]),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, change, words):
     data = {**SMALL, **change}
@@ -304,3 +306,30 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path, monkeypatch):
 
     model = PPO.load(str(tmp_path / "run" / "model.zip"))
     assert model.lr_schedule(1.0) == pytest.approx(3e-4) and model.lr_schedule(0.5) == pytest.approx(1.5e-4)
+
+
+def test_best_checkpoint_selection_scores_every_checkpoint_on_validation_seeds(tmp_path):
+    data = {**SMALL, "checkpoint": {"every": 192, "keep": 1, "select": "best", "validation_seeds": 2},
+            "eval": {**SMALL["eval"], "overrides": {"n_users": 300, "max_days": 12}}}
+    out = tmp_path / "run"
+    assert train_cli.main(["--config", str(write(tmp_path, data)), "--out", str(out), "--quiet"]) == 0
+    import json
+
+    sel = json.loads((out / "summary.json").read_text())["selection"]
+    assert R.checkpoints(out / "checkpoints") == [192, 384, 576, 768]  # all kept for the selection, not 1
+    assert set(sel["scores"]) == {"model_192", "model_384", "model_576", "model_768", "last"}
+    assert sel["selected"] == max(sel["scores"], key=lambda k: (sel["scores"][k], k == "last"))
+    chosen = out / "last_model.zip" if sel["selected"] == "last" else out / "checkpoints" / f"{sel['selected']}.zip"
+    assert (out / "model.zip").read_bytes() == chosen.read_bytes() and (out / "last_model.zip").is_file()
+    # a score is the mean return of the policy over the validation episodes, recomputed independently
+    cfg = C.from_dict({**data, "run_name": "run"}, "x")
+    import agents
+    from arena_env.economy.env import EconomyEnv
+    from arena_env.wrappers.agents import run_episode
+
+    policy = agents.make("sb3", path=str(out / "checkpoints" / "model_384.zip"))
+    env = EconomyEnv("tiny", info_level="light", num_threads=1, action_mode="absolute", n_users=300, max_days=12)
+    want = np.mean([run_episode(env, {"variant_0": policy}, seed=C.VALIDATION_SEED_BASE + i)["rewards"]["variant_0"]
+                    for i in range(2)])
+    assert sel["scores"]["model_384"] == pytest.approx(want, rel=1e-12) == R.validation_score(cfg, out / "checkpoints" /
+                                                                                             "model_384.zip")

@@ -18,7 +18,11 @@ and the key):
   agent name, ``{agent, params}``, or a mapping seat -> either; default: they hold),
   ``normalize_reward`` (SB3's ``VecNormalize`` on the reward only; observations are bounded already).
 * ``threads``: ``torch`` and ``numba`` thread counts (default 1 and 1: measured fastest here).
-* ``checkpoint``: ``every`` (timesteps between checkpoints) and ``keep`` (how many to keep).
+* ``checkpoint``: ``every`` (timesteps between checkpoints), ``keep`` (how many to keep), ``select``
+  (``last``: the final model is the run's model; ``best``: every checkpoint and the final model play
+  ``validation_seeds`` episodes of each training scenario, as shipped plus ``eval.overrides``, on seeds
+  900,000 + i, disjoint from the evaluation seeds, and the best mean return becomes ``model.zip``;
+  every checkpoint is kept for it) and ``validation_seeds`` (default 10).
 * ``eval``: the final evaluation on held-out seeds: ``seeds``, ``scenarios`` (default: the training
   scenarios), ``agents`` (the tournament entries the policy is ranked with), ``overrides``
   (environment keywords; default none: the scenarios as shipped, whose static oracles are in the
@@ -46,7 +50,8 @@ RESERVED = ("env", "seed", "verbose", "tensorboard_log", "device", "_init_setup_
 _TOP = {"algo", "run_name", "seed", "total_timesteps", "env", "vec", "threads", "checkpoint", "eval"}
 _VEC = {"copies": 4, "learners": "all", "opponents": None, "normalize_reward": True}
 _THREADS = {"torch": 1, "numba": 1}
-_CHECKPOINT = {"every": None, "keep": 3}
+_CHECKPOINT = {"every": None, "keep": 3, "select": "last", "validation_seeds": 10}
+VALIDATION_SEED_BASE = 900_000  # checkpoint selection's episodes: disjoint from evaluation seeds (1,000,000 + i)
 _EVAL = {"enabled": True, "seeds": 20, "scenarios": None, "agents": None, "overrides": {},
          "workers": None}
 _ENV_SET_HERE = {"num_threads": "threads.numba", "render_mode": None}
@@ -238,6 +243,12 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
         raise err("checkpoint.every", f"a positive number of timesteps, got {ckpt['every']!r}")
     if not _int(ckpt["keep"], 1):
         raise err("checkpoint.keep", f"a positive number of checkpoints to keep, got {ckpt['keep']!r}")
+    if ckpt["select"] not in ("last", "best"):
+        raise err("checkpoint.select", f"last (the final model) or best (the checkpoint that scores best on the "
+                                       f"validation seeds), got {ckpt['select']!r}")
+    if not _int(ckpt["validation_seeds"], 1, 100_000):
+        raise err("checkpoint.validation_seeds", f"a positive number of validation episodes per scenario, got "
+                                                 f"{ckpt['validation_seeds']!r}")
     ev = _section(data, "eval", _EVAL, err)
     if not isinstance(ev["enabled"], bool):
         raise err("eval.enabled", f"true or false, got {ev['enabled']!r}")

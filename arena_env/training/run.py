@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -332,8 +333,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progre
                 model = _load(cls, ckdir, start, venv, out)
             if resume:
                 _truncate_csv(out / "episodes.csv", start or 0)
+            keep = 10 ** 9 if cfg.checkpoint["select"] == "best" else cfg.checkpoint["keep"]  # selection needs all
             callbacks = [ArenaLog(out / "episodes.csv", len(cfg.scenarios) > 1),
-                         Checkpoints(ckdir, cfg.checkpoint["every"], cfg.checkpoint["keep"], meta(cfg))]
+                         Checkpoints(ckdir, cfg.checkpoint["every"], keep, meta(cfg))]
             if progress:
                 callbacks.append(Progress(cfg.total_timesteps))
             t0 = time.monotonic()
@@ -354,6 +356,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progre
             summary["timesteps"] = int(model.num_timesteps)
         finally:
             venv.close()
+    if cfg.checkpoint["select"] == "best" and (out / "model.zip").exists():
+        summary["selection"] = select_best(cfg, out, progress=progress)
     summary["model"] = str(out / "model.zip")
     if cfg.eval["enabled"] if evaluate is None else evaluate:
         summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress)
@@ -365,6 +369,55 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progre
         print(f"learning curve: {exc}", file=sys.stderr)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def validation_score(cfg: TrainConfig, model_path: Path) -> float:
+    """The mean return of the policy at ``model_path`` (``variant_0``, the other treatments holding, as in
+    the tournament's solo track) over ``checkpoint.validation_seeds`` episodes of each training scenario."""
+    import agents as agent_registry
+    from arena_env.economy.env import EconomyEnv
+    from arena_env.wrappers.agents import run_episode
+
+    from .config import VALIDATION_SEED_BASE
+
+    policy = agent_registry.make("sb3", path=str(model_path))
+    total, n = 0.0, 0
+    for scenario in cfg.scenarios:
+        env = EconomyEnv(scenario, info_level="light", num_threads=1, action_mode="absolute",
+                         **dict(cfg.eval["overrides"]))
+        for i in range(cfg.checkpoint["validation_seeds"]):
+            total += float(run_episode(env, {"variant_0": policy}, seed=VALIDATION_SEED_BASE + i)["rewards"]["variant_0"])
+            n += 1
+        env.close()
+    return total / n
+
+
+def select_best(cfg: TrainConfig, out: Path, progress: bool = True) -> dict:
+    """``checkpoint.select: best``: score every checkpoint and the final model on the validation seeds and
+    make the best ``model.zip`` (the final one stays as ``last_model.zip``); returns the scores by step."""
+    from .config import VALIDATION_SEED_BASE
+
+    ckdir = out / "checkpoints"
+    last = out / "last_model.zip"
+    if not last.exists():
+        shutil.copy2(out / "model.zip", last)
+    candidates = {f"model_{s}": checkpoint_files(ckdir, s)[0] for s in checkpoints(ckdir)}
+    candidates["last"] = last
+    scores = {}
+    for i, (name, path) in enumerate(candidates.items()):
+        scores[name] = validation_score(cfg, path)
+        if progress:
+            print(f"\rcheckpoint selection: {i + 1}/{len(candidates)} scored", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    best = max(scores, key=lambda k: (scores[k], k == "last"))  # a tie keeps the final model
+    _atomic(out / "model.zip", lambda p: shutil.copy2(candidates[best], p))
+    if best != "last":
+        norm = checkpoint_files(ckdir, int(best.split("_")[1]))[1]
+        if norm.exists():
+            _atomic(out / "vecnormalize.pkl", lambda p: shutil.copy2(norm, p))
+    return {"selected": best, "validation_seeds": cfg.checkpoint["validation_seeds"],
+            "validation_seed_base": VALIDATION_SEED_BASE, "scores": scores}
 
 
 def _load(cls, ckdir: Path, steps: int, venv, out: Path):
