@@ -356,6 +356,18 @@ def test_checkpoints_enter_a_tournament_as_sb3_agents(tmp_path):
     rows = tournament.run(cfg, tmp_path / "run", workers=1)
     assert all(not r["failed"] for r in rows) and {r["agent"] for r in rows} == {"hold", "ppo_tiny", "oracle-static"}
 
+    # the store knows a checkpoint by its content: touched, its cells are reused; retrained, they play again
+    log = tmp_path / "run" / "cells.jsonl"
+    n = len(log.read_text().splitlines())
+    os.utime(tmp_path / "ckpt" / "ppo_tiny.zip")
+    tournament.run(tournament.load_config(path), tmp_path / "run", workers=1, resume=True)
+    assert len(log.read_text().splitlines()) == n
+    model.learn(total_timesteps=16)  # other weights, the same path
+    model.save(tmp_path / "ckpt" / "ppo_tiny.zip")
+    again = tournament.run(tournament.load_config(path), tmp_path / "run", workers=1, resume=True)
+    assert len(log.read_text().splitlines()) == n + 2  # its two cells (2 seeds), not hold's or the oracle's
+    assert {r["agent"] for r in again} == {"hold", "ppo_tiny", "oracle-static"}
+
 
 def test_a_reused_label_is_an_error_and_leaderboard_only_can_select_one_tournament(tmp_path):
     base = "scenarios: [tiny]\nseeds: 2\noverrides: {{max_days: 6}}\nagents: [{{agent: hold, baseline: true}}, " \

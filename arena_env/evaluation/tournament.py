@@ -46,7 +46,8 @@ Results and resume
     so after a kill, even ``kill -9``, it finishes the missing cells without duplicating or losing rows
     (a line cut short by the kill is ignored and its cell runs again).  A cell is identified by
     (track, agents in seat order, scenario, seed) and a digest of what else changes its result (the
-    agents' specs, the scenario's content after the overrides, timeout, number of treatments), so later tournaments in the same directory
+    agents' specs, the content of their checkpoints, the scenario's content after the overrides, timeout,
+    number of treatments), so later tournaments in the same directory
     reuse matching cells: results accumulate.  All the rows of the directory are then written
     atomically (temporary file + rename) to ``results.parquet`` with the run manifest, sorted, so the
     file is the same for any number of workers.
@@ -199,8 +200,12 @@ class TournamentConfig:
         treatments.  Cells of another
         tournament with the same key and digest are reused (more seeds, agents or scenarios only add
         cells)."""
-        parts = [[dataclasses.asdict(self.spec(a, cell.scenario)) for a in cell.agents], cell.scenario, cell.track,
+        specs = [self.spec(a, cell.scenario) for a in cell.agents]
+        parts = [[dataclasses.asdict(sp) for sp in specs], cell.scenario, cell.track,
                  dict(self.overrides), self.decision_timeout_s, scenario_fingerprint(cell.scenario, self.overrides)]
+        weights = [checkpoint_fingerprint(sp.params["path"]) for sp in specs if sp.agent in CHECKPOINT_AGENTS]
+        if weights:  # a checkpoint retrained at the same path is another contestant
+            parts.append(weights)
         if cell.track == HEAD_TO_HEAD:
             parts.append(n_treatments(self, cell))
         return _hash(parts)
@@ -277,6 +282,32 @@ def _round_robin(labels: tuple[str, ...]) -> list[list[tuple[str, str]]]:
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+CHECKPOINT_AGENTS = ("sb3", "rllib")  # agents whose ``path`` is a trained policy (a file or a directory)
+
+
+def checkpoint_fingerprint(path: str) -> str:
+    """A hash of the content of a policy checkpoint (a file, or every file of a directory), recomputed only
+    when a file's size or modification time changes; ``"missing"`` when it is gone (the cell then fails
+    to build its agent and says so)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p] if p.is_file() else []
+    if not files:
+        return "missing"
+    stats = tuple((str(f.relative_to(p) if p.is_dir() else f.name), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in files)
+    return _checkpoint_hash(str(p), stats)
+
+
+@functools.lru_cache(maxsize=64)
+def _checkpoint_hash(path: str, stats: tuple) -> str:
+    p = Path(path)
+    h = hashlib.sha256()
+    for name, _size, _mtime in stats:
+        h.update(name.encode() + b"\0")
+        h.update((p / name if p.is_dir() else p).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def scenario_fingerprint(scenario: str, overrides: Mapping[str, Any]) -> str:
