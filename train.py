@@ -41,31 +41,24 @@ def main(argv=None) -> int:
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if argv is None:
-        _fixed_hash_seed_for_rllib(args)
 
     sets = list(args.sets)
     for key, value in (("total_timesteps", args.total_timesteps), ("seed", args.seed), ("run_name", args.run_name)):
         if value is not None:
             sets.append(f"{key}={value}")
     try:
+        out, rl = _run_and_framework(args, p)
+        if rl and argv is None and os.environ.get("PYTHONHASHSEED") != "0":
+            # RLlib orders some per-agent data by iterating sets of agent ids, so its results follow the string
+            # hash seed: an RLlib run re-executes itself once with PYTHONHASHSEED=0 (inherited by its Ray
+            # workers), which makes a training run the same for a seed in every process
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
         if args.resume:
-            if args.sets or args.seed is not None:
-                p.error("--resume continues a run with its saved config; only --total-timesteps may change it")
-            out = args.out
-            if out is None and (args.run_name or args.config):
-                out = Path("runs") / (args.run_name or (rllib.resolve if rllib.is_rllib_config(args.config)
-                                                        else resolve)(args.config).run_name)
-            if out is None:
-                p.error("--resume needs --out (the run directory), --run-name or --config (the run in runs/<run_name>)")
-            rl = (Path(out) / "config.yaml").is_file() and rllib.is_rllib_config(Path(out) / "config.yaml")
             summary = (rllib.train if rl else train)((rllib.resume_config if rl else resume_config)(
                 out, args.total_timesteps), out, resume=True, progress=not args.quiet,
                 evaluate=False if args.no_eval else None)
         else:
-            if args.config is None:
-                p.error("--config is required (e.g. --config configs/ppo.yaml)")
-            rl = rllib.is_rllib_config(args.config)
             cfg = (rllib.resolve if rl else resolve)(args.config, sets)
             out = args.out or Path("runs") / cfg.run_name
             summary = (rllib.train if rl else train)(cfg, out, progress=not args.quiet,
@@ -84,23 +77,23 @@ def main(argv=None) -> int:
     return 0
 
 
-def _fixed_hash_seed_for_rllib(args) -> None:
-    """RLlib orders some per-agent data by iterating sets of agent ids, so its results follow the string hash
-    seed: an RLlib run re-executes itself once with ``PYTHONHASHSEED=0`` (inherited by its Ray workers),
-    which makes a training run the same for a seed in every process."""
-    if os.environ.get("PYTHONHASHSEED") == "0":
-        return
-    try:
-        if args.resume:
-            saved = (args.out or Path("runs") / (args.run_name or "")) / "config.yaml"
-            rl = saved.is_file() and rllib.is_rllib_config(saved)
-        else:
-            rl = args.config is not None and args.config.is_file() and rllib.is_rllib_config(args.config)
-    except TrainConfigError:
-        return  # the normal path reports it
-    if rl:
-        sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
+def _run_and_framework(args, p) -> tuple[Path | None, bool]:
+    """The run directory to resume (None for a new run: it follows from the config) and whether the run is
+    RLlib's (``framework: rllib`` in the config, or in the saved config of the run resumed)."""
+    if not args.resume:
+        if args.config is None:
+            p.error("--config is required (e.g. --config configs/ppo.yaml)")
+        return None, rllib.is_rllib_config(args.config)
+    if args.sets or args.seed is not None:
+        p.error("--resume continues a run with its saved config; only --total-timesteps may change it")
+    out = args.out
+    if out is None and (args.run_name or args.config):
+        out = Path("runs") / (args.run_name or (rllib.resolve if rllib.is_rllib_config(args.config)
+                                                else resolve)(args.config).run_name)
+    if out is None:
+        p.error("--resume needs --out (the run directory), --run-name or --config (the run in runs/<run_name>)")
+    saved = Path(out) / "config.yaml"
+    return out, saved.is_file() and rllib.is_rllib_config(saved)
 
 
 if __name__ == "__main__":

@@ -382,6 +382,7 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
     """Validate a tournament given as a mapping (the content of a tournament file; ``src`` names it in
     errors, and relative checkpoint paths are relative to its directory); ``seeds`` overrides ``seeds``."""
     import agents as agent_registry
+    from agents.learners import META_NAME
     from arena_env.economy.scenario import find
 
     from .oracle import HOLD_LABEL, ORACLE_LABEL
@@ -414,7 +415,7 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
             ckpt = Path(str(a["checkpoint"])).expanduser()
             if not ckpt.is_absolute():
                 ckpt = (Path(src).resolve().parent / ckpt)
-            if ckpt.is_dir() and (ckpt / "arena.json").is_file():  # an RLlib run's policy/ (train.py writes it)
+            if ckpt.is_dir() and (ckpt / META_NAME).is_file():  # an RLlib run's policy/ (train.py writes it)
                 name = "rllib"
             elif ckpt.is_file():
                 name = "sb3"

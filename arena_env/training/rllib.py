@@ -24,9 +24,12 @@ Outputs in ``runs/<run_name>/``: ``config.yaml``, ``policy/`` (the final RLlib c
 logs), ``summary.json`` and the evaluation (``leaderboard.md``, ``report.html``).  ``--resume`` restores
 the last checkpoint and trains on to ``total_timesteps``.
 
-Determinism: the same config and seed give the same weights (one torch thread, ``num_env_runners: 0``
-or more: each env copy is seeded from the seed and its runner's index, and the agents keep the env's
-order, see :mod:`arena_env.wrappers.rllib_env`).
+Determinism: the same config and seed give the same weights (one torch thread, any ``num_env_runners``:
+each env copy is seeded from the seed and its runner's index, and the agents keep the env's order, see
+:mod:`arena_env.wrappers.rllib_env`), provided the process runs with ``PYTHONHASHSEED=0``: RLlib
+iterates sets of agent ids internally, so its batches follow the string hash seed.  ``train.py``
+re-executes an RLlib run with it (cluster jobs get it through :func:`arena_env.distributed.job_runtime_env`);
+a program of your own calling :func:`train` should start with it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.learners import META_NAME  # arena.json: how a policy was trained, read by its agent
+
 from .config import _EVAL, TrainConfigError, _int, _section, default_eval_agents, run_keys
 
 ENV_NAME = "arena_economy"
@@ -59,7 +64,6 @@ _CHECKPOINT = {"every": 10, "keep": 3}
 _RESERVED = {"environment": None, "multi_agent": None, "framework": None, "api_stack": None,
              "debugging": {"seed"}, "rl_module": {"rl_module_spec"}}
 CSV_FIELDS = ("iteration", "timesteps", "episodes", "episode_return_mean", "seconds")
-META_NAME = "arena.json"
 
 
 def is_rllib_config(path: str | os.PathLike) -> bool:
@@ -92,10 +96,15 @@ class RLlibConfig:
     def scenarios(self) -> tuple[str, ...]:
         return (str(self.env.get("scenario", "default")),)
 
-    def env_config(self) -> dict:
+    def env_kwargs(self) -> dict:
+        """The :class:`EconomyEnv` keywords of every economy."""
         kw = copy.deepcopy(dict(self.env))
         kw.setdefault("info_level", "light")
-        return {**kw, "num_threads": self.threads["numba"], "seed": self.seed}
+        return {**kw, "num_threads": self.threads["numba"]}
+
+    def env_config(self) -> dict:
+        """RLlib's ``env_config``: the env keywords and the seed (:mod:`arena_env.wrappers.rllib_env`)."""
+        return {**self.env_kwargs(), "seed": self.seed}
 
     def to_dict(self) -> dict:
         return {"framework": "rllib", "algo": self.algo, "run_name": self.run_name, "seed": self.seed,
@@ -226,9 +235,8 @@ def _check_env(cfg: RLlibConfig, err) -> None:
     from arena_env.economy.env import EconomyEnv
     from arena_env.economy.scenario import ScenarioError
 
-    kw = {k: v for k, v in cfg.env_config().items() if k != "seed"}
     try:
-        EconomyEnv(**kw).close()
+        EconomyEnv(**cfg.env_kwargs()).close()
     except (ScenarioError, ValueError, TypeError) as exc:
         raise err("env", str(exc)) from None
 
@@ -248,7 +256,7 @@ def build_config(cfg: RLlibConfig):
     from arena_env.wrappers.rllib_env import EconomyMultiAgentEnv
 
     register_env(ENV_NAME, EconomyMultiAgentEnv)
-    probe = EconomyEnv(**{k: v for k, v in cfg.env_config().items() if k != "seed"})
+    probe = EconomyEnv(**cfg.env_kwargs())
     agents = list(probe.possible_agents)
     probe.close()
     config = algorithm_config(cfg.algo)
