@@ -392,3 +392,35 @@ def test_target_mode_requests_values_on_the_observation_scale():
     assert infos["variant_0"]["decision"]["accepted"]
     _, _, _, _, infos = env.step({"variant_0": np.full(10, 3.0, np.float32)})
     assert infos["variant_0"]["action_clipped"] is True
+
+
+@pytest.mark.parametrize("name", ["default", "budget"])
+def test_signals_match_the_user_records(name):
+    """The per-user metrics of ``signals`` against the users themselves: mean and sample variance
+    (NumPy, ddof=1) of the stored moving averages and streaks over every enrolled user (churned ones
+    included), retention as the share with activity in the last 7 days; the window metrics against the
+    day's history."""
+    env = EconomyEnv(name, n_users=4000, info_level="light")
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        env.step({a: rng.uniform(-1, 1, 10).astype(np.float32) for a in env.agents})
+    u = env.users
+    window = env.history_i[max(0, env.day - env.scenario.metric_window):env.day].sum(axis=0)
+    for v in range(env.scenario.n_variants):
+        m = env.signals(v)["metrics"]
+        mine = (u["variant"] == v) & (u["enroll_day"] < env.day)
+        for metric, values in (("SCAN_FREQUENCY", u["scan_ema"]), ("XP_VELOCITY", u["xp_ema"]),
+                               ("STREAK_LENGTH", u["streak"])):
+            x = values[mine].astype(np.float64)
+            assert m[metric]["sampleSize"] == mine.sum()
+            assert m[metric]["value"] == pytest.approx(x.mean(), rel=1e-9, abs=1e-12)
+            assert m[metric]["stdDev"] == pytest.approx(x.std(ddof=1), rel=1e-6, abs=1e-9)
+        active7 = (u["act7"][mine] != 0).astype(np.float64)
+        assert m["RETENTION_RATE"]["value"] == pytest.approx(active7.mean(), rel=1e-12)
+        assert m["RETENTION_RATE"]["stdDev"] == pytest.approx(active7.std(ddof=1), rel=1e-9)
+        done, failed = window[v, L.A_M_DONE], window[v, L.A_M_FAILED]
+        assert m["MISSION_COMPLETION"]["sampleSize"] == done + failed
+        assert m["MISSION_COMPLETION"]["value"] == pytest.approx(done / (done + failed), rel=1e-12)
+        assert m["FEEDBACK_QUALITY"]["value"] == pytest.approx(window[v, L.A_FEEDBACK] / window[v, L.A_SCANS],
+                                                               rel=1e-12)

@@ -189,7 +189,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from agents import rules
-from arena_env._numba import check_threads, set_threads, threads_for
+from arena_env._numba import check_threads, jit, set_threads, threads_for
 
 from . import backends
 from . import layout as L
@@ -277,6 +277,7 @@ class EconomyEnv(ParallelEnv):
         self.sites_per_chunk = model.sites_per_chunk(sc.site_size)
         self.n_chunks = model.chunk_count(sc.n_users, sc.site_size)
         self._sg_tab = model.segment_table(sc)
+        self._incentives = model.segment_incentives(sc)
         self._tenure = model.tenure_table(sc)
         self._log1p = model.log1p_table(_LOG1P_LEN)
 
@@ -338,7 +339,7 @@ class EconomyEnv(ParallelEnv):
         self.history_f = np.zeros((sc.max_days, V, L.N_AF))
         self.config = np.tile(self.tenant_vector, (V, 1))
         self.effective_config = self.config.astype(np.float64)
-        self._vs_tab = model.variant_segment_table(sc, self.effective_config)
+        self._vs_tab = model.variant_segment_table(sc, self.effective_config, self._incentives)
         self._vs_key = self.effective_config.tobytes()
         self.guardrails = Guardrails(V, self.guardrail_config,
                                      clamp=self.kernels.clamp_updates)
@@ -591,7 +592,7 @@ class EconomyEnv(ParallelEnv):
             eff[:, L.P_FB_CAP] = self.config[:, L.P_FB_CAP]
         key = eff.tobytes()
         if key != self._vs_key:
-            self._vs_tab = model.variant_segment_table(sc, eff)
+            self._vs_tab = model.variant_segment_table(sc, eff, self._incentives)
             self._vs_key = key
         self.effective_config = eff
 
@@ -658,17 +659,9 @@ class EconomyEnv(ParallelEnv):
         """The 24-value metric block of every variant, (V, 24), each value in [0, 1]: per metric the
         value (a share as is, else v / (v + VALUE_SCALE)), the stdDev s / (s + STD_SCALE), the evidence
         1 - 1 / sqrt(1 + sampleSize) and the confidence band (0, 0.5, 1)."""
-        V = self.scenario.n_variants
-        block = np.empty((V, M.N_METRICS, 4))
-        mean = np.maximum(self._mean, 0.0)
-        share = VALUE_SCALE == 0.0
-        block[:, :, 0] = np.where(share, np.minimum(mean, 1.0), mean / (mean + np.where(share, 1.0, VALUE_SCALE)))
-        sd = np.sqrt(np.where(np.isnan(self._var), 0.0, np.maximum(self._var, 0.0)))
-        block[:, :, 1] = sd / (sd + STD_SCALE)
-        n = self._n
-        block[:, :, 2] = 1.0 - 1.0 / np.sqrt(1.0 + n)
-        block[:, :, 3] = (n >= 30) * 0.5 + (n >= 10) * 0.5
-        return block.reshape(V, -1)
+        block = np.empty((self.scenario.n_variants, M.N_METRICS * 4))
+        _metric_block_rows(self._mean, self._var, self._n, block)
+        return block
 
     def _wait_steps(self) -> np.ndarray:
         """Whole steps until each variant's rate limiter allows an update, (V,); 0 = at the next step."""
@@ -737,8 +730,8 @@ class EconomyEnv(ParallelEnv):
             info.update(extra)
         if lift is not None:
             info["xp_per_user"] = float(xp_pu[v])
-            info["lift"] = {m: float(lift[i]) for i, m in enumerate(METRIC_NAMES)}
-            info["value"] = {t: float(x) for t, x in zip(M.VALUE_TERMS, self.value_history[self.day - 1, v])}
+            info["lift"] = dict(zip(METRIC_NAMES, np.asarray(lift, dtype=np.float64).tolist()))
+            info["value"] = dict(zip(M.VALUE_TERMS, self.value_history[self.day - 1, v].tolist()))
         if self.info_level == "full":
             info["signals"] = self.signals(v)
             info["tests"] = M.test_dicts(self._tests[[0, v]])[1] if self.day > 0 else {}
@@ -789,6 +782,25 @@ class EconomyEnv(ParallelEnv):
         each in [0, 1])."""
         return self._metric_blocks().ravel().astype(np.float32)
 
+
+
+@jit
+def _metric_block_rows(mean, var, n, out):
+    """Fill ``out`` (V, 24) with the metric blocks of :meth:`EconomyEnv._metric_blocks` (compiled: it runs
+    every step)."""
+    for v in range(mean.shape[0]):
+        for m in range(mean.shape[1]):
+            x = mean[v, m]
+            if x <= 0.0:  # as np.maximum(x, 0.0): -0.0 becomes 0.0
+                x = 0.0
+            scale = VALUE_SCALE[m]
+            out[v, 4 * m] = min(x, 1.0) if scale == 0.0 else x / (x + scale)
+            s2 = var[v, m]
+            sd = 0.0 if math.isnan(s2) or s2 <= 0.0 else math.sqrt(s2)
+            out[v, 4 * m + 1] = sd / (sd + STD_SCALE[m])
+            k = n[v, m]
+            out[v, 4 * m + 2] = 1.0 - 1.0 / math.sqrt(1.0 + k)
+            out[v, 4 * m + 3] = (0.5 if k >= 30 else 0.0) + (0.5 if k >= 10 else 0.0)
 
 
 def parallel_env(**kwargs) -> EconomyEnv:

@@ -295,6 +295,8 @@ class Guardrails:
 
     # ------------------------------------------------- breaker and health
     def _variant(self, v) -> int:
+        if type(v) is int and 0 <= v < self.n_variants:  # the common case, without the checks' cost
+            return v
         return _int_field("variant", v, 0, self.n_variants - 1)
 
     def trip_breaker(self, v: int) -> bool:
@@ -349,13 +351,14 @@ class Guardrails:
         if len(bad):
             v, i = bad[0]
             raise ValueError(f"variant {v}, parameter {PARAM_NAMES[i]}: current value {cur[v, i]!r} is not an integer")
-        rows = np.zeros(self.n_variants, dtype=bool)
-        for v in range(self.n_variants) if variants is None else variants:
-            rows[self._variant(v)] = True
-        has = has & rows[:, None]
+        if variants is not None:
+            rows = np.zeros(self.n_variants, dtype=bool)
+            for v in variants:
+                rows[self._variant(v)] = True
+            has = has & rows[:, None]
         req = req.astype(np.float64)
-        bad = np.argwhere(has & ~np.isfinite(req))
-        if len(bad):
+        if not np.isfinite(req[has]).all():
+            bad = np.argwhere(has & ~np.isfinite(req))
             v, i = bad[0]
             raise ValueError(f"variant {v}, parameter {PARAM_NAMES[i]}: requested value {req[v, i]!r} is not finite")
         return float(now_minute), cur.astype(np.int64), req, has
@@ -413,7 +416,7 @@ class Guardrails:
         rounded = np.empty(cur.size)
         round_half_away_array(np.where(has, req, cur).ravel(), rounded)
         rounded = rounded.reshape(cur.shape)
-        movers = [v for v in range(self.n_variants) if (has[v] & (rounded[v] != cur[v])).any()]
+        movers = np.flatnonzero((has & (rounded != cur)).any(axis=1)).tolist()
         codes = {v: self._gate(v, now) for v in movers}
         passed = [v for v in movers if codes[v] is None]
 
@@ -431,13 +434,14 @@ class Guardrails:
         records = []
         for v in movers:
             self.n_decisions += 1
-            keys = np.flatnonzero(has[v])
+            keys = np.flatnonzero(has[v]).tolist()
+            asked = rounded[v].astype(np.int64).tolist()
             rec = {
                 "decisionLogId": f"dec_{self.n_decisions:06d}",
                 "variant": v,
                 "minute": _minute(now),
                 "accepted": codes[v] is None,
-                "economyOverrides": {PARAM_NAMES[i]: int(rounded[v, i]) for i in keys},
+                "economyOverrides": {PARAM_NAMES[i]: asked[i] for i in keys},
             }
             if codes[v] is not None:
                 rec["rejectionReason"] = codes[v]
@@ -446,17 +450,18 @@ class Guardrails:
                 records.append(rec)
                 continue
             k = row[v]
-            rec["appliedConfig"] = {PARAM_NAMES[i]: int(new[v, i]) for i in keys}
+            was, now_v, clamped_v = cur[v].tolist(), new[v].tolist(), clamped[k].tolist()
+            rec["appliedConfig"] = {PARAM_NAMES[i]: now_v[i] for i in keys}
             rec["clampedDeltas"] = {
                 PARAM_NAMES[i]: {
-                    "previous": int(cur[v, i]),
-                    "requested": int(rounded[v, i]),
-                    "applied": int(new[v, i]),
+                    "previous": was[i],
+                    "requested": asked[i],
+                    "applied": now_v[i],
                     "clamped": True,
-                    "deltaPercent": (round(100.0 * float(new[v, i] - cur[v, i]) / float(cur[v, i]), 2)
-                                     if cur[v, i] != 0 else None),
+                    "deltaPercent": (round(100.0 * float(now_v[i] - was[i]) / float(was[i]), 2)
+                                     if was[i] != 0 else None),
                 }
-                for i in keys if clamped[k, i]
+                for i in keys if clamped_v[i]
             }
             self.last_update_minute[v] = now
             self.consecutive_max[v] = self.consecutive_max[v] + 1 if at_max[k].any() else 0

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from arena_env._numba import jit
+
 from . import layout as L
 from . import stats_kernels as S
 from .scenario import METRIC_NAMES
@@ -48,20 +50,45 @@ def xp_total(agg_i: np.ndarray) -> np.ndarray:
     return agg_i[..., L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum(axis=-1)
 
 
+@jit
 def _mean_var(total, total_sq, n):
-    n = n.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, total / np.maximum(n, 1.0), 0.0)
-        var = np.where(n > 1, (total_sq - n * mean * mean) / np.maximum(n - 1.0, 1.0), np.nan)
-    return mean, np.where(np.isnan(var), var, np.maximum(var, 0.0))
+    """Mean and sample variance (clipped at 0; NaN when n < 2) of a per-user quantity from its sums."""
+    mean = total / max(n, 1.0) if n > 0 else 0.0
+    if n <= 1:
+        return mean, np.nan
+    var = (total_sq - n * mean * mean) / max(n - 1.0, 1.0)
+    return mean, (0.0 if var <= 0.0 else var)  # as np.maximum: -0.0 becomes 0.0, NaN stays
 
 
-def _prop(succ, trials):
-    n = trials.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(n > 0, succ / np.maximum(n, 1.0), 0.0)
-        var = np.where(n > 1, p * (1.0 - p) * n / np.maximum(n - 1.0, 1.0), np.nan)
-    return p, var
+@jit
+def _prop(succ, n):
+    """A proportion and the sample variance of its 0/1 unit (NaN when n < 2)."""
+    p = succ / max(n, 1.0) if n > 0 else 0.0
+    if n <= 1:
+        return p, np.nan
+    return p, p * (1.0 - p) * n / max(n - 1.0, 1.0)
+
+
+@jit
+def _summarize(today_i, today_f, window_i, mean, var, n, succ, trials):
+    for v in range(today_i.shape[0]):
+        e = today_i[v, L.A_ENROLLED]
+        fe = float(e)
+        mean[v, SF], var[v, SF] = _mean_var(today_f[v, L.F_SCAN_SUM], today_f[v, L.F_SCAN_SQ], fe)
+        mean[v, XPV], var[v, XPV] = _mean_var(today_f[v, L.F_XP_SUM], today_f[v, L.F_XP_SQ], fe)
+        mean[v, SL], var[v, SL] = _mean_var(float(today_i[v, L.A_STREAK_SUM]), float(today_i[v, L.A_STREAK_SQ]), fe)
+        n[v, SF] = n[v, XPV] = n[v, SL] = e
+        for m in (RR, MC, FQ):
+            if m == RR:
+                s, t = today_i[v, L.A_ACTIVE7], e
+            elif m == MC:
+                s, t = window_i[v, L.A_M_DONE], window_i[v, L.A_M_DONE] + window_i[v, L.A_M_FAILED]
+            else:
+                s, t = window_i[v, L.A_FEEDBACK], window_i[v, L.A_SCANS]
+            succ[v, m] = s
+            trials[v, m] = t
+            n[v, m] = t
+            mean[v, m], var[v, m] = _prop(float(s), float(t))
 
 
 def summarize(today_i: np.ndarray, today_f: np.ndarray, window_i: np.ndarray):
@@ -81,17 +108,8 @@ def summarize(today_i: np.ndarray, today_f: np.ndarray, window_i: np.ndarray):
     n = np.zeros((V, N_METRICS), dtype=np.int64)
     succ = np.zeros((V, N_METRICS), dtype=np.int64)
     trials = np.zeros((V, N_METRICS), dtype=np.int64)
-    enrolled = today_i[:, L.A_ENROLLED]
-    mean[:, SF], var[:, SF] = _mean_var(today_f[:, L.F_SCAN_SUM], today_f[:, L.F_SCAN_SQ], enrolled)
-    mean[:, XPV], var[:, XPV] = _mean_var(today_f[:, L.F_XP_SUM], today_f[:, L.F_XP_SQ], enrolled)
-    mean[:, SL], var[:, SL] = _mean_var(today_i[:, L.A_STREAK_SUM].astype(np.float64),
-                                        today_i[:, L.A_STREAK_SQ].astype(np.float64), enrolled)
-    n[:, SF] = n[:, XPV] = n[:, SL] = enrolled
-    for m, s, t in ((RR, today_i[:, L.A_ACTIVE7], enrolled),
-                    (MC, window_i[:, L.A_M_DONE], window_i[:, L.A_M_DONE] + window_i[:, L.A_M_FAILED]),
-                    (FQ, window_i[:, L.A_FEEDBACK], window_i[:, L.A_SCANS])):
-        succ[:, m], trials[:, m], n[:, m] = s, t, t
-        mean[:, m], var[:, m] = _prop(s, t)
+    _summarize(np.ascontiguousarray(today_i, dtype=np.int64), np.ascontiguousarray(today_f, dtype=np.float64),
+               np.ascontiguousarray(window_i, dtype=np.int64), mean, var, n, succ, trials)
     return mean, var, n, succ, trials
 
 
@@ -172,15 +190,16 @@ def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndar
     v, j = objective.values, objective.junk
     enrolled = np.maximum(today_i[:, L.A_ENROLLED], 1).astype(np.float64)
     out = np.empty((today_i.shape[0], len(VALUE_TERMS)))
-    out[:, 0] = v.active_day * today_i[:, L.A_ACTIVE]
-    out[:, 1] = v.scan * today_i[:, L.A_USEFUL_SCANS]
-    out[:, 2] = v.feedback * today_i[:, L.A_USEFUL_FB] * genuine_share(effective_cfg[:, L.P_FEEDBACK], j.feedback)
-    out[:, 3] = v.photo * today_i[:, L.A_PHOTOS] * genuine_share(effective_cfg[:, L.P_PHOTO], j.photo)
-    out[:, 4] = v.issue * today_i[:, L.A_ISSUES] * genuine_share(effective_cfg[:, L.P_ISSUE], j.issue)
-    out[:, 5] = v.status * today_i[:, L.A_STATUS] * genuine_share(effective_cfg[:, L.P_STATUS], j.status)
+    out[:, :6] = (np.array([v.active_day, v.scan, v.feedback, v.photo, v.issue, v.status])
+                  * today_i[:, _VALUE_COUNTS])
+    out[:, 2:6] *= genuine_share(effective_cfg[:, _VALUE_PRICES], np.array([j.feedback, j.photo, j.issue, j.status]))
     out[:, 6] = -objective.xp_cost * xp_total(today_i)
     out[:, 7] = -objective.churn_cost * today_f[:, L.F_CHURN_RISK]
     return out / enrolled[:, None]
+
+
+_VALUE_COUNTS = [L.A_ACTIVE, L.A_USEFUL_SCANS, L.A_USEFUL_FB, L.A_PHOTOS, L.A_ISSUES, L.A_STATUS]
+_VALUE_PRICES = [L.P_FEEDBACK, L.P_PHOTO, L.P_ISSUE, L.P_STATUS]  # of the terms 2..5, whose genuine share they set
 
 
 def budget_payout(claimed: np.ndarray, enrolled: np.ndarray, pot: float) -> np.ndarray:

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from arena_env._numba import jit
 from arena_env.rng import uniform_np
 
 from . import layout as L
@@ -141,29 +142,39 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def variant_segment_table(sc: Scenario, cfg: np.ndarray) -> np.ndarray:
-    """Incentive responses per (variant, segment), (V, G, N_VS), from the effective configs ``cfg``.
+# the segment constants of the incentive responses: columns of the table _segment_incentives builds
+_IN_SCANS, _IN_SCAN_EL, _IN_FB_EL, _IN_SUBST, _IN_FB_LOGIT, _IN_PHOTO_LOGIT, _IN_PHOTO_EL, _IN_ISSUE, \
+    _IN_REPORT_EL, _IN_STATUS = range(10)
+_R_SCAN, _R_FB, _R_ISSUE, _R_STATUS, _R_PHOTO = (_REF["scanXp"], _REF["feedbackXp"], _REF["issueReportXp"],
+                                               _REF["statusReportXp"], _REF["photoXp"])
+_R_SCAN_FB = _R_SCAN / _R_FB
 
-    ``cfg`` is float64 (V, 10) in ``params.PARAM_NAMES`` order.
-    """
-    V, G = cfg.shape[0], len(sc.segments)
-    t = np.zeros((V, G, L.N_VS))
-    for v in range(V):
-        c = cfg[v]
-        scan_xp, fb_xp, issue_xp, status_xp, photo_xp, first_xp = (c[L.P_SCAN], c[L.P_FEEDBACK], c[L.P_ISSUE],
-                                                                   c[L.P_STATUS], c[L.P_PHOTO], c[L.P_FIRST])
-        for g, s in enumerate(sc.segments):
-            lam = s.scans_per_day * ((scan_xp + 1.0) / _REF["scanXp"]) ** s.scan_elasticity
+
+def segment_incentives(sc: Scenario) -> np.ndarray:
+    """The constants of each segment's incentive responses, (G, 10), columns ``_IN_*``: the input of
+    :func:`variant_segment_table` that does not change during an episode."""
+    return np.array([[s.scans_per_day, s.scan_elasticity, s.feedback_elasticity, s.substitution, s.feedback_logit,
+                      _logit(s.photo_prob), s.photo_elasticity, s.issue_rate, s.report_elasticity, s.status_rate]
+                     for s in sc.segments], dtype=np.float64).reshape(len(sc.segments), 10)
+
+
+@jit
+def _variant_segment_rows(cfg, seg, t):
+    for v in range(cfg.shape[0]):
+        scan_xp, fb_xp, issue_xp = cfg[v, L.P_SCAN], cfg[v, L.P_FEEDBACK], cfg[v, L.P_ISSUE]
+        status_xp, photo_xp, first_xp = cfg[v, L.P_STATUS], cfg[v, L.P_PHOTO], cfg[v, L.P_FIRST]
+        for g in range(seg.shape[0]):
+            s = seg[g]
+            lam = s[_IN_SCANS] * ((scan_xp + 1.0) / _R_SCAN) ** s[_IN_SCAN_EL]
             scan_lam = max(lam - 1.0, 0.0)
-            s_exp = min(lam, c[L.P_SCAN_CAP])
-            fb_shift = (s.feedback_elasticity * math.log((fb_xp + 1.0) / _REF["feedbackXp"])
-                        - s.substitution * math.log(((scan_xp + 1.0) / (fb_xp + 1.0))
-                                                    / (_REF["scanXp"] / _REF["feedbackXp"])))
-            q_f = 1.0 / (1.0 + math.exp(-(s.feedback_logit + fb_shift)))
-            f_exp = min(s_exp * q_f, c[L.P_FB_CAP])
-            photo_p = 1.0 / (1.0 + math.exp(-(_logit(s.photo_prob) + s.photo_elasticity * math.log((photo_xp + 1.0) / _REF["photoXp"]))))
-            issue_lam = s.issue_rate * ((issue_xp + 1.0) / _REF["issueReportXp"]) ** s.report_elasticity
-            status_lam = s.status_rate * ((status_xp + 1.0) / _REF["statusReportXp"]) ** s.report_elasticity
+            s_exp = min(lam, cfg[v, L.P_SCAN_CAP])
+            fb_shift = (s[_IN_FB_EL] * math.log((fb_xp + 1.0) / _R_FB)
+                        - s[_IN_SUBST] * math.log(((scan_xp + 1.0) / (fb_xp + 1.0)) / _R_SCAN_FB))
+            q_f = 1.0 / (1.0 + math.exp(-(s[_IN_FB_LOGIT] + fb_shift)))
+            f_exp = min(s_exp * q_f, cfg[v, L.P_FB_CAP])
+            photo_p = 1.0 / (1.0 + math.exp(-(s[_IN_PHOTO_LOGIT] + s[_IN_PHOTO_EL] * math.log((photo_xp + 1.0) / _R_PHOTO))))
+            issue_lam = s[_IN_ISSUE] * ((issue_xp + 1.0) / _R_ISSUE) ** s[_IN_REPORT_EL]
+            status_lam = s[_IN_STATUS] * ((status_xp + 1.0) / _R_STATUS) ** s[_IN_REPORT_EL]
             row = t[v, g]
             row[L.VS_ANTICIPATED] = (first_xp + scan_xp * s_exp + fb_xp * f_exp + photo_xp * f_exp * photo_p
                                      + issue_xp * issue_lam + status_xp * status_lam)
@@ -175,6 +186,21 @@ def variant_segment_table(sc: Scenario, cfg: np.ndarray) -> np.ndarray:
             row[L.VS_ISSUE_EXPNEG] = math.exp(-issue_lam)
             row[L.VS_STATUS_LAM] = status_lam
             row[L.VS_STATUS_EXPNEG] = math.exp(-status_lam)
+
+
+def variant_segment_table(sc: Scenario, cfg: np.ndarray, incentives: np.ndarray | None = None) -> np.ndarray:
+    """Incentive responses per (variant, segment), (V, G, N_VS), from the effective configs ``cfg``
+    (docs/model.md 2.2): per segment, the Poisson mean of scans at the scan price, their expected
+    number under the cap, the feedback logit's shift (own price and substitution from scans), the photo
+    probability, the report rates, and the anticipated XP of an active day at these prices.
+
+    ``cfg`` is float64 (V, 10) in ``params.PARAM_NAMES`` order; ``incentives`` is
+    :func:`segment_incentives` of ``sc``, for callers that build the table every day.  Compiled (one
+    implementation, used by both backends).
+    """
+    cfg = np.ascontiguousarray(cfg, dtype=np.float64)
+    t = np.zeros((cfg.shape[0], len(sc.segments), L.N_VS))
+    _variant_segment_rows(cfg, segment_incentives(sc) if incentives is None else incentives, t)
     return t
 
 

@@ -89,4 +89,4 @@ def to_vector(config: Mapping[str, int]) -> np.ndarray:
 
 def to_dict(vector: np.ndarray) -> dict[str, int]:
     """An int vector in :data:`PARAM_NAMES` order as a config dict."""
-    return {k: int(v) for k, v in zip(PARAM_NAMES, vector)}
+    return {k: int(v) for k, v in zip(PARAM_NAMES, np.asarray(vector).tolist())}
