@@ -9,7 +9,9 @@ Run from the checkout::
 
 Method: both runs use the algorithm section of ``--config`` verbatim (same policy network, ``n_steps``,
 batch size, epochs), the same number of environments (the config's VecEnv rows: copies x treatment
-agents), one torch thread (``threads.torch``) and the CPU device.  CartPole-v1 runs in SB3's
+agents), one torch thread (``threads.torch``), the CPU device and one process (the arena with
+``vec.workers = 1``).  With ``vec.workers > 1`` in the config the arena is timed a second time as the
+config trains, its economies stepped by that many processes.  CartPole-v1 runs in SB3's
 ``DummyVecEnv`` (``make_vec_env``); the arena in train.py's own VecEnv (``arena_env.training.run.make_vec``:
 EconomyVecEnv under EpisodeStats and VecNormalize, Numba at ``threads.numba``).  One sample times
 ``model.learn(timesteps)`` after an untimed warm-up ``learn`` of one rollout (compilation, first
@@ -96,8 +98,11 @@ def main(argv=None) -> int:
     from arena_env.training.run import make_vec, set_threads
 
     cfg = resolve(args.config, ["eval.enabled=false"])
+    cfg1 = resolve(args.config, ["eval.enabled=false", "vec.workers=1"])
     set_threads(cfg)
-    arena = lambda: make_vec(cfg, cfg.seed)  # noqa: E731
+    workers = int(cfg.vec["workers"])
+    arena = lambda: make_vec(cfg1, cfg.seed)  # noqa: E731  (one process, as CartPole)
+    arena_w = lambda: make_vec(cfg, cfg.seed)  # noqa: E731  (the config's vec.workers processes)
     probe = arena()
     n_envs = probe.num_envs
     probe.close()
@@ -107,11 +112,16 @@ def main(argv=None) -> int:
     cart = lambda: cartpole_vec(n_envs, cfg.seed)  # noqa: E731
     env_steps = 50 if args.quick else 400
     samples = {"cartpole_train_s": [], "arena_train_s": [], "cartpole_env_steps_per_s": [], "arena_env_steps_per_s": []}
+    if workers > 1:
+        samples.update(arena_workers_train_s=[], arena_workers_env_steps_per_s=[])
     for r in range(repeat):
         samples["cartpole_train_s"].append(time_learn(cart, cfg, timesteps, cfg.seed + r))
         samples["arena_train_s"].append(time_learn(arena, cfg, timesteps, cfg.seed + r))
         samples["cartpole_env_steps_per_s"].append(time_env(cart, env_steps, r))
         samples["arena_env_steps_per_s"].append(time_env(arena, env_steps, r))
+        if workers > 1:
+            samples["arena_workers_train_s"].append(time_learn(arena_w, cfg, timesteps, cfg.seed + r))
+            samples["arena_workers_env_steps_per_s"].append(time_env(arena_w, env_steps, r))
         print(f"repeat {r + 1}/{repeat}: " + ", ".join(f"{k} {v[-1]:.3g}" for k, v in samples.items()), file=sys.stderr)
     med = {k: float(statistics.median(v)) for k, v in samples.items()}
     cart_sps = timesteps / med["cartpole_train_s"]
@@ -130,10 +140,17 @@ def main(argv=None) -> int:
         "timesteps_per_sample": timesteps,
         "samples": samples,
         "median": med,
+        "vec_workers": workers,
         "train_steps_per_s": {"cartpole": cart_sps, "arena": arena_sps},
         "arena_env_share_of_training_time": env_share,
-        "targets": {"train_vs_cartpole": {"target": TARGET, "value": ratio, "pass": ratio >= TARGET}},
+        "targets": {"train_vs_cartpole": {"target": TARGET, "value": ratio, "pass": ratio >= TARGET,
+                                          "note": "both in one process (arena vec.workers = 1)"}},
     }
+    if workers > 1:
+        w_sps = timesteps / med["arena_workers_train_s"]
+        result["train_steps_per_s"][f"arena_{workers}_workers"] = w_sps
+        result["arena_workers_vs_cartpole"] = w_sps / cart_sps
+        result["arena_workers_speedup"] = w_sps / arena_sps
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"PPO training steps/s, {n_envs} envs, torch {torch.get_num_threads()} thread(s): "
@@ -141,6 +158,10 @@ def main(argv=None) -> int:
           f"{'pass' if ratio >= TARGET else 'FAIL'})")
     print(f"env alone (row-steps/s): CartPole {med['cartpole_env_steps_per_s']:,.0f}, arena "
           f"{med['arena_env_steps_per_s']:,.0f}; the arena's env share of its training time {env_share:.0%}")
+    if workers > 1:
+        print(f"arena with vec.workers {workers} (as the config trains): {w_sps:,.0f} training steps/s "
+              f"({result['arena_workers_speedup']:.2f}x one process, {result['arena_workers_vs_cartpole']:.0%} of "
+              f"CartPole); env alone {med['arena_workers_env_steps_per_s']:,.0f} row-steps/s")
     print(f"wrote {args.out}")
     return 0
 

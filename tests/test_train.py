@@ -199,6 +199,7 @@ def test_shipped_configs_are_valid_and_train(tmp_path, name):
     ({"vec": {"copies": 0}}, ["vec.copies: a positive integer"]),
     ({"vec": {"learners": ["variant_7"]}}, ["vec.learners", "variant_7"]),
     ({"vec": {"copy": 2}}, ["vec.copy: unknown key"]),
+    ({"vec": {"workers": 0}}, ["vec.workers: a positive integer"]),
     ({"threads": {"torch": 0}}, ["threads.torch: a positive integer"]),
     ({"eval": {"enabled": True, "agents": ["nobody"]}}, ["eval", "unknown agent 'nobody'"]),
     ({"run_name": "a/b"}, ["run_name: a non-empty name without '/'"]),

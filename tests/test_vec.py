@@ -155,3 +155,76 @@ def test_sb3s_own_wrappers_and_evaluation_accept_it():
                 total += float(np.float32(ref.step({})[1]["variant_0"]))
             want.append(total)
     assert sorted(rewards) == pytest.approx(sorted(want), abs=1e-5)  # VecMonitor sums the raw float32 rewards
+
+
+# --- workers: economies stepped in several processes -------------------------------------------------
+
+
+def _trajectory(vec: EconomyVecEnv, steps: int, seed: int = 3) -> list:
+    """Every observation, reward, done and info of ``steps`` steps with random actions (autoresets included)."""
+    rng = np.random.default_rng(seed)
+    vec.seed(seed)
+    out = [vec.reset()]
+    for _ in range(steps):
+        obs, rew, done, infos = vec.step(rng.uniform(-1, 1, (vec.num_envs, *vec.action_space.shape)).astype(np.float32))
+        out += [obs, rew, done, [{k: v for k, v in i.items() if k != "terminal_observation"} for i in infos],
+                [i.get("terminal_observation") for i in infos]]
+    return out
+
+
+def _assert_same(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+        elif isinstance(x, list) and x and isinstance(x[0], (np.ndarray, type(None))):
+            for p, q in zip(x, y):
+                assert (p is None and q is None) or p.tobytes() == q.tobytes()
+        else:
+            assert x == y
+
+
+@pytest.mark.parametrize("learners, opponents, workers", [("all", None, (2, 3)), (["variant_0"], "random", (2,))])
+def test_workers_give_the_same_rows_bit_for_bit(learners, opponents, workers):
+    copies = [TINY, {**TINY, "scenario": "default", "n_users": 400}, TINY]
+    steps = 2 * TINY["max_days"] + 2  # two autoresets
+    ref = EconomyVecEnv(copies, learners=learners, opponents=opponents)
+    try:
+        expected = _trajectory(ref, steps)
+    finally:
+        ref.close()
+    for n in workers:
+        vec = EconomyVecEnv(copies, learners=learners, opponents=opponents, workers=n)
+        try:
+            assert vec.rows == ref.rows and vec.num_envs == ref.num_envs
+            _assert_same(_trajectory(vec, steps), expected)
+            assert vec.get_attr("day") == ref.get_attr("day")  # attributes come from the workers
+            assert vec.envs[2].scenario.name == "tiny" and vec.env_method("state", indices=[0])[0].shape == (72,)
+        finally:
+            vec.close()
+
+
+def test_workers_report_errors_and_stop_on_close():
+    vec = EconomyVecEnv([TINY] * 2, workers=2)
+    procs = [w.process for w in vec._workers]
+    try:
+        assert len(procs) == 1 and procs[0].is_alive()
+        with pytest.raises(AttributeError, match="no_such_attribute"):
+            vec.envs[1].no_such_attribute
+        with pytest.raises(RuntimeError, match=r"(?s)copies \[1\] failed.*Traceback.*call reset\(\) before step"):
+            vec.envs[1].step({})  # the worker's env was never reset: its error comes back with the traceback
+        vec.seed(0)
+        assert vec.reset().shape == (vec.num_envs, 70)  # the worker is still usable after an error
+    finally:
+        vec.close()
+        vec.close()
+    assert not procs[0].is_alive()
+
+
+def test_workers_are_validated():
+    with pytest.raises(ValueError, match="workers: an integer from 1 to the number of copies \\(2\\)"):
+        EconomyVecEnv([TINY] * 2, workers=3)
+    with pytest.raises(ValueError, match="workers"):
+        EconomyVecEnv([TINY] * 2, workers=True)
+    with pytest.raises(ValueError, match="registered agent name"):
+        EconomyVecEnv([TINY] * 2, learners=["variant_0"], opponents=lambda obs, info: None, workers=2)

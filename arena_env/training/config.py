@@ -16,7 +16,9 @@ and the key):
 * ``vec``: ``copies`` (economies per scenario), ``learners`` (``all``: every treatment agent is a row,
   parameter sharing; or a list such as ``[variant_0]``), ``opponents`` (the other seats: a registered
   agent name, ``{agent, params}``, or a mapping seat -> either; default: they hold),
-  ``normalize_reward`` (SB3's ``VecNormalize`` on the reward only; observations are bounded already).
+  ``normalize_reward`` (SB3's ``VecNormalize`` on the reward only; observations are bounded already),
+  ``workers`` (processes that step the economies at the same time, this one included; at most one per
+  economy is used; the results do not depend on it, see :class:`~arena_env.wrappers.vec.EconomyVecEnv`).
 * ``threads``: ``torch`` and ``numba`` thread counts (default 1 and 1: measured fastest here).
 * ``checkpoint``: ``every`` (timesteps between checkpoints), ``keep`` (how many to keep), ``select``
   (``last``: the final model is the run's model; ``best``: every checkpoint and the final model play
@@ -48,7 +50,7 @@ import yaml
 EVAL_SEED_BASE = 1_000_000  # arena_env.evaluation.tournament.EVAL_SEED_BASE: training seeds stay below
 RESERVED = ("env", "seed", "verbose", "tensorboard_log", "device", "_init_setup_model")
 _TOP = {"algo", "run_name", "seed", "total_timesteps", "env", "vec", "threads", "checkpoint", "eval"}
-_VEC = {"copies": 4, "learners": "all", "opponents": None, "normalize_reward": True}
+_VEC = {"copies": 4, "learners": "all", "opponents": None, "normalize_reward": True, "workers": 1}
 _THREADS = {"torch": 1, "numba": 1}
 _CHECKPOINT = {"every": None, "keep": 3, "select": "last", "validation_seeds": 10}
 VALIDATION_SEED_BASE = 900_000  # checkpoint selection's episodes: disjoint from evaluation seeds (1,000,000 + i)
@@ -232,6 +234,8 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
         raise err("vec.learners", f"'all' or a list of agents such as [variant_0], got {learners!r}")
     if not isinstance(vec["normalize_reward"], bool):
         raise err("vec.normalize_reward", f"true or false, got {vec['normalize_reward']!r}")
+    if not _int(vec["workers"], 1):
+        raise err("vec.workers", f"a positive integer (processes stepping the economies), got {vec['workers']!r}")
     threads = _section(data, "threads", _THREADS, err)
     for k, v in threads.items():
         if not _int(v, 1):

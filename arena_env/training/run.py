@@ -245,11 +245,13 @@ def save_checkpoint(model, directory: Path, steps: int, cfg_meta: dict) -> None:
 
 
 def make_vec(cfg: TrainConfig, seed: int):
-    """The training VecEnv: EconomyVecEnv (``cfg.env_copies()``, learners, opponents) under
+    """The training VecEnv: EconomyVecEnv (``cfg.env_copies()``, learners, opponents, workers) under
     EpisodeStats, under VecNormalize (reward only) when ``vec.normalize_reward``; seeded with ``seed``."""
     from arena_env.wrappers.vec import EconomyVecEnv
 
-    venv = EpisodeStats(EconomyVecEnv(cfg.env_copies(), learners=cfg.vec["learners"], opponents=cfg.vec["opponents"]))
+    copies = cfg.env_copies()
+    venv = EpisodeStats(EconomyVecEnv(copies, learners=cfg.vec["learners"], opponents=cfg.vec["opponents"],
+                                      workers=min(cfg.vec["workers"], len(copies))))
     if cfg.vec["normalize_reward"]:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(cfg.algo_kwargs.get("gamma", 0.99)))
     venv.seed(seed)

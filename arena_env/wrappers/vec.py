@@ -29,12 +29,23 @@ of rows.  The SB3 contract, exactly:
 * ``reset()`` returns the observations of every row (``reset_infos`` holds the infos);
   ``close()`` closes every economy and may be called twice.
 
+``workers`` (default 1) steps the economies on several cores: the copies are split into ``workers``
+contiguous shards of (nearly) equal size; the first is stepped in this process, each other one in a
+worker process of its own (started with ``spawn``), all at the same time, and the rows are put back
+in order.  Economies do not share state, so the results are the same, bit for bit, whatever the
+number of workers.  With workers, opponents must be given by name or ``{"agent", "params"}`` spec
+(each worker builds its own), ``envs[c]`` of a copy in a worker is a proxy that fetches attributes
+and calls methods there, and an exception in a worker is raised here with its traceback.
+
 Rewards are the agents' rewards in the parallel env (money per enrolled user, lift over the
 control); infos are the agents' infos.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import traceback
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -44,13 +55,143 @@ from arena_env.economy.env import EconomyEnv
 from arena_env.wrappers.single import _is_spec, _opponent, opponent_action, reset_opponents, update_opponents
 
 
+def _reset_one(env: EconomyEnv, opponents: dict, seed, options) -> tuple[dict, dict]:
+    """Reset one economy and its opponents; returns its observations and infos."""
+    obs, infos = env.reset(seed=seed, options=options)
+    reset_opponents(env, opponents, env.episode_seed)
+    return obs, infos
+
+
+def _step_one(env: EconomyEnv, opponents: dict, learner_actions: dict, obs: dict, infos: dict):
+    """One step of one economy: the learners' actions plus the opponents' (from the last observations
+    and infos); returns the env's ``(obs, rewards, terminations, truncations, infos)``."""
+    act = dict(learner_actions)
+    for a, pol in opponents.items():
+        x = opponent_action(env, a, pol, obs, infos)
+        if x is not None:
+            act[a] = x
+    out = env.step(act)
+    update_opponents(env, opponents, out[1], out[4])
+    return out
+
+
+def _shard(conn, copies: list, opponents: list) -> None:
+    """A worker process: the economies ``copies`` (keyword dicts) with their opponent specs, stepped on
+    request.  Every reply is ``("ok", payload)`` or ``("error", traceback)``.  Ctrl-C is left to the main
+    process (it saves a checkpoint, then closes the workers); a worker whose main process is gone
+    sees its pipe close and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    envs: list[EconomyEnv] = []
+    try:
+        envs = [EconomyEnv(**dict(kw)) for kw in copies]
+        opp = [{a: _opponent(a, spec) for a, spec in o.items()} for o in opponents]
+        obs: list[dict] = [{} for _ in envs]
+        infos: list[dict] = [{} for _ in envs]
+        conn.send(("ok", None))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    while True:
+        try:
+            cmd, arg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        try:
+            if cmd == "step":
+                out = {}
+                for c, act in arg.items():
+                    out[c] = _step_one(envs[c], opp[c], act, obs[c], infos[c])
+                    obs[c], infos[c] = out[c][0], out[c][4]
+            elif cmd == "reset":
+                out = {}
+                for c, (seed, options) in arg.items():
+                    obs[c], infos[c] = out[c] = _reset_one(envs[c], opp[c], seed, options)
+            elif cmd == "getattr":
+                try:
+                    value = getattr(envs[arg[0]], arg[1])
+                    out = ("method", None) if callable(value) else ("value", value)
+                except AttributeError as e:
+                    out = ("missing", str(e))
+            elif cmd == "setattr":
+                out = setattr(envs[arg[0]], arg[1], arg[2])
+            elif cmd == "call":
+                c, name, args, kwargs = arg
+                out = getattr(envs[c], name)(*args, **kwargs)
+            elif cmd == "close":
+                for env in envs:
+                    env.close()
+                conn.send(("ok", None))
+                break
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+            conn.send(("ok", out))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+    conn.close()
+
+
+class _Worker:
+    """The main process's end of one worker: its process, its pipe and its copies (global indices)."""
+
+    def __init__(self, ctx, copies: list[int], kwargs: list, opponents: list):
+        self.copies = copies
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_shard, args=(child, kwargs, opponents), daemon=True,
+                                   name=f"arena-vec-copies-{copies[0]}-{copies[-1]}")
+        self.process.start()
+        child.close()
+
+    def send(self, cmd: str, arg=None) -> None:
+        self.conn.send((cmd, arg))
+
+    def recv(self):
+        try:
+            status, payload = self.conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"the worker of copies {self.copies} exited (exit code "
+                               f"{self.process.exitcode}); its economies are lost") from None
+        if status != "ok":
+            raise RuntimeError(f"the worker of copies {self.copies} failed:\n{payload}")
+        return payload
+
+    def call(self, cmd: str, arg=None):
+        self.send(cmd, arg)
+        return self.recv()
+
+
+class _RemoteEnv:
+    """``envs[c]`` of a copy stepped in a worker: attributes are fetched from there, methods called
+    there (arguments and results are pickled)."""
+
+    def __init__(self, worker: _Worker, index: int):
+        object.__setattr__(self, "_worker", worker)
+        object.__setattr__(self, "_index", index)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        kind, value = self._worker.call("getattr", (self._index, name))
+        if kind == "missing":
+            raise AttributeError(value)
+        if kind == "value":
+            return value
+        return lambda *args, **kwargs: self._worker.call("call", (self._index, name, args, kwargs))
+
+    def __setattr__(self, name: str, value) -> None:
+        self._worker.call("setattr", (self._index, name, value))
+
+
 class EconomyVecEnv(VecEnv):
     """Many economies, one row per (economy, learning agent); see the module docstring."""
 
-    def __init__(self, copies: Sequence[Mapping], learners="all", opponents=None):
+    def __init__(self, copies: Sequence[Mapping], learners="all", opponents=None, workers: int = 1):
         if isinstance(copies, Mapping) or not isinstance(copies, Sequence) or not copies:
             raise ValueError(f"copies: a non-empty list of EconomyEnv keyword dicts, got {copies!r}")
-        self.envs: list[EconomyEnv] = []
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= len(copies):
+            raise ValueError(f"workers: an integer from 1 to the number of copies ({len(copies)}), got {workers!r}")
+        self.envs: list = []
+        self._workers: list[_Worker] = []
+        specs: list[dict] = []
         try:
             for i, kw in enumerate(copies):
                 if not isinstance(kw, Mapping):
@@ -74,6 +215,7 @@ class EconomyVecEnv(VecEnv):
                     raise ValueError(f"opponents: {sorted(map(str, unknown))} are not opponents in copies[{c}] "
                                      f"(opponents: {', '.join(others) or 'none'})")
                 self.opponents.append({a: _opponent(a, spec.get(a)) for a in others})
+                specs.append({a: spec.get(a) for a in others})
             c0, a0 = self.rows[0]
             obs_space = self.envs[c0].observation_space(a0)
             act_space = self.envs[c0].action_space(a0)
@@ -82,9 +224,10 @@ class EconomyVecEnv(VecEnv):
                     raise ValueError(f"copies[{c}] {a}: its observation or action space differs from copies[{c0}] "
                                      f"{a0}'s; every row needs the same spaces (same action_mode and number of "
                                      "presets)")
+            if workers > 1:
+                self._start_workers(copies, specs, int(workers))
         except BaseException:
-            for env in self.envs:
-                env.close()
+            self._close_all()
             raise
         super().__init__(len(self.rows), obs_space, act_space)
         self._obs = [dict() for _ in self.envs]
@@ -92,19 +235,54 @@ class EconomyVecEnv(VecEnv):
         self._actions = None
         self._closed = False
 
+    def _start_workers(self, copies: Sequence[Mapping], specs: list[dict], workers: int) -> None:
+        """Hand the copies of shards 1.. to worker processes (their envs here become proxies)."""
+        bad = [(c, a) for c, o in enumerate(specs) for a, sp in o.items()
+               if not (sp is None or isinstance(sp, str) or _is_spec(sp))]
+        if bad:
+            c, a = bad[0]
+            raise ValueError(f"opponents of copies[{c}] {a}: with workers > 1 give a registered agent name or an "
+                             "{agent, params} spec (each worker builds its own); objects and callables cannot be "
+                             "sent to a worker process")
+        shards = [list(map(int, x)) for x in np.array_split(np.arange(len(copies)), workers)]
+        ctx = multiprocessing.get_context("spawn")
+        for shard in shards[1:]:
+            self._workers.append(_Worker(ctx, shard, [dict(copies[c]) for c in shard], [specs[c] for c in shard]))
+        for w in self._workers:
+            w.recv()  # built (or the worker's error)
+            for k, c in enumerate(w.copies):
+                self.envs[c].close()
+                self.envs[c] = _RemoteEnv(w, k)
+                self.opponents[c] = {}
+
+    def _remote(self) -> dict[int, tuple[_Worker, int]]:
+        return {c: (w, k) for w in self._workers for k, c in enumerate(w.copies)}
+
     # --- the SB3 contract ---------------------------------------------------------------------------
 
+    def _reset_copies(self, todo: dict[int, tuple]) -> None:
+        """Reset the copies ``{c: (seed, options)}``: the workers' at the same time as the local ones."""
+        asked = []
+        for w in self._workers:
+            mine = {k: todo[c] for k, c in enumerate(w.copies) if c in todo}
+            if mine:
+                w.send("reset", mine)
+                asked.append(w)
+        for c, (seed, options) in todo.items():
+            if not isinstance(self.envs[c], _RemoteEnv):
+                self._obs[c], self._infos[c] = _reset_one(self.envs[c], self.opponents[c], seed, options)
+        for w in asked:
+            for k, (o, inf) in w.recv().items():
+                self._obs[w.copies[k]], self._infos[w.copies[k]] = o, inf
+
     def _reset_copy(self, c: int, seed: int | None, options: dict | None = None) -> None:
-        env = self.envs[c]
-        self._obs[c], self._infos[c] = env.reset(seed=seed, options=options)
-        reset_opponents(env, self.opponents[c], env.episode_seed)
+        self._reset_copies({c: (seed, options)})
 
     def reset(self):
         first = {}
         for i, (c, _) in enumerate(self.rows):
             first.setdefault(c, i)
-        for c, i in first.items():
-            self._reset_copy(c, self._seeds[i], self._options[i] or None)
+        self._reset_copies({c: (self._seeds[i], self._options[i] or None) for c, i in first.items()})
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [self._infos[c][a] for c, a in self.rows]
@@ -126,15 +304,15 @@ class EconomyVecEnv(VecEnv):
         dones = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict] = [{} for _ in range(self.num_envs)]
         results = {}
+        for w in self._workers:  # the workers step their economies while this process steps its own
+            w.send("step", {k: per_copy[c] for k, c in enumerate(w.copies)})
         for c, env in enumerate(self.envs):
-            act = dict(per_copy[c])
-            for a, pol in self.opponents[c].items():
-                x = opponent_action(env, a, pol, self._obs[c], self._infos[c])
-                if x is not None:
-                    act[a] = x
-            o, r, term, trunc, inf = env.step(act)
-            update_opponents(env, self.opponents[c], r, inf)
-            results[c] = (o, r, term, trunc, inf)
+            if not isinstance(env, _RemoteEnv):
+                results[c] = _step_one(env, self.opponents[c], per_copy[c], self._obs[c], self._infos[c])
+        for w in self._workers:
+            for k, out in w.recv().items():
+                results[w.copies[k]] = out
+        for c, (o, _, _, _, inf) in results.items():
             self._obs[c], self._infos[c] = o, inf
         ended = set()
         for i, (c, a) in enumerate(self.rows):
@@ -147,8 +325,8 @@ class EconomyVecEnv(VecEnv):
                 infos[i]["terminal_observation"] = o[a]
                 infos[i]["TimeLimit.truncated"] = bool(trunc[a] and not term[a])
                 ended.add(c)
-        for c in ended:  # autoreset: the next episode follows from the copy's seed
-            self._reset_copy(c, None)
+        if ended:  # autoreset: the next episode follows from the copy's seed
+            self._reset_copies({c: (None, None) for c in sorted(ended)})
         for i, (c, a) in enumerate(self.rows):
             if c in ended:
                 obs[i] = self._obs[c][a]
@@ -158,8 +336,25 @@ class EconomyVecEnv(VecEnv):
         if self._closed:
             return
         self._closed = True
+        self._close_all()
+
+    def _close_all(self) -> None:
+        """Close the local economies and stop the workers (each is asked, then terminated if it hangs)."""
         for env in self.envs:
-            env.close()
+            if not isinstance(env, _RemoteEnv):
+                env.close()
+        for w in self._workers:
+            try:
+                if w.process.is_alive():
+                    w.call("close")
+            except (RuntimeError, OSError, BrokenPipeError):
+                pass
+            w.process.join(timeout=10)
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(timeout=5)
+            w.conn.close()
+        self._workers = []
 
     # --- attribute access (per row: the row's economy) ------------------------------------------------
 
