@@ -32,7 +32,11 @@ def test_training_benchmark_quick_run_writes_complete_json(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["n_envs"] == 8 and data["torch_threads"] == 1 and data["algo"] == "PPO"
-    assert set(data["train_steps_per_s"]) == {"cartpole", "arena"} and all(v > 0 for v in data["train_steps_per_s"].values())
+    workers = data["vec_workers"]
+    assert workers == 2  # configs/ppo.yaml's vec.workers: timed as well, beside the one-process comparison
+    assert set(data["train_steps_per_s"]) == {"cartpole", "arena", f"arena_{workers}_workers"}
+    assert all(v > 0 for v in data["train_steps_per_s"].values())
+    assert data["arena_workers_speedup"] == data["train_steps_per_s"]["arena_2_workers"] / data["train_steps_per_s"]["arena"]
     t = data["targets"]["train_vs_cartpole"]
     assert t["target"] == 0.7 and t["value"] == data["train_steps_per_s"]["arena"] / data["train_steps_per_s"]["cartpole"]
     assert 0 < data["arena_env_share_of_training_time"] < 1.5

@@ -223,6 +223,17 @@ def states_equal(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_a_huge_request_is_recorded_exactly_and_clamped():
+    """A request far beyond int64 is a finite number: the record keeps its exact rounded value (a
+    Python int), and the delta clamp applies as for any other request."""
+    g = make()
+    new, rec = one(g, 30, 1, 1e20)
+    assert rec["accepted"] and rec["economyOverrides"] == {"scanXp": 10 ** 20}
+    assert type(rec["economyOverrides"]["scanXp"]) is int
+    assert rec["clampedDeltas"]["scanXp"]["requested"] == 10 ** 20 and rec["appliedConfig"] == {"scanXp": 15}
+    assert new[1, PARAM_INDEX["scanXp"]] == 15
+
+
 def test_accepted_record_shape_and_new_config():
     g = make()
     cur, req, has = proposal(v1_scanXp=100, v1_feedbackXp=16.4, v2_photoXp=12)

@@ -435,7 +435,7 @@ class Guardrails:
         for v in movers:
             self.n_decisions += 1
             keys = np.flatnonzero(has[v]).tolist()
-            asked = rounded[v].astype(np.int64).tolist()
+            asked = [int(x) for x in rounded[v].tolist()]  # Python ints: a huge request stays exact
             rec = {
                 "decisionLogId": f"dec_{self.n_decisions:06d}",
                 "variant": v,
