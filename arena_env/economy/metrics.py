@@ -61,12 +61,15 @@ def _mean_var(total, total_sq, n):
 
 
 @jit
-def _prop(succ, n):
-    """A proportion and the sample variance of its 0/1 unit (NaN when n < 2)."""
-    p = succ / max(n, 1.0) if n > 0 else 0.0
-    if n <= 1:
-        return p, np.nan
-    return p, p * (1.0 - p) * n / max(n - 1.0, 1.0)
+def _binary(v, m, succ_count, trial_count, mean, var, n, succ, trials):
+    """Row ``v``, metric ``m`` of a proportion: counts, its value and the sample variance of its 0/1
+    unit (NaN when there are fewer than 2 trials)."""
+    succ[v, m] = succ_count
+    trials[v, m] = n[v, m] = trial_count
+    t = float(trial_count)
+    p = succ_count / max(t, 1.0) if t > 0 else 0.0
+    mean[v, m] = p
+    var[v, m] = p * (1.0 - p) * t / max(t - 1.0, 1.0) if t > 1 else np.nan
 
 
 @jit
@@ -78,17 +81,10 @@ def _summarize(today_i, today_f, window_i, mean, var, n, succ, trials):
         mean[v, XPV], var[v, XPV] = _mean_var(today_f[v, L.F_XP_SUM], today_f[v, L.F_XP_SQ], fe)
         mean[v, SL], var[v, SL] = _mean_var(float(today_i[v, L.A_STREAK_SUM]), float(today_i[v, L.A_STREAK_SQ]), fe)
         n[v, SF] = n[v, XPV] = n[v, SL] = e
-        for m in (RR, MC, FQ):
-            if m == RR:
-                s, t = today_i[v, L.A_ACTIVE7], e
-            elif m == MC:
-                s, t = window_i[v, L.A_M_DONE], window_i[v, L.A_M_DONE] + window_i[v, L.A_M_FAILED]
-            else:
-                s, t = window_i[v, L.A_FEEDBACK], window_i[v, L.A_SCANS]
-            succ[v, m] = s
-            trials[v, m] = t
-            n[v, m] = t
-            mean[v, m], var[v, m] = _prop(float(s), float(t))
+        _binary(v, RR, today_i[v, L.A_ACTIVE7], e, mean, var, n, succ, trials)
+        _binary(v, MC, window_i[v, L.A_M_DONE], window_i[v, L.A_M_DONE] + window_i[v, L.A_M_FAILED],
+                mean, var, n, succ, trials)
+        _binary(v, FQ, window_i[v, L.A_FEEDBACK], window_i[v, L.A_SCANS], mean, var, n, succ, trials)
 
 
 def summarize(today_i: np.ndarray, today_f: np.ndarray, window_i: np.ndarray):

@@ -255,9 +255,6 @@ class EconomyVecEnv(VecEnv):
                 self.envs[c] = _RemoteEnv(w, k)
                 self.opponents[c] = {}
 
-    def _remote(self) -> dict[int, tuple[_Worker, int]]:
-        return {c: (w, k) for w in self._workers for k, c in enumerate(w.copies)}
-
     # --- the SB3 contract ---------------------------------------------------------------------------
 
     def _reset_copies(self, todo: dict[int, tuple]) -> None:
@@ -274,9 +271,6 @@ class EconomyVecEnv(VecEnv):
         for w in asked:
             for k, (o, inf) in w.recv().items():
                 self._obs[w.copies[k]], self._infos[w.copies[k]] = o, inf
-
-    def _reset_copy(self, c: int, seed: int | None, options: dict | None = None) -> None:
-        self._reset_copies({c: (seed, options)})
 
     def reset(self):
         first = {}
