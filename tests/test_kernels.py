@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -128,3 +131,61 @@ def test_counter_based_draws_do_not_depend_on_user_order():
         b.step(day)
     for name in ("streak", "cum_xp", "flags", "act7"):
         np.testing.assert_array_equal(a.state[name], b.state[name])
+
+
+@numba.njit
+def _draw_all(vs, po, us, out):
+    for i in range(us.size):
+        out[i] = P._poisson(vs, 0, 0, po, us[i])
+
+
+@pytest.mark.parametrize("lam", [0.0, -1.0, 1e-9, 0.05, 0.12, 0.8, 2.0, 11.0, 40.0, 254.5, 400.0, 800.0])
+def test_poisson_tables_draw_what_the_recurrence_draws(lam):
+    """The kernel's table draw (model.poisson_table + guide) gives the twin's recurrence result for every
+    uniform, including each CDF value and its neighbours, and the cap of 255 where the sums stop short."""
+    vs = np.zeros((1, 1, L.N_VS))
+    o = L.VS_POIS + L.POIS_W * L.PO_ISSUE
+    model.poisson_table(lam, np.exp(-lam), vs[0, 0], o)
+    n = int(vs[0, 0, o])
+    assert 1 <= n <= L.POIS_K
+    cdf = vs[0, 0, o + 1 + L.POIS_M:o + 1 + L.POIS_M + n]
+    assert np.all(np.diff(cdf) >= 0.0)
+    edges = np.concatenate([cdf, np.nextafter(cdf, 0.0), np.nextafter(cdf, 1.0), np.arange(L.POIS_M) / L.POIS_M])
+    us = np.concatenate([np.random.default_rng(3).random(20_000), edges, [0.0, 1.0 - 2.0**-53]])
+    us = us[(us >= 0.0) & (us < 1.0)]
+    got = np.empty(us.size, dtype=np.int64)
+    _draw_all(vs, L.PO_ISSUE, us, got)
+    want = R._poisson(np.full(us.size, lam), np.full(us.size, np.exp(-lam)), us)
+    np.testing.assert_array_equal(got, want)
+    if lam >= 400.0:  # the sums stop far below 1: every larger uniform draws the cap
+        assert cdf[-1] < 1e-6 and (got[us > cdf[-1]] == 255).all()
+
+
+@numba.njit
+def _bernoulli_all(us, xs, out):
+    for i in range(us.size):
+        out[i] = P._bernoulli_logit(us[i], xs[i])
+
+
+def test_bernoulli_shortcuts_agree_with_the_full_test():
+    """Every shortcut of the kernel's Bernoulli draw gives the full test's answer, also for uniforms a few
+    ulps either side of the decision boundary ``1 / (1 + exp(-x))``."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(-40.0, 40.0, 20_000), rng.normal(0.0, 1.5, 60_000), [-1.0, 0.0, 1.5, 4.0]])
+    u = rng.random(x.size)
+    edge = 1.0 / (1.0 + np.exp(-x))
+    near = [edge]
+    for _ in range(3):
+        near.append(np.nextafter(near[-1], 0.0))
+    up = [edge]
+    for _ in range(3):
+        up.append(np.nextafter(up[-1], 1.0))
+    us = np.concatenate([u, *near, *up[1:]])
+    xs = np.tile(x, 1 + len(near) + len(up) - 1)
+    keep = us < 1.0
+    us, xs = us[keep], xs[keep]
+    got = np.empty(us.size, dtype=np.bool_)
+    _bernoulli_all(us, xs, got)
+    want = np.array([a * (1.0 + math.exp(-b)) < 1.0 for a, b in zip(us.tolist(), xs.tolist())])
+    np.testing.assert_array_equal(got, want)
+    assert 0.3 < want.mean() < 0.7  # both answers are exercised

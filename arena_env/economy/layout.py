@@ -64,7 +64,17 @@ VS_ISSUE_LAM = 5
 VS_ISSUE_EXPNEG = 6
 VS_STATUS_LAM = 7
 VS_STATUS_EXPNEG = 8
-N_VS = 9
+# the Poisson draws' tables (kernel only; the NumPy twin draws with the plain recurrence): one block of
+# POIS_W columns per draw, at VS_POIS + POIS_W * PO_*, laid out as
+#   [0]                    L, the number of distinct CDF values (the CDF is constant from L - 1 on, or L = POIS_K)
+#   [1 : 1 + POIS_M]       guide: the first k with cdf[k] >= i / POIS_M (L if none)
+#   [1 + POIS_M : POIS_W]  cdf[k], k < L: the inverse-transform recurrence's partial sums, bit for bit
+PO_SCAN, PO_ISSUE, PO_STATUS = 0, 1, 2
+POIS_K = 255  # a Poisson draw stops at 255
+POIS_M = 64  # guide entries (a power of two: int(u * POIS_M) is exact)
+POIS_W = 1 + POIS_M + POIS_K
+VS_POIS = 9
+N_VS = VS_POIS + 3 * POIS_W
 
 # --- per segment table, prepared by model.segment_table ------------------------------------------
 SG_BASE = 0  # base activity logit

@@ -159,6 +159,39 @@ def segment_incentives(sc: Scenario) -> np.ndarray:
 
 
 @jit
+def poisson_table(lam, expneg, row, o):
+    """Write the draw table of ``Poisson(lam)`` into ``row[o:o + POIS_W]`` (layout in
+    :mod:`~arena_env.economy.layout`, ``VS_POIS``): the partial sums of the inverse-transform recurrence
+    ``p *= lam / k; f += p`` from ``f = p = expneg``, exactly as a draw would compute them, until they
+    stop changing (once ``k > lam`` every later term is smaller, so an unchanged sum stays unchanged) or
+    reach ``POIS_K``; then the guide.  ``lam <= 0`` gives a table that always draws 0."""
+    c = o + 1 + L.POIS_M
+    if lam <= 0.0:
+        row[c] = 1.0
+        n = 1
+    else:
+        p = expneg
+        f = p
+        row[c] = f
+        n = 1
+        while n < L.POIS_K:
+            p *= lam / n
+            nf = f + p
+            if nf == f and n > lam:
+                break
+            f = nf
+            row[c + n] = f
+            n += 1
+    row[o] = n
+    k = 0
+    for i in range(L.POIS_M):
+        t = i / L.POIS_M
+        while k < n and row[c + k] < t:
+            k += 1
+        row[o + 1 + i] = k
+
+
+@jit
 def _variant_segment_rows(cfg, seg, t):
     for v in range(cfg.shape[0]):
         scan_xp, fb_xp, issue_xp = cfg[v, L.P_SCAN], cfg[v, L.P_FEEDBACK], cfg[v, L.P_ISSUE]
@@ -186,13 +219,17 @@ def _variant_segment_rows(cfg, seg, t):
             row[L.VS_ISSUE_EXPNEG] = math.exp(-issue_lam)
             row[L.VS_STATUS_LAM] = status_lam
             row[L.VS_STATUS_EXPNEG] = math.exp(-status_lam)
+            poisson_table(scan_lam, row[L.VS_SCAN_EXPNEG], row, L.VS_POIS + L.POIS_W * L.PO_SCAN)
+            poisson_table(issue_lam, row[L.VS_ISSUE_EXPNEG], row, L.VS_POIS + L.POIS_W * L.PO_ISSUE)
+            poisson_table(status_lam, row[L.VS_STATUS_EXPNEG], row, L.VS_POIS + L.POIS_W * L.PO_STATUS)
 
 
 def variant_segment_table(sc: Scenario, cfg: np.ndarray, incentives: np.ndarray | None = None) -> np.ndarray:
     """Incentive responses per (variant, segment), (V, G, N_VS), from the effective configs ``cfg``
     (docs/model.md 2.2): per segment, the Poisson mean of scans at the scan price, their expected
     number under the cap, the feedback logit's shift (own price and substitution from scans), the photo
-    probability, the report rates, and the anticipated XP of an active day at these prices.
+    probability, the report rates, and the anticipated XP of an active day at these prices; and the
+    tables of the three Poisson draws (:func:`poisson_table`), so that a draw costs a lookup.
 
     ``cfg`` is float64 (V, 10) in ``params.PARAM_NAMES`` order; ``incentives`` is
     :func:`segment_incentives` of ``sc``, for callers that build the table every day.  Compiled (one

@@ -67,8 +67,8 @@ from .layout import (
     SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_SB, SG_BETA_STREAK, SG_BETA_XP, SG_CHURN_BASE, SG_CHURN_IDLE,
     SG_CHURN_SAT, SG_CHURN_STREAK, SG_LOSS_AVERSION, SG_RHO_REF, SG_SAT_BASE, SG_SAT_RANK, SG_SAT_REF,
     SG_SAT_XP, SG_USEFUL_FB, SG_USEFUL_SCANS, SITE_GROUP, SITE_N, SITE_SQ, SITE_SUM, TN_HABITUATION,
-    TN_NOVELTY, TN_ONBOARDING, VS_ANTICIPATED, VS_FB_LOGIT, VS_ISSUE_EXPNEG, VS_ISSUE_LAM, VS_PHOTO_P,
-    VS_SCAN_EXPNEG, VS_SCAN_LAM, VS_STATUS_EXPNEG, VS_STATUS_LAM, Appraisal, DayParams,
+    TN_NOVELTY, TN_ONBOARDING, VS_ANTICIPATED, VS_FB_LOGIT, VS_PHOTO_P, VS_POIS, PO_ISSUE, PO_SCAN, PO_STATUS,
+    POIS_K, POIS_M, POIS_W, Appraisal, DayParams,
 )
 
 # ==================================================================================================
@@ -85,12 +85,27 @@ def _sigmoid(x):
 def _bernoulli_logit(u, x):
     """``u < sigmoid(x)``, as ``u * (1 + exp(-x)) < 1`` (no division).
 
-    Most draws are settled without the ``exp``: since ``exp(-x) >= 1 - x``, ``u * (2 - x) >= 1``
-    implies ``u * (1 + exp(-x)) >= 1`` (also in floating point, as rounding is monotone), so the
-    answer is the same as the full test's.
+    Most draws are settled without the ``exp``, always with the full test's answer.  First, since
+    ``exp(-x) >= 1 - x``, ``u * (2 - x) >= 1`` implies ``u * (1 + exp(-x)) >= 1`` (also in floating
+    point, as rounding is monotone).  Then the cubic Taylor polynomial ``T(y) = 1 + y + y^2/2 + y^3/6``
+    bounds ``exp(y)`` from below for every ``y`` (the remainder ``y^4 exp(t) / 24`` is >= 0), so
+    ``T(-x) <= exp(-x) <= 1 / T(x)`` (the latter where ``T(x) > 0``): a draw below the band those bounds
+    leave is a yes, above it a no.  Each bound's test keeps a relative margin of 1e-12, a thousand
+    times the rounding error of the polynomials and of ``exp`` on the ranges where they are used
+    (``x > -1`` for the upper bound, where ``T(x) >= 1/3``; ``x < 1.5`` for the lower one), so the
+    full test runs only in the band: for ``|x| < 1`` at most one draw in forty (up to one in five for
+    ``1 <= |x| <= 2``).
     """
     if u * (2.0 - x) >= 1.0:
         return False
+    if x > -1.0:
+        t = 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))  # T(x): exp(-x) <= 1 / t
+        if u * (t + 1.0) < t * (1.0 - 1e-12):
+            return True
+    if x < 1.5:
+        lo = 1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0)))  # T(-x) <= exp(-x)
+        if u * (1.0 + lo) >= 1.0 + 1e-12:
+            return False
     return u * (1.0 + math.exp(-x)) < 1.0
 
 
@@ -101,18 +116,19 @@ def _s_curve(x):
 
 
 @jit
-def _poisson(lam, expneg, u):
-    """Inverse-transform Poisson draw from one uniform; ``expneg`` = exp(-lam)."""
-    if lam <= 0.0:
-        return 0
-    p = expneg
-    f = p
-    k = 0
-    while u > f and k < 255:
+def _poisson(vs, v, g, po, u):
+    """Inverse-transform Poisson draw from one uniform, with the table of draw ``po`` (``PO_*``) in
+    ``vs[v, g]`` (:func:`arena_env.economy.model.poisson_table`): the first ``k`` with
+    ``u <= cdf[k]``, else 255, the same answer as running the recurrence ``p *= lam / k; f += p``
+    until ``u <= f`` (the NumPy twin does), from the guide's start ``k`` (every earlier
+    ``cdf[k] < floor(u * POIS_M) / POIS_M <= u``): no division, and seldom more than one step."""
+    o = VS_POIS + POIS_W * po
+    n = int(vs[v, g, o])
+    k = int(vs[v, g, o + 1 + int(u * POIS_M)])
+    c = o + 1 + POIS_M
+    while k < n and u > vs[v, g, c + k]:
         k += 1
-        p *= lam / k
-        f += p
-    return k
+    return k if k < n else POIS_K
 
 
 @jit
@@ -302,7 +318,7 @@ def act_and_earn(users, u, v, g, p, ai):
     cfg = p.cfg
     vs = p.vs_tab
     u_scan, u_fb = uniform_pair_at(p.dkey, u, S_SCANS)
-    n = 1 + _poisson(vs[v, g, VS_SCAN_LAM], vs[v, g, VS_SCAN_EXPNEG], u_scan)
+    n = 1 + _poisson(vs, v, g, PO_SCAN, u_scan)
     cap = int(cfg[v, P_SCAN_CAP])
     scans = n if n < cap else cap
     q_f = _sigmoid(users[u].fb_trait + vs[v, g, VS_FB_LOGIT])
@@ -314,8 +330,8 @@ def act_and_earn(users, u, v, g, p, ai):
     if fb > 0:
         photos = _binomial(fb, vs[v, g, VS_PHOTO_P], uniform_at(p.dkey, u, S_PHOTO))
     u_issue, u_status = uniform_pair_at(p.dkey, u, S_ISSUE)
-    issues = _poisson(vs[v, g, VS_ISSUE_LAM], vs[v, g, VS_ISSUE_EXPNEG], u_issue)
-    status = _poisson(vs[v, g, VS_STATUS_LAM], vs[v, g, VS_STATUS_EXPNEG], u_status)
+    issues = _poisson(vs, v, g, PO_ISSUE, u_issue)
+    status = _poisson(vs, v, g, PO_STATUS, u_status)
     xp = (int(cfg[v, P_SCAN]) * scans + int(cfg[v, P_FIRST]) + int(cfg[v, P_FEEDBACK]) * fb
           + int(cfg[v, P_PHOTO]) * photos + int(cfg[v, P_ISSUE]) * issues + int(cfg[v, P_STATUS]) * status)
     useful = int(p.sg_tab[g, SG_USEFUL_SCANS])
@@ -437,8 +453,10 @@ def churn(users, u, v, g, s_new, p, ai, af):
     churn_logit = (sg[g, SG_CHURN_BASE] + sg[g, SG_CHURN_IDLE] * lg[idle]
                    - sg[g, SG_CHURN_STREAK] * lg[ic]
                    - sg[g, SG_CHURN_SAT] * (s_new - 0.5))
-    af[v, F_CHURN_RISK] += _sigmoid(churn_logit)
-    if _bernoulli_logit(uniform_at(p.dkey, u, S_CHURN), churn_logit):
+    e = math.exp(-churn_logit)  # one exp for the hazard and the draw
+    af[v, F_CHURN_RISK] += 1.0 / (1.0 + e)  # sigmoid(churn_logit)
+    uc = uniform_at(p.dkey, u, S_CHURN)
+    if uc * (2.0 - churn_logit) < 1.0 and uc * (1.0 + e) < 1.0:  # _bernoulli_logit(uc, churn_logit)
         r.flags = r.flags | FLAG_CHURNED
         if r.m_target > 0:  # the open mission is resolved when the user leaves
             ai[v, A_M_FAILED] += 1
