@@ -189,3 +189,16 @@ def test_bernoulli_shortcuts_agree_with_the_full_test():
     want = np.array([a * (1.0 + math.exp(-b)) < 1.0 for a, b in zip(us.tolist(), xs.tolist())])
     np.testing.assert_array_equal(got, want)
     assert 0.3 < want.mean() < 0.7  # both answers are exercised
+
+
+def test_mission_period_without_a_division():
+    """``(age * period_magic) >> 32`` is ``age // period`` for every age a population can reach (int16
+    enrolment days) and every period a scenario allows (1..365)."""
+    age = np.arange(2**16, dtype=np.uint64)
+    glob = model.global_vector(scenario.load("tiny"), 0)
+    for period in range(1, 366):
+        glob[L.GL_MISSION_PERIOD] = period
+        p = P.day_params(0, 1, np.zeros((2, 10)), np.ones(2), np.zeros((2, 1, L.N_VS)), np.zeros((1, L.N_SG)), glob,
+                         np.zeros((1, 2, L.N_TN)), np.zeros(4))
+        assert p.period == period
+        np.testing.assert_array_equal((age * p.period_magic) >> np.uint64(32), age // np.uint64(period))

@@ -171,6 +171,7 @@ DayParams = namedtuple("DayParams", [
     "seed",  # the episode seed (int)
     "dkey",  # rng.day_key(seed, day): the (seed, day) half of every draw's hash (uint64)
     "cfg",  # (V, 10) float64, today's prices, columns P_*
+    "prices",  # (V, 10) int64, the same as integers (the XP awards and caps; no conversion per user)
     "pscale",  # (V,) the payout ratio users expect (1 without a budget)
     "sb_first",  # (V,) the perceived streak bonus of a streak's first day: min(P_STREAK_DAY, P_STREAK_CAP) * pscale
     "vs_tab",  # (V, G, N_VS) incentive table
@@ -182,7 +183,8 @@ DayParams = namedtuple("DayParams", [
     "rank_k",  # GL_RANK
     "alpha_w",  # GL_ALPHA
     "rho_sat",  # GL_RHO_SAT
-    "period",  # GL_MISSION_PERIOD as uint32 (a 32-bit modulo costs a third of a 64-bit one)
+    "period",  # GL_MISSION_PERIOD as uint64
+    "period_magic",  # floor(2**32 / period) + 1: age // period = (age * period_magic) >> 32 for age < 2**16
     "stretch",  # GL_MISSION_STRETCH
     "min_rate",  # GL_MISSION_MIN_RATE
     "mission_xp",  # GL_MISSION_XP as an integer

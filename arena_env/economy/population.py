@@ -179,13 +179,17 @@ def day_params(day, seed, cfg, pscale, vs_tab, sg_tab, glob, tenure, log1p_tab):
     Reads ``cfg`` (V, 10) and ``pscale`` (V,) for ``sb_first``, the perceived streak bonus of a
     streak's first day per variant; everything else is passed through or read from ``glob``.
     """
+    prices = np.empty(cfg.shape, dtype=np.int64)
     sb_first = np.empty(cfg.shape[0])
     for v in range(cfg.shape[0]):
+        for j in range(cfg.shape[1]):
+            prices[v, j] = int(cfg[v, j])
         sb_first[v] = min(cfg[v, P_STREAK_DAY], cfg[v, P_STREAK_CAP]) * pscale[v]
+    period = np.uint64(glob[GL_MISSION_PERIOD])
     return DayParams(
-        day, seed, day_key(seed, day), cfg, pscale, sb_first, vs_tab, sg_tab, tenure, log1p_tab,
+        day, seed, day_key(seed, day), cfg, prices, pscale, sb_first, vs_tab, sg_tab, tenure, log1p_tab,
         1.0 / glob[GL_XP_UNIT], 1.0 / glob[GL_INFLATION], glob[GL_RANK], glob[GL_ALPHA], glob[GL_RHO_SAT],
-        np.uint32(glob[GL_MISSION_PERIOD]), glob[GL_MISSION_STRETCH], glob[GL_MISSION_MIN_RATE],
+        period, np.uint64(4294967296) // period + np.uint64(1), glob[GL_MISSION_STRETCH], glob[GL_MISSION_MIN_RATE],
         int(glob[GL_MISSION_XP]), glob[GL_WEEKDAY], glob[GL_GAIN_CLIP],
     )
 
@@ -315,15 +319,15 @@ def act_and_earn(users, u, v, g, p, ai):
     feedback, photo, issue and status rules (the streak bonus and the mission are paid by their own
     phases; the ledger books these rules as count x price, :func:`price_ledger`).
     """
-    cfg = p.cfg
+    prices = p.prices
     vs = p.vs_tab
     u_scan, u_fb = uniform_pair_at(p.dkey, u, S_SCANS)
     n = 1 + _poisson(vs, v, g, PO_SCAN, u_scan)
-    cap = int(cfg[v, P_SCAN_CAP])
+    cap = prices[v, P_SCAN_CAP]
     scans = n if n < cap else cap
     q_f = _sigmoid(users[u].fb_trait + vs[v, g, VS_FB_LOGIT])
     fb = _binomial(scans, q_f, u_fb)
-    fcap = int(cfg[v, P_FB_CAP])
+    fcap = prices[v, P_FB_CAP]
     if fb > fcap:
         fb = fcap
     photos = 0
@@ -332,8 +336,8 @@ def act_and_earn(users, u, v, g, p, ai):
     u_issue, u_status = uniform_pair_at(p.dkey, u, S_ISSUE)
     issues = _poisson(vs, v, g, PO_ISSUE, u_issue)
     status = _poisson(vs, v, g, PO_STATUS, u_status)
-    xp = (int(cfg[v, P_SCAN]) * scans + int(cfg[v, P_FIRST]) + int(cfg[v, P_FEEDBACK]) * fb
-          + int(cfg[v, P_PHOTO]) * photos + int(cfg[v, P_ISSUE]) * issues + int(cfg[v, P_STATUS]) * status)
+    xp = (prices[v, P_SCAN] * scans + prices[v, P_FIRST] + prices[v, P_FEEDBACK] * fb
+          + prices[v, P_PHOTO] * photos + prices[v, P_ISSUE] * issues + prices[v, P_STATUS] * status)
     useful = int(p.sg_tab[g, SG_USEFUL_SCANS])
     ai[v, A_USEFUL_SCANS] += scans if scans < useful else useful
     useful = int(p.sg_tab[g, SG_USEFUL_FB])
@@ -358,7 +362,8 @@ def missions(users, u, v, age, active, scans, p, ai):
     ``scan_ema``; writes ``m_target`` and ``m_progress``.  Returns the mission XP earned today.
     """
     r = users[u]
-    if np.uint32(age) % p.period == 0:  # 32-bit modulo: a third of the 64-bit cost
+    a64 = np.uint64(age)
+    if a64 - ((a64 * p.period_magic) >> np.uint64(32)) * p.period == 0:  # age % period, without a division
         if age > 0:  # resolve the mission of the period that just ended
             if r.m_target > 0:
                 ai[v, A_M_FAILED] += 1
@@ -399,9 +404,9 @@ def streaks(users, u, v, active, alive, p, ai):
     if active:
         st = alive + 1
         r.streak = st
-        sb = int(p.cfg[v, P_STREAK_DAY]) * st
-        if sb > int(p.cfg[v, P_STREAK_CAP]):
-            sb = int(p.cfg[v, P_STREAK_CAP])
+        sb = p.prices[v, P_STREAK_DAY] * st
+        if sb > p.prices[v, P_STREAK_CAP]:
+            sb = p.prices[v, P_STREAK_CAP]
         ai[v, A_XP_STREAK] += sb  # the other rules' XP is count x price (price_ledger)
         r.last_active = p.day
         r.act7 = ((r.act7 << 1) | 1) & 0x7F
@@ -505,14 +510,14 @@ def price_ledger(p, ai):
     """Once per chunk, after its users: the XP ledger of the rules with one price per variant and
     day, as count x price (``A_XP_SCAN = P_SCAN * A_SCANS``, ..., ``A_XP_MISSION = mission_xp *
     A_M_REACHED``): the same integers as summing each user's award, without the per-user updates."""
-    cfg = p.cfg
+    prices = p.prices
     for v in range(ai.shape[0]):
-        ai[v, A_XP_SCAN] = int(cfg[v, P_SCAN]) * ai[v, A_SCANS]
-        ai[v, A_XP_FIRST] = int(cfg[v, P_FIRST]) * ai[v, A_ACTIVE]
-        ai[v, A_XP_FEEDBACK] = int(cfg[v, P_FEEDBACK]) * ai[v, A_FEEDBACK]
-        ai[v, A_XP_PHOTO] = int(cfg[v, P_PHOTO]) * ai[v, A_PHOTOS]
-        ai[v, A_XP_ISSUE] = int(cfg[v, P_ISSUE]) * ai[v, A_ISSUES]
-        ai[v, A_XP_STATUS] = int(cfg[v, P_STATUS]) * ai[v, A_STATUS]
+        ai[v, A_XP_SCAN] = prices[v, P_SCAN] * ai[v, A_SCANS]
+        ai[v, A_XP_FIRST] = prices[v, P_FIRST] * ai[v, A_ACTIVE]
+        ai[v, A_XP_FEEDBACK] = prices[v, P_FEEDBACK] * ai[v, A_FEEDBACK]
+        ai[v, A_XP_PHOTO] = prices[v, P_PHOTO] * ai[v, A_PHOTOS]
+        ai[v, A_XP_ISSUE] = prices[v, P_ISSUE] * ai[v, A_ISSUES]
+        ai[v, A_XP_STATUS] = prices[v, P_STATUS] * ai[v, A_STATUS]
         ai[v, A_XP_MISSION] = p.mission_xp * ai[v, A_M_REACHED]
 
 

@@ -128,10 +128,11 @@ class Tally:
 def day_params(day, seed, cfg, pscale, vs_tab, sg_tab, glob, tenure, log1p_tab):
     """Twin of :func:`arena_env.economy.population.day_params` (the same fields and values)."""
     sb_first = np.minimum(cfg[:, P_STREAK_DAY], cfg[:, P_STREAK_CAP]) * pscale
+    period = np.uint64(glob[GL_MISSION_PERIOD])
     return DayParams(
-        int(day), int(seed), day_key(seed, day), cfg, pscale, sb_first, vs_tab, sg_tab, tenure, log1p_tab,
-        1.0 / glob[GL_XP_UNIT], 1.0 / glob[GL_INFLATION], glob[GL_RANK], glob[GL_ALPHA], glob[GL_RHO_SAT],
-        np.uint32(glob[GL_MISSION_PERIOD]), glob[GL_MISSION_STRETCH], glob[GL_MISSION_MIN_RATE],
+        int(day), int(seed), day_key(seed, day), cfg, cfg.astype(np.int64), pscale, sb_first, vs_tab, sg_tab,
+        tenure, log1p_tab, 1.0 / glob[GL_XP_UNIT], 1.0 / glob[GL_INFLATION], glob[GL_RANK], glob[GL_ALPHA],
+        glob[GL_RHO_SAT], period, np.uint64(2**32 // int(period) + 1), glob[GL_MISSION_STRETCH], glob[GL_MISSION_MIN_RATE],
         int(glob[GL_MISSION_XP]), glob[GL_WEEKDAY], glob[GL_GAIN_CLIP],
     )
 
@@ -239,7 +240,7 @@ def act_and_earn(users, u, v, g, p, ai):
 def missions(users, u, v, age, active, scans, p, ai):
     """Twin of :func:`arena_env.economy.population.missions`; returns the mission XP per user."""
     m_target, m_progress = users["m_target"], users["m_progress"]
-    due = (age % p.period) == 0
+    due = (age % int(p.period)) == 0
     resolve = due & (age > 0)
     open_before = m_target[u] > 0
     ai.add(A_M_FAILED, u, resolve & open_before)
