@@ -27,7 +27,7 @@ from .layout import (
     SG_BASE, SG_BETA_REF, SG_BETA_SAT, SG_BETA_SB, SG_BETA_STREAK, SG_BETA_XP, SG_CHURN_BASE, SG_CHURN_IDLE,
     SG_CHURN_SAT, SG_CHURN_STREAK, SG_LOSS_AVERSION, SG_RHO_REF, SG_SAT_BASE, SG_SAT_RANK, SG_SAT_REF,
     SG_SAT_XP, SG_USEFUL_FB, SG_USEFUL_SCANS, SITE_GROUP, SITE_N, SITE_SQ, SITE_SUM, TN_HABITUATION,
-    TN_NOVELTY, TN_ONBOARDING, VS_ANTICIPATED, VS_FB_LOGIT, VS_ISSUE_EXPNEG, VS_ISSUE_LAM, VS_PHOTO_P,
+    TN_NOVELTY, TN_ONBOARDING, VS_ANTICIPATED, VS_FB_LOGIT, VS_ISSUE_EXPNEG, VS_ISSUE_LAM, VS_PHOTO_P, VS_POIS,
     VS_SCAN_EXPNEG, VS_SCAN_LAM, VS_STATUS_EXPNEG, VS_STATUS_LAM, Appraisal, DayParams,
 )
 
@@ -213,9 +213,8 @@ def choose_activity(users, u, g, age, a, p):
 
 def act_and_earn(users, u, v, g, p, ai):
     """Twin of :func:`arena_env.economy.population.act_and_earn`; returns ``(scans, xp)`` arrays."""
-    cfg = p.cfg[v]
-    vt = p.vs_tab[v, g]
-    price = cfg.astype(np.int64)  # the kernel's int(cfg[v, i])
+    vt = p.vs_tab[:, :, :VS_POIS][v, g]  # the incentive columns (the kernel's Poisson tables are not needed)
+    price = p.prices[v]
     u_scan, u_fb = uniform_pair_np(p.seed, p.day, u, S_SCANS)
     scans = np.minimum(1 + _poisson(vt[:, VS_SCAN_LAM], vt[:, VS_SCAN_EXPNEG], u_scan), price[:, P_SCAN_CAP])
     q_f = _sigmoid(users["fb_trait"][u] + vt[:, VS_FB_LOGIT])
@@ -265,8 +264,8 @@ def streaks(users, u, v, active, alive, p, ai):
     ``active`` and ``alive`` may be scalars (``False, 0`` for churned users)."""
     active = np.broadcast_to(active, u.shape)
     st = np.where(active, alive + 1, 0)
-    cap = p.cfg[v, P_STREAK_CAP].astype(np.int64)
-    sb = np.where(active, np.minimum(p.cfg[v, P_STREAK_DAY].astype(np.int64) * st, cap), 0)
+    cap = p.prices[v, P_STREAK_CAP]
+    sb = np.where(active, np.minimum(p.prices[v, P_STREAK_DAY] * st, cap), 0)
     ai.add(A_XP_STREAK, u, sb)
     users["streak"][u] = st
     users["last_active"][u[active]] = p.day
@@ -333,7 +332,7 @@ def ledger(users, u, v, s, age, scans, xp, p, ai, af, site_next):
 def price_ledger(p, ai):
     """Twin of :func:`arena_env.economy.population.price_ledger`, over all chunks at once: ``ai`` is
     (..., V, N_AI)."""
-    price = p.cfg.astype(np.int64)
+    price = p.prices
     ai[..., A_XP_SCAN] = price[:, P_SCAN] * ai[..., A_SCANS]
     ai[..., A_XP_FIRST] = price[:, P_FIRST] * ai[..., A_ACTIVE]
     ai[..., A_XP_FEEDBACK] = price[:, P_FEEDBACK] * ai[..., A_FEEDBACK]
