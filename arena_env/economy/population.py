@@ -82,6 +82,13 @@ def _sigmoid(x):
 
 
 @jit
+def _happens(u, e):
+    """The Bernoulli test of an event of logit ``x`` with ``e = exp(-x)`` known: ``u * (1 + e) < 1``,
+    which is ``u < sigmoid(x)`` without the division."""
+    return u * (1.0 + e) < 1.0
+
+
+@jit
 def _bernoulli_logit(u, x):
     """``u < sigmoid(x)``, as ``u * (1 + exp(-x)) < 1`` (no division).
 
@@ -106,7 +113,7 @@ def _bernoulli_logit(u, x):
         lo = 1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0)))  # T(-x) <= exp(-x)
         if u * (1.0 + lo) >= 1.0 + 1e-12:
             return False
-    return u * (1.0 + math.exp(-x)) < 1.0
+    return _happens(u, math.exp(-x))
 
 
 @jit
@@ -460,8 +467,7 @@ def churn(users, u, v, g, s_new, p, ai, af):
                    - sg[g, SG_CHURN_SAT] * (s_new - 0.5))
     e = math.exp(-churn_logit)  # one exp for the hazard and the draw
     af[v, F_CHURN_RISK] += 1.0 / (1.0 + e)  # sigmoid(churn_logit)
-    uc = uniform_at(p.dkey, u, S_CHURN)
-    if uc * (2.0 - churn_logit) < 1.0 and uc * (1.0 + e) < 1.0:  # _bernoulli_logit(uc, churn_logit)
+    if _happens(uniform_at(p.dkey, u, S_CHURN), e):  # = _bernoulli_logit(U, churn_logit), the exp known
         r.flags = r.flags | FLAG_CHURNED
         if r.m_target > 0:  # the open mission is resolved when the user leaves
             ai[v, A_M_FAILED] += 1
