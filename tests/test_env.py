@@ -424,3 +424,32 @@ def test_signals_match_the_user_records(name):
         assert m["MISSION_COMPLETION"]["value"] == pytest.approx(done / (done + failed), rel=1e-12)
         assert m["FEEDBACK_QUALITY"]["value"] == pytest.approx(window[v, L.A_FEEDBACK] / window[v, L.A_SCANS],
                                                                rel=1e-12)
+
+
+def test_the_tests_are_computed_when_read_with_the_same_values():
+    """The comparison with the control is computed only when read (``_tests``); an env whose infos read
+    it every step and one that reads it once at the end agree on every day's values, and they are the
+    values of ``compare_to_control`` on that day's summaries."""
+    from arena_env.economy import metrics as M
+    from arena_env.economy import stats_kernels as S
+
+    full = EconomyEnv("default", n_users=3000, info_level="full")
+    light = EconomyEnv("default", n_users=3000, info_level="light")
+    full.reset(seed=5)
+    light.reset(seed=5)
+    rng = np.random.default_rng(2)
+    for day in range(20):
+        acts = {a: rng.uniform(-1, 1, 10).astype(np.float32) for a in full.agents}
+        _, _, _, _, infos = full.step(acts)
+        light.step(acts)
+        if day % 7 == 6:
+            np.testing.assert_array_equal(light._tests, full._tests)
+            agent = full.possible_agents[0]
+            assert infos[agent]["tests"] == M.test_dicts(light._tests[[0, 1]])[1]
+    ti = light.history_i[light.day - 1]
+    window = light.history_i[max(0, light.day - light.scenario.metric_window):light.day].sum(axis=0)
+    mean, var, n, succ, trials = M.summarize(ti, light.history_f[light.day - 1], window)
+    want = np.full_like(light._tests, np.nan)
+    S.compare_to_control(mean, np.where(np.isnan(var), 0.0, var), n, succ, trials, M.IS_BINARY, want)
+    np.testing.assert_array_equal(light._tests, want)
+    assert np.isfinite(want[1:, :, S.T_P_WELCH]).any()
