@@ -355,7 +355,7 @@ class EconomyEnv(ParallelEnv):
         self.decisions: list[dict] = []
         self._last_clamp_share = np.zeros(V)
         self._tests_buf = np.full((V, M.N_METRICS, S.N_TEST_FIELDS), np.nan)
-        self._tests_args = None  # the latest day's inputs of compare_to_control, until _tests is read
+        self._counts = None  # the latest day's (successes, trials) per metric, until _tests compares them
         self._mean = np.zeros((V, M.N_METRICS))
         self._var = np.full((V, M.N_METRICS), np.nan)
         self._n = np.zeros((V, M.N_METRICS), dtype=np.int64)
@@ -575,9 +575,10 @@ class EconomyEnv(ParallelEnv):
         N_TEST_FIELDS) (``stats_kernels.compare_to_control``; row 0 NaN).  Computed when first read
         after a day: the observations and the light infos do not need it, and at 100k users its exact
         Fisher tests cost about 0.1 ms a day."""
-        if self._tests_args is not None:
-            self.kernels.compare_to_control(*self._tests_args, M.IS_BINARY, self._tests_buf)
-            self._tests_args = None
+        if self._counts is not None:
+            self.kernels.compare_to_control(self._mean, np.where(np.isnan(self._var), 0.0, self._var), self._n,
+                                            *self._counts, M.IS_BINARY, self._tests_buf)
+            self._counts = None
         return self._tests_buf
 
     def _terminated(self) -> bool:
@@ -644,7 +645,7 @@ class EconomyEnv(ParallelEnv):
         window_i = self.history_i[max(0, day - sc.metric_window + 1):day + 1].sum(axis=0)
         mean, var, n, succ, trials = M.summarize(today_i, today_f, window_i)
         self._mean, self._var, self._n = mean, var, n
-        self._tests_args = (mean, np.where(np.isnan(var), 0.0, var), n, succ, trials)  # compared when read
+        self._counts = succ, trials  # the comparison with the control runs when _tests is read
         xp_today = M.xp_total(today_i)
 
         enrolled = today_i[:, L.A_ENROLLED]
