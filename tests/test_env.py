@@ -213,6 +213,53 @@ def test_reward_is_zero_for_identical_arms_on_average_and_follows_the_objective(
     assert abs(total["variant_0"]) < 0.3 and abs(total["variant_1"]) < 0.3
 
 
+def test_daily_value_and_outcomes_match_the_array_formulas_bit_for_bit():
+    """The compiled day summaries give exactly the floats of the formulas written over arrays (NumPy,
+    in the order docs/model.md gives), for random counts, zero enrolment and scans, negative prices."""
+    from arena_env.economy import metrics as M
+    from arena_env.economy.scenario import load
+
+    rng = np.random.default_rng(7)
+    o = load("default").objective
+    V = 5
+    ti = rng.integers(0, 5000, (V, L.N_AI)).astype(np.int64)
+    ti[1, L.A_ENROLLED] = 0
+    ti[2, L.A_SCANS] = 0
+    tf = rng.uniform(0.0, 50.0, (V, L.N_AF))
+    eff = rng.uniform(-5.0, 80.0, (V, 10))
+    mean = rng.uniform(0.0, 1.0, (V, M.N_METRICS))
+    enrolled = np.maximum(ti[:, L.A_ENROLLED], 1).astype(np.float64)
+    xp = ti[:, L.A_XP_SCAN:L.A_XP_BUDGET + 1].sum(axis=1)
+    v, j = o.values, o.junk
+    want = np.empty((V, 8))
+    want[:, :6] = np.array([v.active_day, v.scan, v.feedback, v.photo, v.issue, v.status]) * ti[
+        :, [L.A_ACTIVE, L.A_USEFUL_SCANS, L.A_USEFUL_FB, L.A_PHOTOS, L.A_ISSUES, L.A_STATUS]]
+    price = eff[:, [1, 4, 2, 3]]  # feedbackXp, photoXp, issueReportXp, statusReportXp
+    junk = np.array([j.feedback, j.photo, j.issue, j.status])
+    want[:, 2:6] *= junk / (junk + np.maximum(price, 0.0))
+    want[:, 6] = -o.xp_cost * xp
+    want[:, 7] = -o.churn_cost * tf[:, L.F_CHURN_RISK]
+    want /= enrolled[:, None]
+    for coef in (o, M.value_coefficients(o)):
+        assert np.array_equal(M.daily_value(ti, tf, eff, coef), want)
+    scans = ti[:, L.A_SCANS].astype(np.float64)
+    out = np.column_stack([scans / enrolled, xp / enrolled, ti[:, L.A_ACTIVE7] / enrolled, mean[:, M.MC],
+                           ti[:, L.A_STREAK_SUM] / enrolled,
+                           np.where(scans > 0, ti[:, L.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)])
+    assert np.array_equal(M.daily_outcomes(ti, mean), out)
+
+
+def test_action_state_flags_non_finite_and_out_of_range_entries():
+    from arena_env.economy.env import _action_state
+
+    assert _action_state(np.array([-1.0, 0.0, 1.0])) == 0
+    assert _action_state(np.array([0.0, 1.0000001])) == 1
+    assert _action_state(np.array([-1.5, 0.0])) == 1
+    assert _action_state(np.array([2.0, np.nan])) == 2
+    assert _action_state(np.array([np.inf, 0.0])) == 2
+    assert _action_state(np.array([0.0, -np.inf, 3.0])) == 2
+
+
 def test_breaker_trips_on_retention_cliff_and_only_researcher_resets_it():
     env = EconomyEnv("tiny", guardrails={"retention_cliff": 0.99})
     env.reset(seed=0)

@@ -149,3 +149,22 @@ def test_config_entries_are_log_ratios_to_the_tenant():
     span = np.maximum(np.log1p(hi_b) - np.log1p(t), np.log1p(t) - np.log1p(lo_b))
     assert np.allclose(obs["variant_0"][53:63], (np.log1p(cfg) - np.log1p(t)) / span, atol=1e-6)
     assert np.all(cfg == hi_b)
+
+
+def test_config_block_follows_the_config_and_its_scale():
+    """Observation entries 53-62 are cached between steps; a new config or a new scale (the remote
+    env's tenant) recomputes them."""
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+
+    def block():
+        return (np.log1p(env.config.astype(np.float64)) - env._obs_cfg_log_tenant) / env._obs_cfg_span
+
+    assert np.array_equal(env._config_block(), block())
+    env.config = env.config.copy()
+    env.config[1, 0] += 3
+    assert np.array_equal(env._config_block(), block())
+    env.config[1, 2] += 1  # in place
+    assert np.array_equal(env._config_block(), block())
+    env._obs_cfg_span = env._obs_cfg_span * 2.0
+    assert np.array_equal(env._config_block(), block())

@@ -273,6 +273,7 @@ class EconomyEnv(ParallelEnv):
                                        dtype=np.int64).reshape(len(sc.presets), N_PARAMS)
         w = DEFAULT_WEIGHTS if sc.objective.weights is None else sc.objective.weights  # {} means all zero
         self.objective_weights = np.array([float(w.get(m, 0.0)) for m in METRIC_NAMES])
+        self._value_coef = M.value_coefficients(sc.objective)
         self.n_sites = -(-sc.n_users // sc.site_size)
         self.sites_per_chunk = model.sites_per_chunk(sc.site_size)
         self.n_chunks = model.chunk_count(sc.n_users, sc.site_size)
@@ -341,6 +342,7 @@ class EconomyEnv(ParallelEnv):
         self.effective_config = self.config.astype(np.float64)
         self._vs_tab = model.variant_segment_table(sc, self.effective_config, self._incentives)
         self._vs_key = self.effective_config.tobytes()
+        self._cfg_block_key = None  # the config whose observation block _config_block holds
         self.guardrails = Guardrails(V, self.guardrail_config,
                                      clamp=self.kernels.clamp_updates)
         self.guardrails.launch()
@@ -455,11 +457,12 @@ class EconomyEnv(ParallelEnv):
             if arr.shape != (N_PARAMS,):
                 raise ValueError(f"action of {agent}: expected shape ({N_PARAMS},) in the order "
                                  f"{', '.join(PARAM_NAMES)}, got shape {arr.shape}")
-            if not np.all(np.isfinite(arr)):
+            state = _action_state(arr)
+            if state == 2:
                 bad = [PARAM_NAMES[i] for i in np.flatnonzero(~np.isfinite(arr))]
                 notes[agent] = {"action_error": f"non-finite values for {', '.join(bad)}: treated as a hold"}
                 continue
-            if self.action_mode in ("continuous", "target") and np.any(np.abs(arr) > 1.0):
+            if self.action_mode in ("continuous", "target") and state == 1:
                 notes[agent] = {"action_clipped": True}
                 arr = np.clip(arr, -1.0, 1.0)
             if self.action_mode == "continuous":
@@ -530,7 +533,10 @@ class EconomyEnv(ParallelEnv):
         return obs, rewards, terms, truncs, infos
 
     def _submit(self, minute: float, req: np.ndarray, has: np.ndarray, variants=None) -> list[dict]:
-        """Run proposals through the guardrails at ``minute``, apply them and keep the records."""
+        """Run proposals through the guardrails at ``minute``, apply them and keep the records.  A step
+        in which every agent holds (no parameter touched) proposes nothing: no records, no change."""
+        if not has.any():
+            return []
         self.config, records = self.guardrails.submit(minute, self.config, req, has, variants)
         for rec in records:
             if rec["accepted"]:
@@ -598,9 +604,10 @@ class EconomyEnv(ParallelEnv):
         sc = self.scenario
         day = self.day
         # users respond to the payout they expect: the configs times a moving average of the payout ratio
-        eff = self.config.astype(np.float64)
-        if np.any(self.expected_payout < 1.0):
-            eff = eff * self.expected_payout[:, None]
+        cfg = self.config.astype(np.float64)  # prices the XP claimed today
+        eff = cfg
+        if self.expected_payout.min() < 1.0:
+            eff = cfg * self.expected_payout[:, None]
             eff[:, L.P_SCAN_CAP] = self.config[:, L.P_SCAN_CAP]
             eff[:, L.P_FB_CAP] = self.config[:, L.P_FB_CAP]
         key = eff.tobytes()
@@ -612,7 +619,6 @@ class EconomyEnv(ParallelEnv):
         glob = model.global_vector(sc, day)
         set_threads(self.num_threads)
         u = self.users
-        cfg = self.config.astype(np.float64)
         self.kernels.step_population(
             day, self.episode_seed, sc.site_size, self.sites_per_chunk, u, cfg, self.expected_payout,
             self._vs_tab, self._sg_tab, glob, self._tenure, self._log1p, self._site_prev, self._site_next,
@@ -654,7 +660,7 @@ class EconomyEnv(ParallelEnv):
         out = M.daily_outcomes(today_i, mean)
         xp_pu = xp_today / np.maximum(enrolled, 1)
         lift = out - out[0]
-        value = M.daily_value(today_i, today_f, eff, sc.objective)
+        value = M.daily_value(today_i, today_f, eff, self._value_coef)
         self.value_history[day] = value
         if sc.objective.kind == "value":
             money = value.sum(axis=1)
@@ -682,6 +688,15 @@ class EconomyEnv(ParallelEnv):
         wait = np.where(np.isfinite(wait), np.maximum(wait, 0.0), 0.0)
         return np.ceil(wait / (MINUTES_PER_DAY * self.scenario.days_per_step))
 
+    def _config_block(self) -> np.ndarray:
+        """Observation entries 53-62 of every variant, (V, 10): the configs on their log scale (module
+        docstring), recomputed only when a config or the scale changed."""
+        key = self.config.tobytes() + self._obs_cfg_log_tenant.tobytes() + self._obs_cfg_span.tobytes()
+        if key != self._cfg_block_key:
+            self._cfg_block = (np.log1p(self.config.astype(np.float64)) - self._obs_cfg_log_tenant) / self._obs_cfg_span
+            self._cfg_block_key = key
+        return self._cfg_block
+
     def _observations(self) -> dict:
         """Every live agent's observation, built for all variants at once (layout and ranges in the
         module docstring; every entry lies in [OBS_LOW, OBS_HIGH] by construction)."""
@@ -702,7 +717,7 @@ class EconomyEnv(ParallelEnv):
         blocks = self._metric_blocks()
         o[:, 5:29] = blocks
         o[:, 29:53] = blocks[0]
-        o[:, 53:63] = (np.log1p(self.config.astype(np.float64)) - self._obs_cfg_log_tenant) / self._obs_cfg_span
+        o[:, 53:63] = self._config_block()
         wait = self._wait_steps()
         o[:, 63] = np.minimum(wait, WAIT_STEPS_MAX) / WAIT_STEPS_MAX
         o[:, 64] = g.breaker_open
@@ -712,7 +727,7 @@ class EconomyEnv(ParallelEnv):
         wd = 2.0 * math.pi * (self.day % 7) / 7.0
         o[:, 68] = math.sin(wd)
         o[:, 69] = math.cos(wd)
-        o = np.clip(o, OBS_LOW, OBS_HIGH).astype(np.float32)  # a guard only: the entries are in range already
+        o = np.clip(o, OBS_LOW, OBS_HIGH, out=o).astype(np.float32)  # a guard only: the entries are in range already
         return {a: o[self._agent_variant[a]] for a in self.agents}
 
     def signals(self, v: int) -> dict:
@@ -794,6 +809,19 @@ class EconomyEnv(ParallelEnv):
         each in [0, 1])."""
         return self._metric_blocks().ravel().astype(np.float32)
 
+
+
+@jit
+def _action_state(arr):
+    """2 if some entry of the action ``arr`` is not finite, else 1 if some entry lies outside
+    [-1, 1], else 0 (one pass instead of four array operations)."""
+    state = 0
+    for x in arr:
+        if not math.isfinite(x):
+            return 2
+        if x > 1.0 or x < -1.0:
+            state = 1
+    return state
 
 
 @jit

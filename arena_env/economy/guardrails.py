@@ -328,7 +328,7 @@ class Guardrails:
         trip = (ret < self.config.retention_cliff) & (enr >= self.config.cliff_min_sample) & ~self.breaker_open
         trip[0] = False
         self.breaker_open |= trip
-        return [int(v) for v in np.flatnonzero(trip)]
+        return np.flatnonzero(trip).tolist()
 
     # ----------------------------------------------------------- updates
     def next_allowed_update(self, v: int) -> float:

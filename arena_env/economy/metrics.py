@@ -154,25 +154,44 @@ def daily_outcomes(today_i: np.ndarray, mean: np.ndarray) -> np.ndarray:
     Scans, XP and feedback quality are today's (scans or XP per enrolled user; feedback / scans);
     retention and streaks are current by definition; mission completion is the window's value.
     """
-    enrolled = np.maximum(today_i[:, L.A_ENROLLED], 1).astype(np.float64)
-    scans = today_i[:, L.A_SCANS].astype(np.float64)
+    today_i = np.ascontiguousarray(today_i, dtype=np.int64)
     out = np.empty((today_i.shape[0], N_METRICS))
-    out[:, SF] = scans / enrolled
-    out[:, XPV] = xp_total(today_i) / enrolled
-    out[:, RR] = today_i[:, L.A_ACTIVE7] / enrolled
-    out[:, MC] = mean[:, MC]
-    out[:, SL] = today_i[:, L.A_STREAK_SUM] / enrolled
-    out[:, FQ] = np.where(scans > 0, today_i[:, L.A_FEEDBACK] / np.maximum(scans, 1.0), 0.0)
+    _daily_outcomes(today_i, xp_total(today_i), np.ascontiguousarray(mean, dtype=np.float64), out)
     return out
+
+
+@jit
+def _daily_outcomes(today_i, xp, mean, out):
+    for v in range(today_i.shape[0]):
+        enrolled = float(max(today_i[v, L.A_ENROLLED], 1))
+        scans = float(today_i[v, L.A_SCANS])
+        out[v, SF] = scans / enrolled
+        out[v, XPV] = float(xp[v]) / enrolled
+        out[v, RR] = float(today_i[v, L.A_ACTIVE7]) / enrolled
+        out[v, MC] = mean[v, MC]
+        out[v, SL] = float(today_i[v, L.A_STREAK_SUM]) / enrolled
+        out[v, FQ] = float(today_i[v, L.A_FEEDBACK]) / max(scans, 1.0) if scans > 0 else 0.0
 
 
 VALUE_TERMS = ("active_day", "scan", "feedback", "photo", "issue", "status", "xp", "churn")
 """The terms of the value objective, in the column order of :func:`daily_value`."""
 
 
-def genuine_share(price: np.ndarray, junk_xp: float) -> np.ndarray:
-    """Share of actions that are genuine at ``price`` XP per action: ``junk_xp / (junk_xp + price)``."""
-    return junk_xp / (junk_xp + np.maximum(price, 0.0))
+@jit
+def genuine_share(price, junk_xp):
+    """Share of actions that are genuine at ``price`` XP per action: ``junk_xp / (junk_xp + price)``
+    (a negative price counts as 0)."""
+    return junk_xp / (junk_xp + (price if price > 0.0 else 0.0))
+
+
+def value_coefficients(objective) -> np.ndarray:
+    """The constants of the value objective as one float64 vector, in the order :func:`daily_value`
+    reads them: the values of an active day, a useful scan, a genuine useful feedback, a genuine
+    photo, issue and status report (6), the junk prices of feedback, photos, issues and status
+    reports (4), the cost of an XP and the worth of a lost user."""
+    v, j = objective.values, objective.junk
+    return np.array([v.active_day, v.scan, v.feedback, v.photo, v.issue, v.status,
+                     j.feedback, j.photo, j.issue, j.status, objective.xp_cost, objective.churn_cost], dtype=np.float64)
 
 
 def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndarray, objective) -> np.ndarray:
@@ -180,22 +199,33 @@ def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndar
 
     Each term is per *enrolled* user, churned users included, so no agent can shrink a denominator:
     useful scans, genuine useful feedback, genuine photos and reports (genuine shares at the price paid,
-    ``effective_cfg``), active user-days, minus the XP credited and the churn cost of the users lost
-    today.  The row sum is the money the variant made per enrolled user today.
+    ``effective_cfg``, :func:`genuine_share`), active user-days, minus the XP credited and the churn
+    cost of the users lost today.  The row sum is the money the variant made per enrolled user today.
+    ``objective`` is the scenario's objective or its :func:`value_coefficients` (computed once by the env).
     """
-    v, j = objective.values, objective.junk
-    enrolled = np.maximum(today_i[:, L.A_ENROLLED], 1).astype(np.float64)
+    coef = objective if isinstance(objective, np.ndarray) else value_coefficients(objective)
+    today_i = np.ascontiguousarray(today_i, dtype=np.int64)
     out = np.empty((today_i.shape[0], len(VALUE_TERMS)))
-    out[:, :6] = (np.array([v.active_day, v.scan, v.feedback, v.photo, v.issue, v.status])
-                  * today_i[:, _VALUE_COUNTS])
-    out[:, 2:6] *= genuine_share(effective_cfg[:, _VALUE_PRICES], np.array([j.feedback, j.photo, j.issue, j.status]))
-    out[:, 6] = -objective.xp_cost * xp_total(today_i)
-    out[:, 7] = -objective.churn_cost * today_f[:, L.F_CHURN_RISK]
-    return out / enrolled[:, None]
+    _daily_value(today_i, xp_total(today_i), np.ascontiguousarray(today_f, dtype=np.float64),
+                 np.ascontiguousarray(effective_cfg, dtype=np.float64), coef, out)
+    return out
 
 
-_VALUE_COUNTS = [L.A_ACTIVE, L.A_USEFUL_SCANS, L.A_USEFUL_FB, L.A_PHOTOS, L.A_ISSUES, L.A_STATUS]
-_VALUE_PRICES = [L.P_FEEDBACK, L.P_PHOTO, L.P_ISSUE, L.P_STATUS]  # of the terms 2..5, whose genuine share they set
+_VALUE_COUNTS = (L.A_ACTIVE, L.A_USEFUL_SCANS, L.A_USEFUL_FB, L.A_PHOTOS, L.A_ISSUES, L.A_STATUS)
+_VALUE_PRICES = (L.P_FEEDBACK, L.P_PHOTO, L.P_ISSUE, L.P_STATUS)  # of the terms 2..5, whose genuine share they set
+
+
+@jit
+def _daily_value(today_i, xp, today_f, effective_cfg, coef, out):
+    for v in range(today_i.shape[0]):
+        enrolled = float(max(today_i[v, L.A_ENROLLED], 1))
+        for k in range(6):
+            x = coef[k] * float(today_i[v, _VALUE_COUNTS[k]])
+            if k >= 2:
+                x *= genuine_share(effective_cfg[v, _VALUE_PRICES[k - 2]], coef[4 + k])
+            out[v, k] = x / enrolled
+        out[v, 6] = -coef[10] * float(xp[v]) / enrolled
+        out[v, 7] = -coef[11] * today_f[v, L.F_CHURN_RISK] / enrolled
 
 
 def budget_payout(claimed: np.ndarray, enrolled: np.ndarray, pot: float) -> np.ndarray:

@@ -149,6 +149,7 @@ class _EnvView:
 
     _observations = EconomyEnv._observations
     _metric_blocks = EconomyEnv._metric_blocks
+    _config_block = EconomyEnv._config_block
     _wait_steps = EconomyEnv._wait_steps
     _parse_actions = EconomyEnv._parse_actions
     _unit_targets = EconomyEnv._unit_targets
@@ -180,6 +181,7 @@ class _EnvView:
         self._n = np.zeros((V, len(METRIC_NAMES)), np.int64)
         self._last_clamp_share = np.zeros(V)
         self._signals: dict[int, dict] = {0: {"metrics": {}}, 1: {}}
+        self._cfg_block_key = None
 
     def set_tenant(self, tenant: np.ndarray) -> None:
         """The tenant config and the observation's config scale over it (as ``EconomyEnv.__init__`` sets them)."""
