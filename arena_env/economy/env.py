@@ -706,7 +706,7 @@ class EconomyEnv(ParallelEnv):
         ti = self._today_i
         g = self.guardrails
         V = sc.n_variants
-        o = np.empty((V, OBS_DIM))
+        o = np.empty((V, OBS_DIM), np.float32)  # each entry computed in float64, rounded once as it is stored
         enr = np.maximum(ti[:, L.A_ENROLLED], 1).astype(np.float64)
         o[:, 0] = ti[:, L.A_ENROLLED] / self._variant_size
         o[:, 1] = ti[:, L.A_ACTIVE] / enr
@@ -727,7 +727,7 @@ class EconomyEnv(ParallelEnv):
         wd = 2.0 * math.pi * (self.day % 7) / 7.0
         o[:, 68] = math.sin(wd)
         o[:, 69] = math.cos(wd)
-        o = np.clip(o, OBS_LOW, OBS_HIGH, out=o).astype(np.float32)  # a guard only: the entries are in range already
+        np.clip(o, OBS_LOW, OBS_HIGH, out=o)  # a guard only: the entries are in range already
         return {a: o[self._agent_variant[a]] for a in self.agents}
 
     def signals(self, v: int) -> dict:

@@ -429,13 +429,18 @@ class Guardrails:
                        np.ascontiguousarray(has[passed]), self.config.delta_limit_pct,
                        self.config.lo, self.config.hi, applied, clamped, at_max)
             new[passed] = applied
+            applied_rows, clamped_rows, at_max_rows = applied.tolist(), clamped.tolist(), at_max.tolist()
         row = {v: k for k, v in enumerate(passed)}
 
+        # the records, from Python lists (one conversion per array instead of one per variant and key)
+        has_rows, cur_rows = has.tolist(), cur.tolist()
+        asked_rows = rounded.astype(np.int64).tolist() if movers and np.all(np.abs(rounded) < 2.0 ** 62) else None
         records = []
         for v in movers:
             self.n_decisions += 1
-            keys = np.flatnonzero(has[v]).tolist()
-            asked = [int(x) for x in rounded[v].tolist()]  # Python ints: a huge request stays exact
+            keys = [i for i, h in enumerate(has_rows[v]) if h]
+            # Python ints: a huge request stays exact
+            asked = asked_rows[v] if asked_rows is not None else [int(x) for x in rounded[v].tolist()]
             rec = {
                 "decisionLogId": f"dec_{self.n_decisions:06d}",
                 "variant": v,
@@ -450,7 +455,7 @@ class Guardrails:
                 records.append(rec)
                 continue
             k = row[v]
-            was, now_v, clamped_v = cur[v].tolist(), new[v].tolist(), clamped[k].tolist()
+            was, now_v, clamped_v = cur_rows[v], applied_rows[k], clamped_rows[k]
             rec["appliedConfig"] = {PARAM_NAMES[i]: now_v[i] for i in keys}
             rec["clampedDeltas"] = {
                 PARAM_NAMES[i]: {
@@ -464,7 +469,7 @@ class Guardrails:
                 for i in keys if clamped_v[i]
             }
             self.last_update_minute[v] = now
-            self.consecutive_max[v] = self.consecutive_max[v] + 1 if at_max[k].any() else 0
+            self.consecutive_max[v] = self.consecutive_max[v] + 1 if any(at_max_rows[k]) else 0
             self.anomaly[v] = self.consecutive_max[v] >= self.config.anomaly_run
             rec["nextAllowedUpdate"] = _minute(self.next_allowed_update(v))
             rec["anomaly"] = bool(self.anomaly[v])
