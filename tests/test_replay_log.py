@@ -291,3 +291,30 @@ def test_numeric_outcomes_by_value_field():
                                             "value_field": "revenue"}}, "m.yaml")
     m = from_dict({**MANIFEST, "outcomes": {"value_field": "revenue"}}, "m.yaml")
     assert m.outcomes.value_field == "revenue" and from_dict(m.to_dict(), "m.yaml") == m
+
+
+def test_iso_timestamps_is_the_one_rule_of_the_log_readers():
+    """All aware or all naive (read in the zone), the rows of a problem named, 0-based; the replay log
+    and the OBD reader both word its errors (tests above and in test_obd.py)."""
+    from arena_env.replay.log import TimestampError, iso_timestamps
+
+    def ts(values, zone=None):
+        return iso_timestamps(pa.array(values, pa.string()), zone)
+
+    want = pa.array([1714555800000000, 1714559400000000], pa.timestamp("us", tz="UTC"))
+    assert ts(["2024-05-01T09:30:00Z", "2024-05-01T12:30:00+02:00"]).equals(want)
+    assert ts(["2024-05-01 11:30:00", "2024-05-01 12:30:00"], "Europe/Berlin").equals(want)
+    assert len(ts([])) == 0
+    cases = [
+        (["2024-05-01T09:30:00Z", "2024-05-01T09:30:00", "x"], None, "mixed", (0, 1)),
+        (["2024-05-01T09:30:00", "2024-05-01T10:30:00"], None, "naive", (0,)),
+        (["2024-05-01T09:30:00Z", "2024-13-01T09:30:00Z"], None, "unreadable", (1,)),
+        (["2024-05-01 09:30:00", "yesterday"], "UTC", "unreadable", (1,)),
+    ]
+    for values, zone, kind, rows in cases:
+        with pytest.raises(TimestampError) as e:
+            ts(values, zone)
+        assert (e.value.kind, e.value.rows) == (kind, rows)
+        assert e.value.values == tuple(values[r] for r in rows)
+    with pytest.raises(pa.ArrowInvalid):  # a local time the clocks skip (DST) is not silently moved
+        ts(["2024-03-31 02:30:00"], "Europe/Berlin")

@@ -462,15 +462,50 @@ def _timestamps(col, manifest: Manifest, name: str, fmt: str):
     if null.any():
         i = _first(null)
         raise LogError(f"{name}: {_line(fmt, i + 1)}: the required field 'timestamp' is empty")
-    aware = np.asarray(pc.match_substring_regex(col, r"(Z|[+-]\d\d(:?\d\d)?)$"))
+    try:
+        return iso_timestamps(col, zone)
+    except TimestampError as e:
+        if e.kind == "mixed":
+            (i, j), (a, b) = e.rows, e.values
+            raise LogError(f"{name}: {_line(fmt, j + 1)}: timestamp {b!r} has no UTC offset while "
+                           f"{_line(fmt, i + 1)} has one ({a!r}); mixed naive and aware timestamps are "
+                           "ambiguous: give every timestamp an offset") from None
+        if e.kind == "naive":
+            raise LogError(f"{name}: {_line(fmt, 1)}: timestamp {e.values[0]!r} has no UTC offset; add offsets "
+                           "(2024-05-01T09:30:00Z) or set case.timezone in the manifest") from None
+        raise LogError(f"{name}: {_line(fmt, e.rows[0] + 1)}: cannot read timestamp {e.values[0]!r}; write ISO-8601 "
+                       "(2024-05-01T09:30:00Z)") from None
+
+
+_AWARE = r"(Z|[+-]\d\d(:?\d\d)?)$"  # an ISO-8601 time that ends with its UTC offset
+
+
+class TimestampError(ValueError):
+    """What :func:`iso_timestamps` found wrong, for the caller to word: ``kind`` is ``"mixed"``
+    (``rows`` = an aware row and a naive one), ``"naive"`` (naive times and no zone to read them in;
+    ``rows`` = the first) or ``"unreadable"`` (``rows`` = the first row that is not a time); ``values``
+    are those rows' strings.  Rows are 0-based."""
+
+    def __init__(self, kind: str, rows: tuple[int, ...], values: tuple):
+        super().__init__(f"{kind} timestamps at rows {rows}: {values}")
+        self.kind, self.rows, self.values = kind, rows, values
+
+
+def iso_timestamps(col, zone: str | None):
+    """A string column of ISO-8601 times (no nulls) as timestamp[us, UTC], the one rule of every log
+    reader: either every time carries its UTC offset (``Z``, ``+02:00``, ``-0500``), or none does and
+    they are read in the IANA ``zone`` (``None``: naive times are an error; ambiguous or nonexistent
+    local times are an error).  Raises :class:`TimestampError`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = pa.timestamp("us", tz="UTC")
+    aware = np.asarray(pc.match_substring_regex(col, _AWARE))
     if aware.any() and not aware.all():
         i, j = _first(aware), _first(~aware)
-        raise LogError(f"{name}: {_line(fmt, j + 1)}: timestamp {col[j].as_py()!r} has no UTC offset while "
-                       f"{_line(fmt, i + 1)} has one ({col[i].as_py()!r}); mixed naive and aware timestamps are "
-                       "ambiguous: give every timestamp an offset")
-    if not aware.any() and zone is None:
-        raise LogError(f"{name}: {_line(fmt, 1)}: timestamp {col[0].as_py()!r} has no UTC offset; add offsets "
-                       "(2024-05-01T09:30:00Z) or set case.timezone in the manifest")
+        raise TimestampError("mixed", (i, j), (col[i].as_py(), col[j].as_py()))
+    if len(col) and not aware.any() and zone is None:
+        raise TimestampError("naive", (0,), (col[0].as_py(),))
     try:
         if aware.all():
             return pc.cast(col, target)
@@ -482,8 +517,7 @@ def _timestamps(col, manifest: Manifest, name: str, fmt: str):
             try:
                 pc.cast(pa.array([v]), target if aware.all() else pa.timestamp("us"))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise LogError(f"{name}: {_line(fmt, i + 1)}: cannot read timestamp {v!r}; write ISO-8601 "
-                               "(2024-05-01T09:30:00Z)") from None
+                raise TimestampError("unreadable", (i,), (v,)) from None
         raise
 
 

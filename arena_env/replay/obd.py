@@ -89,7 +89,7 @@ from typing import Any
 
 import numpy as np
 
-from .log import LogError
+from .log import LogError, TimestampError, iso_timestamps
 
 CAMPAIGNS: dict[str, int] = {"all": 80, "men": 34, "women": 46}
 """The OBD campaigns and their numbers of items."""
@@ -282,8 +282,8 @@ def _check_values(table, path: Path, n_items: int) -> None:
 
 
 def _timestamps(col, path: Path):
-    """OBD timestamps (``2019-11-24 00:00:34.762830+00:00``) as timestamp[us, UTC]; no offset means UTC."""
-    import pyarrow as pa
+    """OBD timestamps (``2019-11-24 00:00:34.762830+00:00``) as timestamp[us, UTC]; no offset means UTC
+    (:func:`~.log.iso_timestamps`, the rule of every log)."""
     import pyarrow.compute as pc
 
     unreadable = np.asarray(pc.invert(pc.match_substring_regex(col, _TIMESTAMP)))
@@ -291,24 +291,16 @@ def _timestamps(col, path: Path):
         i = int(np.flatnonzero(unreadable)[0])
         raise OBDError(f"{path}: row {i + 1} (line {i + 2}): column 'timestamp': cannot read {col[i].as_py()!r} "
                        "(OBD writes 2019-11-24 00:00:34.762830+00:00)")
-    aware = np.asarray(pc.match_substring_regex(col, r"(Z|[+-]\d\d(:?\d\d)?)$"))
-    target = pa.timestamp("us", tz="UTC")
     try:
-        if aware.all():
-            return pc.cast(col, target)
-        if not aware.any():
-            return pc.cast(pc.assume_timezone(pc.cast(col, pa.timestamp("us")), "UTC"), target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        for i, v in enumerate(col.to_pylist()):  # error path only: name the first unreadable row
-            try:
-                pc.cast(pa.array([v]), target if aware.all() else pa.timestamp("us"))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise OBDError(f"{path}: row {i + 1} (line {i + 2}): column 'timestamp': cannot read {v!r} "
-                               "(OBD writes 2019-11-24 00:00:34.762830+00:00)") from None
-        raise
-    i, j = int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])
-    raise OBDError(f"{path}: row {j + 1} (line {j + 2}): column 'timestamp': {col[j].as_py()!r} has no UTC offset "
-                   f"while row {i + 1} has one ({col[i].as_py()!r}); give every timestamp an offset or none")
+        return iso_timestamps(col, "UTC")
+    except TimestampError as e:
+        if e.kind == "mixed":
+            (i, j), (a, b) = e.rows, e.values
+            raise OBDError(f"{path}: row {j + 1} (line {j + 2}): column 'timestamp': {b!r} has no UTC offset "
+                           f"while row {i + 1} has one ({a!r}); give every timestamp an offset or none") from None
+        i, v = e.rows[0], e.values[0]
+        raise OBDError(f"{path}: row {i + 1} (line {i + 2}): column 'timestamp': cannot read {v!r} "
+                       "(OBD writes 2019-11-24 00:00:34.762830+00:00)") from None
 
 
 def obd_manifest(behavior_policy: str, campaign: str) -> dict:
