@@ -318,3 +318,8 @@ def test_iso_timestamps_is_the_one_rule_of_the_log_readers():
         assert e.value.values == tuple(values[r] for r in rows)
     with pytest.raises(pa.ArrowInvalid):  # a local time the clocks skip (DST) is not silently moved
         ts(["2024-03-31 02:30:00"], "Europe/Berlin")
+
+
+def test_a_log_with_a_header_and_no_events_loads_empty(tmp_path):
+    log = load_log(_csv(tmp_path, ""), MANIFEST)
+    assert log.report.n_events == 0 and log.table.num_rows == 0
