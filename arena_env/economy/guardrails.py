@@ -433,14 +433,12 @@ class Guardrails:
         row = {v: k for k, v in enumerate(passed)}
 
         # the records, from Python lists (one conversion per array instead of one per variant and key)
-        has_rows, cur_rows = has.tolist(), cur.tolist()
-        asked_rows = rounded.astype(np.int64).tolist() if movers and np.all(np.abs(rounded) < 2.0 ** 62) else None
+        has_rows, cur_rows, rounded_rows = has.tolist(), cur.tolist(), rounded.tolist()
         records = []
         for v in movers:
             self.n_decisions += 1
             keys = [i for i, h in enumerate(has_rows[v]) if h]
-            # Python ints: a huge request stays exact
-            asked = asked_rows[v] if asked_rows is not None else [int(x) for x in rounded[v].tolist()]
+            asked = [int(x) for x in rounded_rows[v]]  # Python ints: a huge request stays exact
             rec = {
                 "decisionLogId": f"dec_{self.n_decisions:06d}",
                 "variant": v,

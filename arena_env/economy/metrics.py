@@ -194,6 +194,9 @@ def value_coefficients(objective) -> np.ndarray:
                      j.feedback, j.photo, j.issue, j.status, objective.xp_cost, objective.churn_cost], dtype=np.float64)
 
 
+_C_JUNK, _C_XP, _C_CHURN = 6, 10, 11  # in value_coefficients: the junk prices of terms 2..5, the XP cost, the churn cost
+
+
 def daily_value(today_i: np.ndarray, today_f: np.ndarray, effective_cfg: np.ndarray, objective) -> np.ndarray:
     """The day's value per enrolled user of every variant, (V, 8), by term (:data:`VALUE_TERMS`).
 
@@ -222,10 +225,10 @@ def _daily_value(today_i, xp, today_f, effective_cfg, coef, out):
         for k in range(6):
             x = coef[k] * float(today_i[v, _VALUE_COUNTS[k]])
             if k >= 2:
-                x *= genuine_share(effective_cfg[v, _VALUE_PRICES[k - 2]], coef[4 + k])
+                x *= genuine_share(effective_cfg[v, _VALUE_PRICES[k - 2]], coef[_C_JUNK + k - 2])
             out[v, k] = x / enrolled
-        out[v, 6] = -coef[10] * float(xp[v]) / enrolled
-        out[v, 7] = -coef[11] * today_f[v, L.F_CHURN_RISK] / enrolled
+        out[v, 6] = -coef[_C_XP] * float(xp[v]) / enrolled
+        out[v, 7] = -coef[_C_CHURN] * today_f[v, L.F_CHURN_RISK] / enrolled
 
 
 def budget_payout(claimed: np.ndarray, enrolled: np.ndarray, pot: float) -> np.ndarray:
