@@ -583,6 +583,13 @@ def test_invalid_inputs_name_the_argument(change, argument):
         ope.estimate_policy_value("dr", **data)
 
 
+@pytest.mark.parametrize("fn", [ope.estimate_policy_value, ope.evaluate])
+def test_zero_rounds_are_refused(fn):
+    empty = dict(reward=np.zeros(0), action=np.zeros(0, dtype=int), pscore=np.zeros(0), action_dist=np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"`action_dist` has no rounds \(shape \(0, 3\)\)"):
+        fn("ipw", **empty)
+
+
 def test_invalid_three_dimensional_inputs_and_options():
     data = random_logs(1, len_list=3)
     with pytest.raises(ValueError, match="`position` is required"):

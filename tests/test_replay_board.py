@@ -109,3 +109,19 @@ def test_config_errors(tmp_path, patch, pattern):
 def test_tournament_flags_are_refused(tmp_path, capsys):
     assert evaluate.main(["--config", str(CONFIG), "--seeds", "3", "--out", str(tmp_path / "o")]) == 2
     assert "--seeds apply to tournaments only" in capsys.readouterr().err
+
+
+def test_an_empty_log_is_refused_naming_it(tmp_path, capsys):
+    """A log with a header and no rows: a clear error naming the file, no run directory, no traceback."""
+    src = ROOT / "tests" / "data" / "obd" / "random" / "all" / "all.csv"
+    log = tmp_path / "random" / "all" / "all.csv"  # the dataset's layout names the logging policy
+    log.parent.mkdir(parents=True)
+    log.write_text(src.read_text().splitlines()[0] + "\n")
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text(f"replay: {{log: {log}, format: obd}}\nestimators: [snipw, dr]\nbaseline: random\n"
+                   "policies: [random, {constant: {action: '0', name: item-0}}]\nn_bootstrap: 50\n")
+    out = tmp_path / "o"
+    assert evaluate.main(["--config", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {log}: no decision points to score with snipw (the log has 0 events in 0 cases" in err
+    assert "Traceback" not in err and not out.exists()

@@ -103,6 +103,17 @@ def usable(replay: Replay, estimator: str) -> tuple[Replay, dict]:
     return replay.select(keep), dropped
 
 
+def _require_rows(replay: Replay, estimator: str) -> None:
+    """An estimate needs decision points: an empty replay (an empty log, or every row dropped by
+    :func:`usable`) raises ``ValueError`` naming the log."""
+    if len(replay) == 0:
+        log = replay.log
+        raise ValueError(f"{log.report.source}: no decision points to score with {estimator} (the log has "
+                         f"{len(log)} events in {log.n_cases} cases, after dropping rows without a logged action "
+                         "or, for propensity estimators, without a propensity); check the log and the manifest's "
+                         "decision_points")
+
+
 def reward_model(replay: Replay, seed: int = 0, model: Any = "auto", reward: np.ndarray | None = None,
                  context: np.ndarray | None = None) -> np.ndarray:
     """The cross-fitted reward model q(x, a) of ``reward`` (default: the replay's rewards) for the replay's
@@ -171,6 +182,7 @@ def evaluate_policy(replay: Replay, policy: ReplayPolicy, *, estimator: str = "d
 
     if estimator not in ope.ESTIMATORS:
         raise ValueError(f"estimator={estimator!r}: expected one of {', '.join(ope.ESTIMATORS)}")
+    _require_rows(replay, estimator)
     if fitted is None:
         fitted = models(replay, estimator, seed, rates)
     if resamples is None:
@@ -259,6 +271,7 @@ def evaluate_policies(replay: Replay, policies: Sequence[ReplayPolicy], *, estim
                       baseline: str | None = None, **kwargs) -> list[Evaluation]:
     """:func:`evaluate_policy` for each policy, all against the policy named ``baseline`` (default: the first),
     sharing the reward models and the bootstrap resamples."""
+    _require_rows(replay, estimator)
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
         raise ValueError(f"policies need distinct names, got {names}")

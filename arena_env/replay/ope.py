@@ -305,6 +305,8 @@ def _check_action_dist(action_dist: Any, name: str = "action_dist") -> np.ndarra
     if d.ndim not in (2, 3):
         raise ValueError(f"`{name}` must have shape (n_rounds, n_actions) or (n_rounds, n_actions, len_list); "
                          f"got shape {d.shape}")
+    if d.shape[0] == 0:
+        raise ValueError(f"`{name}` has no rounds (shape {d.shape}): an estimate needs at least one logged round")
     if not np.isfinite(d).all():
         raise ValueError(f"`{name}` has NaN or infinite probabilities: every entry must be in [0, 1]")
     if (d < 0).any():
