@@ -119,6 +119,25 @@ def test_estimators_match_a_per_row_loop(estimator, len_list):
     assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ["replay", "ipw", "dm", "dr"])
+def test_chosen_terms_are_the_estimators_terms_of_a_deterministic_policy(estimator):
+    data = random_logs(2)
+    n, k = data["action_dist"].shape
+    chosen = np.random.default_rng(5).integers(0, k, n)
+    dist = np.eye(k)[chosen]
+    terms = ope.chosen_terms(estimator, chosen, n_actions=k, reward=data["reward"], action=data["action"],
+                             pscore=data["pscore"], estimated_rewards_by_reg_model=data["estimated_rewards_by_reg_model"])
+    want = brute_force(estimator, **dict(data, action_dist=dist))
+    matched = chosen == data["action"]
+    assert terms.shape == (n,)
+    assert terms.sum() / (matched.sum() if estimator == "replay" else n) == pytest.approx(want, rel=1e-12)
+    if estimator in ("replay", "ipw"):
+        assert (terms[~matched] == 0).all()
+    with pytest.raises(ValueError, match="snipw is not a plain sum"):
+        ope.chosen_terms("snipw", chosen, n_actions=k, reward=data["reward"], action=data["action"],
+                         pscore=data["pscore"])
+
+
 def test_switch_and_shrinkage_defaults_and_limits():
     data = random_logs(11, len_list=2)
     dr = ope.estimate_policy_value("dr", **data)

@@ -272,20 +272,14 @@ class ReplayEnv(ParallelEnv):
         return out
 
     def row_terms(self, rows: np.ndarray, action: np.ndarray) -> np.ndarray:
-        """The estimator's per-row term for taking ``action`` at decision ``rows`` (see the module docstring)."""
+        """The estimator's per-row term for taking ``action`` at decision ``rows`` (see the module docstring;
+        the formulas are :func:`arena_env.replay.ope.chosen_terms`'s, the estimators' own)."""
+        from .ope import chosen_terms
+
         rep = self.replay
-        match = action == rep.logged[rows]
-        r = rep.reward[rows]
-        if self.estimator == "replay":
-            return np.where(match, r, 0.0)
-        if self.estimator == "ipw":
-            return np.where(match, r / np.where(match, rep.pscore[rows], 1.0), 0.0)
-        q = self.q[rows]
-        qa = q[np.arange(len(rows)), action]
-        if self.estimator == "dm":
-            return qa
-        ql = q[np.arange(len(rows)), rep.logged[rows]]
-        return qa + np.where(match, (r - ql) / np.where(match, rep.pscore[rows], 1.0), 0.0)
+        return chosen_terms(self.estimator, action, n_actions=rep.n_actions, reward=rep.reward[rows],
+                            action=rep.logged[rows], pscore=rep.pscore[rows] if self.estimator in ("ipw", "dr") else None,
+                            estimated_rewards_by_reg_model=None if self.q is None else self.q[rows])
 
     def step(self, actions: Mapping[str, Any]):
         if not self.agents:

@@ -464,6 +464,26 @@ def _terms(estimator: str, rows: _Rows, lam: float) -> tuple[np.ndarray, np.ndar
     return (dm + w * residual)[:, None], ones
 
 
+def chosen_terms(estimator: str, chosen: np.ndarray, *, n_actions: int, reward: np.ndarray, action: np.ndarray,
+                 pscore: np.ndarray | None = None, estimated_rewards_by_reg_model: np.ndarray | None = None) -> np.ndarray:
+    """Per-row terms of the deterministic policy that takes ``chosen[i]`` at row ``i`` (n,), for the
+    estimators whose estimate is a plain sum of terms: the numerators ``u`` of :func:`_terms` (``replay``:
+    ``r_i`` on matched rows, whose count is the denominator; ``ipw``, ``dm``, ``dr``: over all rows).
+    ``estimated_rewards_by_reg_model`` is (n, n_actions) at the rows' positions.  Inputs are trusted (the
+    replay env checks them once): this is the per-step path of :class:`arena_env.replay.env.ReplayEnv`."""
+    if estimator not in ("replay", "ipw", "dm", "dr"):
+        raise ValueError(f"chosen_terms: {estimator} is not a plain sum of terms; use replay, ipw, dm or dr")
+    chosen = np.asarray(chosen)
+    n = chosen.shape[0]
+    q = None if estimated_rewards_by_reg_model is None else np.asarray(estimated_rewards_by_reg_model, np.float64)
+    pi = np.zeros((n, n_actions))
+    pi[np.arange(n), chosen] = 1.0
+    rows = _Rows(n=n, n_actions=n_actions, len_list=1, reward=np.asarray(reward, np.float64), action=np.asarray(action),
+                 pscore=None if pscore is None else np.asarray(pscore, np.float64), position=np.zeros(n, np.intp),
+                 pi=pi, q=q)
+    return _terms(estimator, rows, math.inf)[0][:, 0]
+
+
 def _combine(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``sum_k u[..., k] / v[..., k]``, NaN where a denominator is 0."""
     parts = np.where(v != 0, u / np.where(v != 0, v, 1.0), np.nan)
