@@ -94,6 +94,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from arena_env.paths import shown
     from arena_env.training.config import resolve
     from arena_env.training.run import make_vec, set_threads
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     env_share = (timesteps / med["arena_env_steps_per_s"]) / med["arena_train_s"]
     result = {
         "machine": machine(),
-        "config": str(args.config),
+        "config": shown(args.config),
         "algo": cfg.algo,
         "algo_kwargs": {k: repr(v) for k, v in cfg.algo_kwargs.items()},
         "n_envs": n_envs,

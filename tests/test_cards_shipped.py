@@ -5,6 +5,7 @@ training seeds nor the card's evaluation seeds)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,35 @@ def test_shipped_card_is_current_and_meets_the_properties(name):
     assert card["scenario"]["digest"] == C.scenario_digest(sc), (
         f"stale card: {name}.yaml or the model changed; regenerate docs/cards/{name}")
     assert card["settings"]["mode"] == "full"
+    assert card["scenario"]["source"] == f"configs/scenarios/{name}.yaml"  # not the path of the machine that made it
     bad = [(v["property"], v["figure"]) for v in card["verdict"] if v["status"] not in ("PASS", "EXEMPT", "N/A")]
     assert not bad, bad
     assert all(v["reason"] for v in card["verdict"] if v["status"] == "EXEMPT")
+
+
+def _intervals(x):
+    """Every paired_ci result inside a card (dicts with mean, sd, n, lo and hi)."""
+    if isinstance(x, dict):
+        if {"mean", "sd", "n", "lo", "hi"} <= x.keys():
+            yield x
+        for v in x.values():
+            yield from _intervals(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _intervals(v)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_shipped_card_intervals_are_those_of_the_current_statistics(name):
+    """The digest covers the scenario and the model, not the statistics: a card made before a change of
+    the t quantile would keep intervals the command no longer prints."""
+    found = 0
+    for ci in _intervals(_card(name)):
+        if ci["n"] > 1 and ci["sd"] is not None and np.isfinite(ci["sd"]):
+            half = float(C.student_q975(float(ci["n"] - 1))) * ci["sd"] / math.sqrt(ci["n"])
+            assert (ci["lo"], ci["hi"]) == (ci["mean"] - half, ci["mean"] + half), ci
+            found += 1
+    assert found >= 20
 
 
 def test_adapting_pays_on_at_least_three_shipped_scenarios_nonstationary_among_them():

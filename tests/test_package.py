@@ -72,3 +72,12 @@ def test_design_card_layout():
               "configs/scenarios", "tests", "docs", "benchmarks/bench_env.py"):
         assert (ROOT / p).exists(), p
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_paths_inside_the_checkout_are_shown_relative_to_it(tmp_path):
+    from arena_env.paths import PROJECT_ROOT, shown
+
+    assert shown(PROJECT_ROOT / "configs" / "scenarios" / "default.yaml") == "configs/scenarios/default.yaml"
+    assert shown(PROJECT_ROOT / "configs" / ".." / "docs" / "cards") == "docs/cards"
+    outside = tmp_path / "my.yaml"
+    assert shown(outside) == str(outside) and shown(str(outside)) == str(outside)

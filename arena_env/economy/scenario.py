@@ -24,6 +24,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from arena_env.paths import PROJECT_ROOT
+
 from .params import ABSOLUTE_BOUNDS, PARAM_NAMES, resolve
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -35,8 +37,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "FEEDBACK_QUALITY",
 )
 
-_ROOT = Path(__file__).resolve().parents[2]
-SCENARIO_DIRS = [_ROOT / "configs" / "scenarios"]
+SCENARIO_DIRS = [PROJECT_ROOT / "configs" / "scenarios"]
 """Where scenario names are looked up (``ARENA_SCENARIO_PATH`` entries come first)."""
 
 

@@ -33,24 +33,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from arena_env.paths import PROJECT_ROOT, shown
+
 ORACLE_LABEL = "oracle-static"
 """The label of the oracle's reference row."""
 HOLD_LABEL = "hold"
 """The label of the hold reference row added when a tournament has no ``hold`` agent."""
 DEFAULT_TRAIN_SEEDS = 3
-CARDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "cards"
+CARDS_DIR = PROJECT_ROOT / "docs" / "cards"
 
 
 def cache_dir() -> Path:
     """``$ARENA_CACHE_DIR/oracles``, or ``~/.cache/arena/oracles``."""
     root = os.environ.get("ARENA_CACHE_DIR")
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "arena") / "oracles"
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the project root when it is inside it (``docs/cards/...``)."""
-    root = CARDS_DIR.parents[1]
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _from_card(path: Path, digest: str) -> dict | None:
@@ -63,7 +59,7 @@ def _from_card(path: Path, digest: str) -> dict | None:
                 "log2_multipliers": dict(so["log2_multipliers"]), "train_seeds": list(card["settings"]["train_seeds"]),
                 "train_gain": so["search"]["train_gain"],
                 "search": {k: so["search"][k] for k in ("method", "grid", "max_rounds", "rounds", "configs_evaluated")},
-                "source": f"card:{_shown(path)}"}
+                "source": f"card:{shown(path)}"}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
