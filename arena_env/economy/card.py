@@ -715,8 +715,9 @@ def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = 
                   "hold": _budget_stats(hold_rows), "optimum": _budget_stats(opt_rows)}
 
     card = {
-        "scenario": {"name": sc.name, "source": None if sc.source is None else shown(sc.source), "digest": scenario_digest(sc), "n_users": sc.n_users,
-                     "n_agents": sc.n_agents, "max_days": T, "days_per_step": dps, "overrides": overrides,
+        "scenario": {"name": sc.name, "source": None if sc.source is None else shown(sc.source),
+                     "digest": scenario_digest(sc), "n_users": sc.n_users, "n_agents": sc.n_agents, "max_days": T,
+                     "days_per_step": dps, "overrides": overrides,
                      "budget_daily_xp_per_user": sc.budget.daily_xp_per_user},
         "settings": {"mode": "quick" if quick else "full", "eval_seeds": eval_seeds, "train_seeds": train,
                      "return": "sum of variant_0's rewards over the episode; the other treatments hold",

@@ -278,7 +278,7 @@ class ReplayEnv(ParallelEnv):
 
         rep = self.replay
         return chosen_terms(self.estimator, action, n_actions=rep.n_actions, reward=rep.reward[rows],
-                            action=rep.logged[rows], pscore=rep.pscore[rows] if self.estimator in ("ipw", "dr") else None,
+                            action=rep.logged[rows], pscore=rep.pscore[rows],  # read by ipw and dr only
                             estimated_rewards_by_reg_model=None if self.q is None else self.q[rows])
 
     def step(self, actions: Mapping[str, Any]):
