@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--scenario", default="default", help="scenario name or path (default: default)")
     v.add_argument("--seed", type=int_at_least(0, "--seed"), default=0, help="simulation seed (default 0)")
     v.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    v.add_argument("--port", type=int_at_least(0, "--port"), default=7860, help="port (default 7860)")
+    v.add_argument("--port", type=int_at_least(0, "--port", 65535), default=7860, help="port (default 7860)")
     v.add_argument("--db", default=None, help="experiment database (SQLite; default runs/server/<scenario>.db); "
                                               "an existing one is resumed")
     v.add_argument("--seconds-per-day", type=float, default=60.0,

@@ -135,6 +135,9 @@ def test_discrete_and_absolute_modes():
     (np.zeros(9, np.float32), "shape"),
     (np.zeros((2, 10), np.float32), "shape"),
     ("up", "expected"),
+    (np.full(10, "0.5"), "real numbers"),  # numeric strings are not numbers
+    (np.ones(10, bool), "real numbers"),  # bools would be taken as all-ones: +50% everywhere
+    (np.array([1 + 5j] + [0] * 9), "real numbers"),  # the imaginary part would be dropped
 ])
 def test_malformed_actions_raise_before_any_change(bad, match):
     env = EconomyEnv("tiny")
@@ -147,6 +150,35 @@ def test_malformed_actions_raise_before_any_change(bad, match):
     np.testing.assert_array_equal(before, env.users)
     with pytest.raises(ValueError, match="unknown agent"):
         env.step({"variant_9": np.zeros(10)})
+
+
+def test_seeds_outside_the_63_bit_range_are_refused_not_folded():
+    env = EconomyEnv("tiny", max_days=3)
+    for bad in (-1, 1 << 63, True, 1.0, "3"):
+        with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*63 - 1"):
+            env.reset(seed=bad)
+    env.reset(seed=(1 << 63) - 1)
+    assert env.episode_seed == (1 << 63) - 1
+
+
+def test_researcher_actions_before_reset_say_to_reset():
+    env = EconomyEnv("tiny", max_days=3)
+    for call in (env.pause, env.resume, env.complete, lambda: env.trip_circuit_breaker("variant_0"),
+                 lambda: env.reset_circuit_breaker("variant_0")):
+        with pytest.raises(RuntimeError, match=r"reset\(\) was never called"):
+            call()
+    env.reset(seed=0)
+    env.pause()
+    assert env.guardrails.status == "PAUSED"
+
+
+def test_a_proposal_that_changes_nothing_is_a_hold():
+    env = EconomyEnv("tiny", max_days=10)
+    env.reset(seed=0)
+    assert env.propose(1, {"scanXp": 10.4}) is None  # rounds to the current 10: no decision
+    assert env.decisions == [] and not np.isfinite(env.guardrails.last_update_minute[1])
+    rec = env.propose(1, {"scanXp": 12})
+    assert rec["accepted"] and rec["appliedConfig"] == {"scanXp": 12} and env.decisions == [rec]
 
 
 def test_non_finite_and_out_of_range_actions_are_sanitised_and_recorded():

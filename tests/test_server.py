@@ -135,6 +135,8 @@ def test_tokens_and_researcher_endpoints(server):
     (b'{"economyOverrides": {"scanXp": 3}, "colour": 1}', "colour: Extra inputs are not permitted"),
     (b'[1, 2]', "body"),
     (b'{"economyOverrides": {"scanXp": 1e999}}', "scanXp"),
+    (b'{"economyOverrides": {"scanXp": 1' + b'0' * 400 + b'}}',
+     "economyOverrides.scanXp: Input should be less than or equal to 1000000000000"),
 ])
 def test_bad_payloads_get_400_with_a_message(server, body, needle):
     exp, tok, c = server
@@ -157,6 +159,44 @@ def test_other_bad_requests(server):
     assert c.post("/api/admin/advance", json={"days": -1}, headers=h(tok[-1])).status_code == 400
     assert c.post("/api/admin/advance", json={"days": 1, "minutes": 5}, headers=h(tok[-1])).status_code == 400
     assert c.post("/api/arena/heartbeat", json={"requestedPollInterval": True}, headers=h(tok[1])).status_code == 400
+
+
+def test_what_fastapi_would_ignore_or_misname_is_refused_by_name(server):
+    exp, tok, c = server
+    adm = h(tok[-1])
+    r = c.get("/api/arena/decisions?foo=1", headers=h(tok[1]))
+    assert r.status_code == 400 and r.json()["error"] == "unknown query parameter 'foo'; this endpoint takes page, pageSize"
+    assert c.get("/api/arena/decisions?page=1&pageSize=5", headers=h(tok[1])).status_code == 200
+    r = c.post("/api/admin/pause", json={"x": 1}, headers=adm)
+    assert r.status_code == 400 and "takes no body" in r.json()["error"] and exp.status == "RUNNING"  # not paused
+    r = c.post("/api/admin/advance", json={"minutes": int("1" + "0" * 400)}, headers=adm)
+    assert r.status_code == 400 and r.json()["error"].startswith("minutes: Input should be less than or equal to")
+    assert c.post("/api/admin/advance", json={"days": 8}, headers=adm).status_code == 200
+    assert c.post("/api/admin/pause", json={}, headers=adm).json()["data"]["status"] == "PAUSED"  # {} is no body
+    assert c.post("/api/admin/resume", headers=adm).json()["data"]["status"] == "RUNNING"
+    r = c.get("/api/admin/nope", headers=adm)
+    assert r.status_code == 404 and r.json()["error"].startswith("unknown path /api/admin/nope")
+    assert c.post("/api/admin/nope", headers=adm).status_code == 404
+    assert c.post("/api/admin/clock", headers=adm).status_code == 405  # the path is there, for GET
+    r = c.put("/api/arena/variant/config", content=b'{"economyOverrides": {"scanXp": 12}}',
+              headers={**h(tok[1]), "Content-Type": "text/plain"})
+    assert r.status_code == 400 and "Content-Type: application/json (got text/plain)" in r.json()["error"]
+    assert exp.store.decision_count(1) == 0
+
+
+def test_the_horizon_ends_the_experiment_for_agents_but_leaves_complete(server):
+    exp, tok, c = server
+    adm = h(tok[-1])
+    assert c.post("/api/admin/advance", json={"days": 10**6}, headers=adm).json()["data"]["finished"] is True
+    days = exp.env.scenario.max_days
+    for r in (c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 12}}, headers=h(tok[1])),
+              c.post("/api/arena/heartbeat", json={}, headers=h(tok[1]))):
+        assert r.status_code == 403 and r.json()["error"].startswith(f"the experiment is over (it ran its {days} days)")
+    r = c.post("/api/admin/pause", headers=adm)
+    assert r.status_code == 403 and "only complete is left" in r.json()["error"]
+    clock = c.get("/api/admin/clock", headers=adm).json()["data"]
+    assert clock["status"] == "RUNNING" and clock["finished"] is True  # truncated, not completed
+    assert c.post("/api/admin/complete", headers=adm).json()["data"]["status"] == "COMPLETED"
 
 
 def test_openapi_documents_the_error_codes(server):

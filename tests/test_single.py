@@ -65,6 +65,29 @@ def test_episode_end_and_seeded_reproducibility():
     assert len(a) == 6 and a == run(1)
 
 
+def test_unseeded_resets_continue_reproducibly_opponents_included():
+    """Seeded once, as SB3 seeds: the second episode (reset() without a seed) is the same in two runs,
+    the random opponent's draws too, and its opponent is seeded from the economy's episode seed."""
+    def run():
+        env = gymnasium.make("arena/EconomySingle-v1", opponents="random", scenario="tiny", max_days=8)
+        env.reset(seed=0)
+        out = []
+        for _ in range(2):
+            if out:
+                env.reset()
+            done, rs = False, []
+            while not done:
+                _, r, term, trunc, _ = env.step(np.zeros(10, np.float32))
+                rs.append(r)
+                done = term or trunc
+            out.append((rs, env.unwrapped.par.config.tolist()))
+        return out, env.unwrapped.par.episode_seed
+    (first, seed), (second, _) = run(), run()
+    assert first == second
+    assert first[0][1] != first[1][1]  # the second episode is another one, and the opponent moved in it
+    assert seed != 0
+
+
 def test_bad_learner_name():
     with pytest.raises(ValueError, match="learner"):
         EconomySingleEnv(learner="control", scenario="tiny")

@@ -90,7 +90,8 @@ index    range        content
                       farther bound (L = 1 if lo = hi)
 63       [0, 1]       ``min(k, 7) / 7``, k the whole steps until the rate limiter allows an update
                       (0: at the next step); always 0 when ``update_interval_min <= 1440 x
-                      days_per_step`` (the guardrail clock runs 1440 minutes per simulated day)
+                      days_per_step`` (the guardrail clock runs 1440 minutes per simulated day),
+                      but in the last observation after a final step cut short by ``max_days``
 64       {0, 1}       circuit breaker open
 65       [0, 1]       share of the last accepted update's touched parameters that were clamped
 66       {0, 1}       anomaly flag
@@ -158,8 +159,8 @@ does a ``scenario`` that is neither a name, a path nor a :class:`Scenario`.
 
 Seeding
 -------
-``reset(seed=s)`` fixes everything: population, traits, every daily draw (counter-based, keyed by
-seed, day, user and purpose).  The same seed gives bit-identical trajectories for any thread count;
+``reset(seed=s)`` (an integer from 0 to 2**63 - 1; others raise ``ValueError``) fixes everything:
+population, traits, every daily draw (counter-based, keyed by seed, day, user and purpose).  The same seed gives bit-identical trajectories for any thread count;
 the two backends agree exactly on integers and to 1e-9 on floats.  ``reset()`` without a seed
 continues deterministically from the last seed (episode counter); the very first reset without a
 seed draws one from the operating system.
@@ -316,9 +317,9 @@ class EconomyEnv(ParallelEnv):
     # ----------------------------------------------------------------- reset
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
-            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-            self._seed = int(seed) % (1 << 63)
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 63:
+                raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+            self._seed = int(seed)
             self._episode = 0
         elif self._seed is None:
             self._seed = int(np.random.SeedSequence().entropy) % (1 << 63)
@@ -376,25 +377,33 @@ class EconomyEnv(ParallelEnv):
             return self._agent_variant[agent]
         raise ValueError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}")
 
+    def _researcher(self, action: str) -> Guardrails:
+        """The guardrails a researcher action works on (there are none before the first ``reset()``)."""
+        g = getattr(self, "guardrails", None)
+        if g is None:
+            raise RuntimeError(f"{action}(): reset() was never called, so there is no experiment yet; "
+                               "call reset() first")
+        return g
+
     def reset_circuit_breaker(self, agent: str) -> bool:
         """Researcher action: close the circuit breaker of ``agent``'s variant (the only way)."""
-        return self.guardrails.reset_breaker(self._variant_of(agent))
+        return self._researcher("reset_circuit_breaker").reset_breaker(self._variant_of(agent))
 
     def trip_circuit_breaker(self, agent: str) -> bool:
         """Researcher action: open the circuit breaker of ``agent``'s variant."""
-        return self.guardrails.trip_breaker(self._variant_of(agent))
+        return self._researcher("trip_circuit_breaker").trip_breaker(self._variant_of(agent))
 
     def pause(self) -> None:
         """Researcher action: pause the experiment (updates are rejected, users keep going)."""
-        self.guardrails.pause()
+        self._researcher("pause").pause()
 
     def resume(self) -> None:
         """Researcher action: resume a paused experiment."""
-        self.guardrails.resume()
+        self._researcher("resume").resume()
 
     def complete(self) -> None:
         """Researcher action: complete the experiment; the next step terminates every agent."""
-        self.guardrails.complete()
+        self._researcher("complete").complete()
 
     def _run_schedule(self, day: int) -> list[dict]:
         """Carry out the scenario's researcher actions of ``day``; a lifecycle action that is not legal
@@ -451,9 +460,13 @@ class EconomyEnv(ParallelEnv):
                     has[v] = req[v] != cur
                 continue
             try:
-                arr = np.asarray(act, dtype=np.float64)
+                arr = np.asarray(act)
+                if arr.dtype.kind not in "iufO":  # bools, complex numbers, strings, dates: not an action
+                    raise TypeError
+                arr = arr.astype(np.float64, copy=False)
             except (TypeError, ValueError):
-                raise ValueError(f"action of {agent}: expected {N_PARAMS} numbers, got {act!r}") from None
+                raise ValueError(f"action of {agent}: expected {N_PARAMS} real numbers (ints or floats), got "
+                                 f"{act!r}") from None
             if arr.shape != (N_PARAMS,):
                 raise ValueError(f"action of {agent}: expected shape ({N_PARAMS},) in the order "
                                  f"{', '.join(PARAM_NAMES)}, got shape {arr.shape}")
@@ -550,8 +563,10 @@ class EconomyEnv(ParallelEnv):
         ``overrides`` (parameter name -> number) of ``variant`` (0 = the control, which the control lock
         rejects) through the guardrails at ``minute`` (default: the start of the current day; the guardrail
         clock runs 1440 minutes per day), applied to the config the next simulated day uses.  Returns the
-        decision record (the same as ``infos[agent]["decision"]`` of a step).  Raises ``ValueError`` for an
-        unknown variant or parameter, or a value that is not a finite number, before anything changes."""
+        decision record (the same as ``infos[agent]["decision"]`` of a step), or None for a hold: when every
+        value rounds to the current one, nothing is proposed (no decision, the rate limit untouched), as
+        in a step.  Raises ``ValueError`` for an unknown variant or parameter, or a value that is not a
+        finite number, before anything changes."""
         if not self.agents:
             raise RuntimeError("the episode is over (or reset() was never called): call reset() first")
         V = self.scenario.n_variants
@@ -573,7 +588,8 @@ class EconomyEnv(ParallelEnv):
         if not math.isfinite(now) or now < self.day * MINUTES_PER_DAY:
             raise ValueError(f"minute must be finite and not before the current day's start "
                              f"({self.day * MINUTES_PER_DAY}), got {minute!r}")
-        return self._submit(now, req, has, [int(variant)])[0]
+        records = self._submit(now, req, has, [int(variant)])
+        return records[0] if records else None
 
     @property
     def _tests(self) -> np.ndarray:
@@ -627,17 +643,16 @@ class EconomyEnv(ParallelEnv):
         # the budget: the control has a pot of its own; the treatments share one, each paid its claims
         # up to its fair share, the slack that frugal treatments leave going to the others (water-filling)
         if sc.budget.daily_xp_per_user is not None:
-            enrolled = self._agg_i[:, :, L.A_ENROLLED].sum(axis=0).astype(np.float64)
+            enrolled_all = self._agg_i[:, :, L.A_ENROLLED].sum(axis=0).astype(np.float64)
             claimed = M.xp_total(self._agg_i).sum(axis=0)
             per_user = sc.budget.daily_xp_per_user
             self.payout_scale = np.concatenate([
-                M.budget_payout(claimed[:1], enrolled[:1], per_user * enrolled[0]),
-                M.budget_payout(claimed[1:], enrolled[1:], per_user * enrolled[1:].sum())])
+                M.budget_payout(claimed[:1], enrolled_all[:1], per_user * enrolled_all[0]),
+                M.budget_payout(claimed[1:], enrolled_all[1:], per_user * enrolled_all[1:].sum())])
             self.budget_scale = float(self.payout_scale[1:].min())
             if self.payout_scale.min() < 1.0:
                 self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u, self.payout_scale, glob,
                                      self._site_next, self._agg_i, self._agg_f)
-            self.budget_history[day] = per_user * enrolled.sum(), M.xp_total(self._agg_i).sum()
             # adaptive expectations (rate 2 / (metric_window + 1)): users believe a payout ratio once they
             # have seen it for a while, which damps the cobweb of full-pay and cut days
             self.expected_payout += glob[L.GL_ALPHA] * (self.payout_scale - self.expected_payout)
@@ -652,7 +667,9 @@ class EconomyEnv(ParallelEnv):
         mean, var, n, succ, trials = M.summarize(today_i, today_f, window_i)
         self._mean, self._var, self._n = mean, var, n
         self._counts = succ, trials  # the comparison with the control runs when _tests is read
-        xp_today = M.xp_total(today_i)
+        xp_today = M.xp_total(today_i)  # after the payout: the XP credited
+        if sc.budget.daily_xp_per_user is not None:
+            self.budget_history[day] = sc.budget.daily_xp_per_user * enrolled_all.sum(), xp_today.sum()
 
         enrolled = today_i[:, L.A_ENROLLED]
         tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)

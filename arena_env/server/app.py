@@ -4,7 +4,8 @@ plus researcher (admin) endpoints.
 Every response is an envelope, ``{"success": true, "data": ...}`` or ``{"success": false, "error":
 "<message>"}``; fields are camelCase.  Status codes: 200 (guardrail rejections too, with
 ``accepted: false``), 400 malformed input (bad JSON, a non-number, a boolean or negative value, an
-unknown key, bad pagination), 401 missing, unknown or revoked token, 403 the experiment is paused or
+unknown key or query parameter, a body where the endpoint takes none, bad pagination, a body that is not
+``application/json``), 401 missing, unknown or revoked token, 403 the experiment is paused or
 completed (agents stop there) or the caller is not the admin, 404 unknown path or id, 405 wrong
 method, 413 a body over 64 KiB.  Request models are strict (pydantic's lax mode would turn ``false``
 into ``0.0``), so every value is exactly what the agent sent or the request is refused.
@@ -31,6 +32,7 @@ Admin endpoints (``Authorization: Bearer <admin token>``): ``POST /api/admin/pau
 
 import contextlib
 import gc
+import json
 import math
 import threading
 from typing import Annotated, Any, Literal
@@ -41,6 +43,8 @@ from .experiment import AuthError, Experiment, Forbidden
 
 MAX_BODY = 64 * 1024
 PAGE_SIZE_MAX = 100
+MAX_VALUE = 10**12  # the largest parameter value a proposal may request (the guardrails' bounds clamp far below)
+MAX_ADVANCE_DAYS = 10**6  # the longest manual-clock advance (past the experiment's end it stops at the end)
 
 
 def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, freeze_gc: bool = False):
@@ -50,7 +54,7 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
     the first simulated day, :func:`gc.freeze` what is loaded by then (the simulator, the framework), which
     lives as long as the server; full collections over it took 25-100 ms under load and stalled every
     request.  It changes the whole process's collector, so an app embedded in another process leaves it off."""
-    from fastapi import FastAPI, Header, Query
+    from fastapi import Depends, FastAPI, Header, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -64,7 +68,7 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
 
     class ConfigUpdate(Strict):
         # the key rule is ours (a clear message names the parameters); the schema documents it for clients
-        economyOverrides: dict[StrictStr, num(ge=0)] = Field(
+        economyOverrides: dict[StrictStr, num(ge=0, le=MAX_VALUE)] = Field(
             min_length=1, json_schema_extra={"propertyNames": {"enum": list(PARAM_NAMES)}})
         reasoning: StrictStr = Field(default="", max_length=4000)
         signals: dict[StrictStr, Any] | None = None
@@ -80,8 +84,8 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
     class Advance(Strict):
         model_config = ConfigDict(extra="forbid", strict=True,
                                   json_schema_extra={"minProperties": 1, "maxProperties": 1})  # exactly one
-        minutes: num(gt=0) = None
-        days: num(gt=0) = None
+        minutes: num(gt=0, le=MAX_ADVANCE_DAYS * 1440) = None
+        days: num(gt=0, le=MAX_ADVANCE_DAYS) = None
 
     def ok(data: Any, status: int = 200) -> JSONResponse:
         return JSONResponse({"success": True, "data": data}, status_code=status)
@@ -130,13 +134,37 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
         yield
         stop.set()
 
+    async def strict_request(request: Request) -> None:
+        """400 for what FastAPI would ignore: a query parameter the endpoint does not take, or a body (other
+        than an empty one or ``{}``) sent to an endpoint that takes none."""
+        dep = getattr(request.scope.get("route"), "dependant", None)
+        if dep is None:
+            return
+        allowed = sorted(p.alias for p in dep.query_params)
+        extra = sorted(set(request.query_params) - set(allowed))
+        if extra:
+            raise ValueError(f"unknown query parameter {extra[0]!r}; this endpoint takes "
+                             f"{', '.join(allowed) if allowed else 'none'}")
+        if not dep.body_params and request.method in ("POST", "PUT", "DELETE"):
+            body = (await request.body()).strip()
+            try:
+                empty = not body or json.loads(body) == {}
+            except ValueError:
+                empty = False
+            if not empty:
+                raise ValueError(f"{request.method} {request.url.path} takes no body; send none (or {{}})")
+
     app = FastAPI(title="arena sandbox", version="1", description=__doc__.split("\n\n")[0], responses=codes,
-                  lifespan=lifespan)
+                  lifespan=lifespan, dependencies=[Depends(strict_request)])
     app.state.experiment = exp
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_req, exc: RequestValidationError):
+    async def invalid(req, exc: RequestValidationError):
         parts = []
+        kind = req.headers.get("content-type", "")
+        if "json" not in kind.lower() and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
+            return fail(400, f"body: send JSON with the header Content-Type: application/json (got "
+                             f"{kind or 'no Content-Type'})")
         for e in exc.errors()[:5]:
             if e.get("type") == "json_invalid":
                 parts.append(f"malformed JSON: {e.get('ctx', {}).get('error', 'cannot parse the body')}")
@@ -149,7 +177,9 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
         return fail(400, "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_req, exc: StarletteHTTPException):
+    async def http_error(req, exc: StarletteHTTPException):
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route: say which path (docs/server.md)
+            return fail(404, f"unknown path {req.url.path} (the endpoints are listed in /openapi.json)")
         return fail(exc.status_code, str(exc.detail))
 
     @app.exception_handler(AuthError)
@@ -282,12 +312,15 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
         admin(authorization)
         return ok(exp.clock_state())
 
-    @app.post("/api/admin/{action}")
-    def post_lifecycle(action: str, authorization: Auth = None):
-        admin(authorization)
-        if action not in ("pause", "resume", "complete"):
-            raise KeyError(f"unknown researcher action {action!r}; the actions are pause, resume, complete, advance")
-        return ok(exp.lifecycle(action))
+    def lifecycle_endpoint(action: str) -> None:  # one route per action, so other paths get 404 and 405 right
+        def post_lifecycle(authorization: Auth = None):
+            admin(authorization)
+            return ok(exp.lifecycle(action))
+
+        app.post(f"/api/admin/{action}", name=f"post_{action}")(post_lifecycle)
+
+    for action in ("pause", "resume", "complete"):
+        lifecycle_endpoint(action)
 
     @app.post("/api/admin/variants/{variant_id}/reset-breaker")
     def post_reset_breaker(variant_id: str, authorization: Auth = None):

@@ -142,8 +142,19 @@ class Experiment:
     # ------------------------------------------------------------------ clock
     @property
     def status(self) -> str:
+        """The guardrails' status.  Reaching ``maxDays`` does not change it (the episode is truncated, not
+        completed: ``finished`` says it, and clients tell a horizon from a researcher's ``complete``)."""
         return self.env.guardrails.status
 
+    def _over(self) -> str:
+        return f"the experiment is over (it ran its {self.env.scenario.max_days} days)"
+
+    def _refuse_if_closed(self, what: str) -> None:
+        """403 (``Forbidden``) while the experiment is paused, completed or archived, or over."""
+        if self.status in ("PAUSED", "COMPLETED", "ARCHIVED"):
+            raise Forbidden(f"the experiment is {self.status}: no {what}")
+        if self.finished:
+            raise Forbidden(f"{self._over()}: no {what}")
     @property
     def finished(self) -> bool:
         return not self.env.agents
@@ -213,20 +224,15 @@ class Experiment:
     def propose(self, v: int, overrides: Mapping[str, float], reasoning: str = "") -> dict:
         """A config update of variant ``v`` through the guardrails, journaled; the protocol's response."""
         with self.lock:
-            if self.status in ("PAUSED", "COMPLETED", "ARCHIVED") or self.finished:
-                raise Forbidden(f"the experiment is {self.status if not self.finished else 'COMPLETED'}: "
-                                "no config changes")
+            self._refuse_if_closed("config changes")
             bad = [k for k in overrides if k not in PARAM_NAMES]
             if bad:
                 raise ValueError(f"economyOverrides: unknown parameter {bad[0]!r}; the parameters are "
                                  f"{', '.join(PARAM_NAMES)}")
-            from agents.rules import round_half_away
-
-            if all(round_half_away(float(x)) == self.env.config[v][PARAM_NAMES.index(k)] for k, x in overrides.items()):
-                # a hold (every value rounds to the current one) is no update attempt: no decision, no rate limit
-                return {"accepted": True, "decisionLogId": None, "appliedConfig": {}, "nextAllowedUpdate": None}
             now = self.clock()
             rec = self.env.propose(v, dict(overrides), self.minute)
+            if rec is None:  # a hold (every value rounds to the current one): no decision, no rate limit
+                return {"accepted": True, "decisionLogId": None, "appliedConfig": {}, "nextAllowedUpdate": None}
             self.store.append("propose", {"variant": v, "overrides": dict(overrides), "minute": self.minute,
                                           "decisionLogId": rec["decisionLogId"], "accepted": rec["accepted"],
                                           "at": now}, decision=rec, reasoning=reasoning)
@@ -259,8 +265,7 @@ class Experiment:
 
     def heartbeat(self, v: int, poll: float | None, metadata: Mapping | None) -> dict:
         with self.lock:
-            if self.status in ("PAUSED", "COMPLETED", "ARCHIVED") or self.finished:
-                raise Forbidden(f"the experiment is {self.status}: no heartbeats")
+            self._refuse_if_closed("heartbeats")
             beat = {"variant": v, "at": self.clock(), "poll": poll, "metadata": dict(metadata or {})}
             self.store.append("heartbeat", beat)
             self.heartbeats[v] = beat
@@ -325,6 +330,8 @@ class Experiment:
             legal = {"pause": ("RUNNING",), "resume": ("PAUSED",), "complete": ("RUNNING", "PAUSED")}
             if action not in legal:
                 raise ValueError(f"unknown action {action!r}; the actions are {', '.join(legal)}")
+            if self.finished and action != "complete":
+                raise Forbidden(f"cannot {action}: {self._over()}; only complete is left")
             if g.status not in legal[action]:
                 raise Forbidden(f"cannot {action} an experiment that is {g.status}")
             self.store.append("lifecycle", {"action": action})

@@ -15,7 +15,9 @@ keyword of the parallel environment.
 
 Seeding: ``reset(seed=s)`` seeds the economy and then the opponent playing ``variant_k`` with
 ``reset(s + 1 + k)`` (the rule of :func:`arena_env.wrappers.agents.agent_seed`), so a seed fixes the
-whole episode.
+whole episode.  ``reset()`` without a seed continues from the last one: the economy's next episode
+seed (``EconomyEnv.episode_seed``) seeds the opponents by the same rule, so a run seeded once (as
+Stable-Baselines3 seeds) is reproducible episode after episode.
 
 Version history: v0, initial release.
 """
@@ -112,7 +114,7 @@ class EconomySingleEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._obs, self._infos = self.par.reset(seed=seed, options=options)
-        reset_opponents(self.par, self.opponents, seed)
+        reset_opponents(self.par, self.opponents, self.par.episode_seed)  # unseeded resets continue too
         return self._obs[self.learner], self._infos[self.learner]
 
     def step(self, action):
