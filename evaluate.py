@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="finish an interrupted run in --out / add to its results")
     p.add_argument("--leaderboard-only", action="store_true",
                    help="re-rank --out/results.parquet, run nothing (with --config: only that tournament's cells)")
-    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the intervals")
+    p.add_argument("--n-boot", type=positive_int, default=None,
+                   help="bootstrap resamples for the intervals (default 2000; a replay config's n_bootstrap)")
     args = p.parse_args(argv)
 
     if args.config and replay_board.is_replay_config(args.config):
@@ -53,6 +54,12 @@ def main(argv=None) -> int:
     if args.leaderboard_only:
         if args.out is None:
             p.error("--leaderboard-only needs --out, the run directory to re-rank")
+        source = replay_board.replay_run_config(args.out)
+        if source is not None:
+            print(f"error: {args.out} is a replay run: --leaderboard-only re-ranks tournaments; a replay run scores "
+                  f"in one pass, so run its config again: python evaluate.py --config {source} --out <new directory>",
+                  file=sys.stderr)
+            return 2
         try:
             rows, meta = tournament.read_results(args.out / "results.parquet")
             if args.config:  # only that tournament's cells of the store (the oracles come from the cache)
@@ -87,7 +94,7 @@ def main(argv=None) -> int:
             print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)
 
     try:
-        lb = leaderboard.build(rows, n_boot=args.n_boot)
+        lb = leaderboard.build(rows, n_boot=args.n_boot or 2000)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -114,13 +121,14 @@ def replay(args) -> int:
     except replay_board.ReplayConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.n_boot != 2000:
+    if args.n_boot is not None:
         cfg = dataclasses.replace(cfg, n_bootstrap=args.n_boot)
     out = args.out or Path("runs") / f"{args.config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
+        replay_board.check_out(out)
         rows, facts, traces = replay_board.run(cfg, out, progress=True)
-    except ValueError as exc:  # a log, manifest or policy the replay cannot use: the message says which
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, FileExistsError) as exc:  # a log, manifest or policy the replay cannot use, or a taken
+        print(f"error: {exc}", file=sys.stderr)     # --out: the message says which
         return 2
     replay_board.write(rows, facts, traces, out, replay_board.manifest(cfg))
     print(replay_board.markdown(rows, facts))

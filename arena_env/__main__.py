@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from arena_env.cli import int_at_least
+from arena_env.paths import check_out_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,6 +134,10 @@ def check_scenario(args, p: argparse.ArgumentParser) -> int:
     workers = args.workers or max(1, min(2, os.cpu_count() or 1))
     stem = Path(args.scenario).stem if str(args.scenario).endswith((".yaml", ".yml")) else str(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / "cards" / stem
+    try:
+        check_out_dir(out)  # before minutes of work
+    except FileExistsError as exc:
+        p.error(str(exc))
     try:
         C.seed_lists(seeds, train)
         overrides = {"n_users": args.n_users} if args.n_users else None

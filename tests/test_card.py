@@ -210,6 +210,16 @@ def test_unknown_scenario_names_the_fix(capsys):
     assert "unknown scenario 'no-such-scenario'" in err and "tiny" in err and ".yaml" in err
 
 
+def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "card.md"
+    afile.write_text("keep me")
+    monkeypatch.setattr(C, "build_card", lambda *a, **k: pytest.fail("the card was built"))
+    with pytest.raises(SystemExit) as exc:
+        main(["check-scenario", "tiny", "--quick", "--out", str(afile)])
+    assert exc.value.code == 2 and afile.read_text() == "keep me"
+    assert f"--out {afile}: a file is there" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag,fix", [("--seeds", "--seeds 2 or more"), ("--train-seeds", "--train-seeds 1 or more"),
                                       ("--workers", "--workers 1 or more")])
 def test_bad_counts_name_the_fix(capsys, flag, fix):

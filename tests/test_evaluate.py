@@ -20,7 +20,7 @@ import pytest
 
 import agents
 from tests import contestants
-from arena_env.evaluation import leaderboard, tournament
+from arena_env.evaluation import leaderboard, report, tournament
 from arena_env.evaluation.tournament import AgentSpec, TournamentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +99,14 @@ def test_faulty_agents_forfeit_their_cells_and_the_tournament_goes_on(tmp_path):
     assert {r["agent"]: r["failure_rate"] for r in table} == {"hold": 0.0, "crash": 1.0, "slow": 1.0,
                                                               "oracle-static": 0.0}
     assert [r["agent"] for r in table][-2:] in (["crash", "slow"], ["slow", "crash"])  # no scores: ranked last
+    assert [(r["rank"], r["tie"]) for r in table][-2:] == [(3, False), (3, True)]  # and tied with each other
+    import warnings
+
+    lb = leaderboard.build(rows, n_boot=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "Mean of empty slice" for the forfeited agents
+        report.write(lb, rows, {}, tmp_path)
+    assert "| =3 | " in leaderboard.markdown(lb)
 
 
 def test_resume_after_kill_9_finishes_without_duplicates(tmp_path):

@@ -363,6 +363,29 @@ def test_uniform_logging_gives_ipw_and_snipw_exact_intervals():
     assert (ip3.low, ip3.high) == pytest.approx((ci.low / p, ci.high / p))
 
 
+def test_on_policy_scores_of_binary_rewards_get_the_exact_interval():
+    """Every weight 1 (the uniform policy on a uniformly random log): the estimate is k / n and the interval
+    Clopper-Pearson's, not the bootstrap's [0, 0] when no reward is positive; replay alike (equal chances)."""
+    from scipy.stats import binomtest
+
+    n, k = 300, 4
+    action = np.random.default_rng(2).integers(0, k, n)
+    uniform = np.full((n, k), 1 / k)
+    for clicks in (0, 7):
+        reward = np.zeros(n)
+        reward[:clicks] = 1.0
+        ci = binomtest(clicks, n).proportion_ci(method="exact")
+        for est in ("ipw", "snipw", "replay"):
+            e = ope.evaluate(est, reward=reward, action=action, pscore=np.full(n, 1 / k), action_dist=uniform,
+                             n_bootstrap=100)
+            assert e.interval == "clopper-pearson" and e.value == pytest.approx(clicks / n), est
+            assert (e.low, e.high) == pytest.approx((ci.low, ci.high)), est
+    # two decisions of one case: the rows are not independent, so the bootstrap stays
+    e = ope.evaluate("ipw", reward=reward, action=action, pscore=np.full(n, 1 / k), action_dist=uniform,
+                     cases=np.arange(n) // 2, n_bootstrap=100)
+    assert e.interval == "bootstrap"
+
+
 def test_exact_ipw_interval_covers():
     """Coverage of the exact IPW interval on simulated uniform logs with a rare click (true value 0.02)."""
     k, n, v = 10, 2000, 0.02
@@ -474,6 +497,7 @@ def test_warnings_flag_wrong_propensities_and_heavy_weights_and_stay_quiet_other
     replay = ope.evaluate("replay", reward=reward, action=action, pscore=pscore, action_dist=uniform,
                           n_bootstrap=100)
     assert any("uniformly random logging" in w for w in replay.warnings)
+    assert not any("importance weight" in w or "effective sample size" in w for w in replay.warnings)  # unweighted
 
 
 # --------------------------------------------------------------------------------------------- compare

@@ -310,16 +310,179 @@ def test_iso_timestamps_is_the_one_rule_of_the_log_readers():
         (["2024-05-01T09:30:00", "2024-05-01T10:30:00"], None, "naive", (0,)),
         (["2024-05-01T09:30:00Z", "2024-13-01T09:30:00Z"], None, "unreadable", (1,)),
         (["2024-05-01 09:30:00", "yesterday"], "UTC", "unreadable", (1,)),
+        # a value without an offset that is not a time is unreadable, not a naive time mixed with aware ones
+        (["2024-05-01T09:30:00Z", "yesterday"], None, "unreadable", (1,)),
+        (["2024-05-01T09:30:00Z", "2024-13-45T99:00", "2024-05-01T09:30:00"], None, "unreadable", (1,)),
+        (["yesterday"], None, "unreadable", (0,)),
+        # a local time the clocks skip or repeat (DST) is not silently moved
+        (["2024-05-01 09:30:00", "2024-03-31 02:30:00"], "Europe/Berlin", "local", (1,)),
+        (["2024-10-27 02:30:00"], "Europe/Berlin", "local", (0,)),
     ]
     for values, zone, kind, rows in cases:
         with pytest.raises(TimestampError) as e:
             ts(values, zone)
         assert (e.value.kind, e.value.rows) == (kind, rows)
         assert e.value.values == tuple(values[r] for r in rows)
-    with pytest.raises(pa.ArrowInvalid):  # a local time the clocks skip (DST) is not silently moved
-        ts(["2024-03-31 02:30:00"], "Europe/Berlin")
+    # a date alone is a naive time (its "-01" is the day, not an offset)
+    assert ts(["2024-05-01", "2024-05-01 02:00:00"], "Europe/Berlin").equals(
+        pa.array([1714514400000000, 1714521600000000], pa.timestamp("us", tz="UTC")))
 
 
 def test_a_log_with_a_header_and_no_events_loads_empty(tmp_path):
     log = load_log(_csv(tmp_path, ""), MANIFEST)
     assert log.report.n_events == 0 and log.table.num_rows == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# every format reads timestamps, propensities and its own name alike
+# ------------------------------------------------------------------------------------------------
+
+def _three_files(tmp_path, rows: list[dict], stem="l") -> dict:
+    """The same rows written as CSV, JSONL and Parquet (every value a string, as a CSV holds them)."""
+    cols = list(rows[0])
+    (tmp_path / f"{stem}.csv").write_text(",".join(cols) + "\n" + "".join(
+        ",".join("" if r[c] is None else str(r[c]) for c in cols) + "\n" for r in rows))
+    (tmp_path / f"{stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pq.write_table(pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in cols}),
+                   tmp_path / f"{stem}.parquet")
+    return {ext: tmp_path / f"{stem}.{ext}" for ext in ("csv", "jsonl", "parquet")}
+
+
+def _events(times) -> list[dict]:
+    return [{"case_id": "L1", "event_id": f"e{i}", "timestamp": t, "event_type": "entity.created"}
+            for i, t in enumerate(times)]
+
+
+@pytest.mark.parametrize("times, zone, want", [
+    (["2024-01-01T09:00:00Z"], None, [1704099600000000]),
+    (["2024-01-01T09:00:00Z"], "America/New_York", [1704099600000000]),  # an offset wins over the zone
+    (["2024-01-01T09:00:00+02:00", "2024-01-01T09:00:00-0500"], None, [1704092400000000, 1704117600000000]),
+    (["2024-01-01T09:00:00"], "America/New_York", [1704117600000000]),  # 09:00 EST = 14:00Z
+    (["2024-01-01 09:00:00.250"], "UTC", [1704099600250000]),
+])
+def test_timestamps_are_read_alike_in_every_format(tmp_path, times, zone, want):
+    """JSONL timestamps are text, read by the rule CSV and Parquet string columns are read by (the JSON
+    reader's own parsing dropped the offsets: 09:00Z was read as 09:00 in case.timezone, or refused)."""
+    man = {**MANIFEST, "case": {"timezone": zone}} if zone else MANIFEST
+    for fmt, path in _three_files(tmp_path, _events(times)).items():
+        log = load_log(path, man)
+        assert log.time_us.tolist() == want, fmt
+        assert log.table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.parametrize("times, zone, pattern", [
+    (["2024-01-01T09:00:00Z", "2024-01-02 09:00:00"], "UTC",
+     r"row 2{line}: timestamp '2024-01-02 09:00:00' has no UTC offset while row 1{line1} has one"),
+    (["2024-01-01T09:00:00"], None, r"row 1{line1}: timestamp '2024-01-01T09:00:00' has no UTC offset; add "
+                                    r"offsets .* or set case.timezone"),
+    # an unreadable time without an offset among aware ones is unreadable (was: "mixed naive and aware")
+    (["2024-01-01T09:00:00Z", "yesterday"], None, r"row 2{line}: cannot read timestamp 'yesterday'; write ISO-8601"),
+    (["2024-01-01T09:00:00Z", "2024-13-45T99:00"], None,
+     r"row 2{line}: cannot read timestamp '2024-13-45T99:00'; write ISO-8601"),
+    (["2024-03-31 02:30:00"], "Europe/Berlin",
+     r"row 1{line1}: timestamp '2024-03-31 02:30:00' does not exist or is ambiguous in Europe/Berlin"),
+])
+def test_bad_timestamps_are_named_alike_in_every_format(tmp_path, times, zone, pattern):
+    man = {**MANIFEST, "case": {"timezone": zone}} if zone else MANIFEST
+    lines = {"csv": (r" \(line 3\)", r" \(line 2\)"), "jsonl": (r" \(line 2\)", r" \(line 1\)"), "parquet": ("", "")}
+    for fmt, path in _three_files(tmp_path, _events(times)).items():
+        line, line1 = lines[fmt]
+        with pytest.raises(LogError, match=pattern.format(line=line, line1=line1)) as info:
+            load_log(path, man)
+        assert str(info.value).startswith(str(path)), fmt
+
+
+def test_jsonl_timestamps_that_are_not_strings_are_named(tmp_path):
+    p = tmp_path / "l.jsonl"
+    p.write_text('{"case_id": "L1", "event_id": "e1", "timestamp": "2024-01-01T09:00:00Z", "event_type": "entity.created"}\n'
+                 '\n{"case_id": "L1", "event_id": "e2", "timestamp": 1704099600, "event_type": "entity.created"}\n')
+    with pytest.raises(LogError, match=r"l.jsonl: row 2 \(line 3\): the timestamp 1704099600 is a JSON number; write "
+                                       r"ISO-8601 times as strings"):
+        load_log(p, MANIFEST)
+    p.write_text('{"case_id": "L1", "event_id": "e1", "when": "2024-01-01T09:00:00Z", "event_type": "entity.created"}\n')
+    with pytest.raises(LogError, match=r"l.jsonl: missing column 'timestamp'; the columns are case_id, event_id, when"):
+        load_log(p, MANIFEST)
+
+
+def test_a_file_of_another_format_than_its_name_is_named(tmp_path):
+    body = "L1,e1,2024-01-01T09:00:00Z,entity.created,,,\n"
+    log = load_log(_csv(tmp_path, body), MANIFEST)
+    log.to_parquet(tmp_path / "real.parquet")
+    for name in ("log.csv", "log.jsonl"):
+        (tmp_path / name).write_bytes((tmp_path / "real.parquet").read_bytes())
+        with pytest.raises(LogError, match=r"looks like Parquet \(it starts with the Parquet magic bytes PAR1\), not "
+                                           r"(csv|jsonl); rename it to end in .parquet, or pass format='parquet'") as info:
+            load_log(tmp_path / name, MANIFEST)
+        assert str(info.value).isprintable()  # no binary quoted to the terminal
+        assert load_log(tmp_path / name, MANIFEST, format="parquet").table.column("event_id").to_pylist() == ["e1"]
+    (tmp_path / "text.parquet").write_text(HEADER + body)
+    with pytest.raises(LogError, match=r"text.parquet: not a Parquet file \(a Parquet file starts with the magic bytes "
+                                       r"PAR1\); it looks like text \(CSV\?\): rename it to end in .csv, or pass "
+                                       r"format='csv'"):
+        load_log(tmp_path / "text.parquet", MANIFEST)
+    assert len(load_log(tmp_path / "text.parquet", MANIFEST, format="csv")) == 1
+    (tmp_path / "lines.parquet").write_text('{"case_id": "L1"}\n')
+    with pytest.raises(LogError, match=r"it looks like JSONL: rename it to end in .jsonl, or pass format='jsonl'"):
+        load_log(tmp_path / "lines.parquet", MANIFEST)
+    with pytest.raises(LogError, match=r"unknown format 'xlsx'; pass one of csv, jsonl, parquet"):
+        load_log(tmp_path / "log.csv", MANIFEST, format="xlsx")
+
+
+def _decisions(propensities) -> list[dict]:
+    return [{"case_id": "L1", "event_id": f"e{i}", "timestamp": f"2024-01-01T0{i}:00:00Z",
+             "event_type": "decision.executed", "action": "call", "propensity": p}
+            for i, p in enumerate(propensities)]
+
+
+def test_propensities_must_be_numbers_and_the_first_other_row_is_named(tmp_path):
+    """One rule: a propensity is a number.  CSV has no number type, so there text that reads as a number
+    is one; text in a Parquet or JSONL file ("0.5") is refused (it was converted silently in Parquet),
+    and the first row that is not a number is named with its value (no row was named before)."""
+    files = _three_files(tmp_path, _decisions(["0.5", "0.25", "abc"]))
+    with pytest.raises(LogError, match=r"l.csv: row 3 \(line 4\): cannot read the propensity 'abc' as a number; "
+                                       r"write a probability in \(0, 1\] such as 0.25, or leave it empty"):
+        load_log(files["csv"], MANIFEST)
+    with pytest.raises(LogError, match=r"l.jsonl: row 1 \(line 1\): the propensity '0.5' is a JSON string; a "
+                                       r'propensity is a number: store it as a JSON number such as 0.25, not the '
+                                       r'string "0.25"'):
+        load_log(files["jsonl"], MANIFEST)
+    with pytest.raises(LogError, match=r"l.parquet: row 1: the propensity '0.5' is text \(string column\); a "
+                                       r"propensity is a number: store it as a float column"):
+        load_log(files["parquet"], MANIFEST)
+    ok = _three_files(tmp_path, _decisions(["0.5", None, "0.25"]), stem="ok")
+    assert np.isnan(load_log(ok["csv"], MANIFEST).column("propensity")[1])
+    for fmt in ("jsonl", "parquet"):
+        with pytest.raises(LogError, match=r"row 1.*the propensity '0.5' is"):
+            load_log(ok[fmt], MANIFEST)
+    big = pa.table({"case_id": ["L1"] * 3, "event_id": ["e1", "e2", "e3"], "timestamp": ["2024-01-01T09:00:00Z"] * 3,
+                    "event_type": ["decision.executed"] * 3, "action": ["call"] * 3,
+                    "propensity": pa.array([None, "abc", "0.5"], pa.large_string())})
+    with pytest.raises(LogError, match=r"<table>: row 2: the propensity 'abc' is text \(large_string column\)"):
+        load_log(big, MANIFEST)
+    with pytest.raises(LogError, match=r"<table>: row 1: the propensity True is a boolean"):
+        load_log(big.set_column(5, "propensity", pa.array([True, None, None])), MANIFEST)
+    p = tmp_path / "mixed.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in _decisions([0.5, 0.25, "0.5"])))
+    with pytest.raises(LogError, match=r"mixed.jsonl: row 3 \(line 3\): field 'propensity' holds a string \('0.5'\) "
+                                       r"where row 1 \(line 1\) holds a number; give each field values of one JSON "
+                                       r'type \(write numbers as 0.25, not "0.25"\)'):
+        load_log(p, MANIFEST)
+    p.write_text("".join(json.dumps(r) + "\n" for r in _decisions([0.5, 1, None])))
+    assert load_log(p, MANIFEST).column("propensity")[:2].tolist() == [0.5, 1.0]
+
+
+def test_yaml_booleans_where_a_label_belongs_get_a_hint_to_quote_them(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text('name: r\ndecision_points: [{name: d, trigger: decision.requested}]\nallowed_actions: [a]\n'
+                 'outcomes: {positive: [yes], negative: ["no"]}\n')
+    with pytest.raises(ManifestError, match=r'outcomes.positive\[0\]: expected a non-empty string, found True; YAML '
+                                            r'reads an unquoted yes, no, on, off, true or false as a boolean: quote it '
+                                            r'as written, e.g. "yes"'):
+        load_manifest(p)
+    p.write_text('name: r\ndecision_points: [{name: d, trigger: decision.requested}]\nallowed_actions: [a]\n'
+                 'outcomes: {positive: ["yes"], negative: no}\n')
+    with pytest.raises(ManifestError, match=r'outcomes.negative: expected a list of strings, found False; .*e.g. "no"'):
+        load_manifest(p)
+    p.write_text('name: r\ndecision_points: [{name: d, trigger: decision.requested}]\nallowed_actions: [a]\n'
+                 'outcomes: {positive: ["yes"], negative: ["no"]}\n')
+    assert load_manifest(p).outcomes.positive == ("yes",)

@@ -63,6 +63,21 @@ def test_malformed_yaml_names_the_line(tmp_path):
         load(p)
 
 
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; every config of the project is read by read_yaml."""
+    from arena_env.economy.scenario import read_yaml
+
+    p = write(tmp_path, "name: s\neconomy: {inflation_xp: 1, inflation_xp: 2}\n")
+    with pytest.raises(ScenarioError, match=r"malformed YAML at line 2, .*duplicate key 'inflation_xp' \(first at "
+                                            r"line 2\): give each key once"):
+        load(p)
+    (tmp_path / "t.yaml").write_text("seeds: 2\nagents: [hold]\nseeds: 3\n")
+    with pytest.raises(ScenarioError, match=r"line 3, column 1: duplicate key 'seeds' \(first at line 1\)"):
+        read_yaml(tmp_path / "t.yaml")
+    (tmp_path / "m.yaml").write_text("base: &b {x: 1, y: 2}\nd: {<<: *b, x: 3}\n")  # a merge key may be overridden
+    assert read_yaml(tmp_path / "m.yaml")["d"] == {"x": 3, "y": 2}
+
+
 def test_numeric_strings_from_yaml_are_coerced(tmp_path):
     p = write(tmp_path, BASE + "economy: {inflation_xp: 1e4}\n")  # YAML 1.1 reads 1e4 as a string; the loader does not
     assert load(p).economy.inflation_xp == 10000.0

@@ -14,6 +14,8 @@ Config keys (relative paths are read from the config file's folder)::
       format: obd            # obd (an Open Bandit Dataset CSV) or events (our schema; then `manifest:`)
       manifest: null         # the manifest of an events log
       first_only: false      # only each case's first decision point
+      behavior_policy: null  # obd: random or bts, when the path does not say (<policy>/<campaign>/<file>.csv)
+      campaign: null         # obd: all, men or women, likewise
     estimators: [dr, ipw]    # the first ranks the leaderboard; the others get their own table
     baseline: random         # every policy is compared with it, paired on the same rows
     policies:                # baselines of arena_env.replay.policies, and {bts: {campaign: all}} for OBD
@@ -49,7 +51,7 @@ from typing import Any
 import numpy as np
 
 TOP_KEYS = ("replay", "estimators", "baseline", "policies", "references", "n_bootstrap", "alpha", "seed", "ks")
-REPLAY_KEYS = ("log", "format", "manifest", "first_only")
+REPLAY_KEYS = ("log", "format", "manifest", "first_only", "behavior_policy", "campaign")
 
 
 class ReplayConfigError(ValueError):
@@ -72,6 +74,7 @@ class ReplayConfig:
     seed: int = 0
     ks: tuple[int, ...] = (10, 100)
     raw: Mapping = field(default_factory=dict, repr=False)
+    obd: Mapping[str, str] = field(default_factory=dict)  # behavior_policy and campaign of an obd log, if given
 
 
 def is_replay_config(path: str | os.PathLike) -> bool:
@@ -149,11 +152,17 @@ def load_config(path: str | os.PathLike) -> ReplayConfig:
     first_only = rep.get("first_only", False)
     if not isinstance(first_only, bool):
         raise ReplayConfigError(f"{src}: replay.first_only: expected true or false, found {first_only!r}")
+    obd_keys = {k: rep[k] for k in ("behavior_policy", "campaign") if rep.get(k) is not None}
+    for k, v in obd_keys.items():
+        if fmt != "obd":
+            raise ReplayConfigError(f"{src}: replay.{k}: only an obd log has one; remove the key")
+        if not isinstance(v, str):
+            raise ReplayConfigError(f"{src}: replay.{k}: expected a string, found {v!r}")
     cfg = ReplayConfig(source=src, log=file(rep["log"], "replay.log"), format=fmt, manifest=manifest,
                        first_only=first_only, estimators=tuple(ests), baseline=str(data.get("baseline", "random")),
                        policies=tuple(pols), references={str(k): file(v, f"references.{k}") for k, v in refs.items()},
                        n_bootstrap=number("n_bootstrap", 2000, int, 1), alpha=alpha, seed=number("seed", 0, int, 0),
-                       ks=tuple(ks), raw=data)
+                       ks=tuple(ks), raw=data, obd=obd_keys)
     names = [p.name for p in build_policies(cfg)]
     if cfg.baseline not in names:
         raise ReplayConfigError(f"{src}: baseline: {cfg.baseline!r} is not one of the policies ({', '.join(names)})")
@@ -184,18 +193,41 @@ def build_policies(cfg: ReplayConfig) -> list:
     return out
 
 
-def load_replay(path: Path, fmt: str, manifest: Path | None, first_only: bool = False):
-    """A prepared :class:`~arena_env.replay.snapshots.Replay` of a log file."""
+def load_replay(path: Path, fmt: str, manifest: Path | None, first_only: bool = False,
+                obd_keys: Mapping[str, str] | None = None):
+    """A prepared :class:`~arena_env.replay.snapshots.Replay` of a log file (``obd_keys``: the
+    ``behavior_policy`` and ``campaign`` of an obd log whose path does not say them)."""
     from arena_env.replay import obd
     from arena_env.replay.log import load_log
     from arena_env.replay.snapshots import prepare
 
     if fmt == "obd":
-        table, man = obd.read_obd(path)
+        table, man = obd.read_obd(path, **dict(obd_keys or {}))
         log = load_log(table, man, name=str(path))
     else:
         log = load_log(path, manifest)
     return prepare(log, first_only=first_only)
+
+
+def check_out(out: str | os.PathLike) -> None:
+    """Refuse, before any work, an ``out`` that is a file or holds a run already (a replay run is one
+    pass: there is nothing to resume, and another run's files must not be overwritten)."""
+    from arena_env.paths import check_out_dir, run_in
+
+    marker = run_in(check_out_dir(out))
+    if marker:
+        raise FileExistsError(f"{out} holds a run already ({marker}): choose another --out (a replay run scores "
+                              "every policy in one pass; there is nothing to resume)")
+
+
+def replay_run_config(out: str | os.PathLike) -> str | None:
+    """The config of the replay run in the directory ``out`` (its ``manifest.json``), or None when ``out``
+    holds no replay run."""
+    try:
+        meta = json.loads((Path(out) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(meta.get("config_source")) if isinstance(meta, dict) and meta.get("kind") == "replay" else None
 
 
 def _clean(x) -> float | None:
@@ -207,8 +239,15 @@ def run(cfg: ReplayConfig, out: str | os.PathLike, progress: bool = False) -> tu
     from arena_env.replay import metrics, ope
 
     t0 = time.perf_counter()
-    full = load_replay(cfg.log, cfg.format, cfg.manifest, cfg.first_only)
+    full = load_replay(cfg.log, cfg.format, cfg.manifest, cfg.first_only, cfg.obd)
     pols = build_policies(cfg)
+    if len(full):  # a policy that cannot act on this log (an unknown action, a missing attribute): name it
+        first = full.select(np.arange(len(full)) == 0)
+        for i, pol in enumerate(pols):
+            try:
+                pol.action_dist(first)
+            except (ValueError, KeyError) as exc:
+                raise ReplayConfigError(f"{cfg.source}: policies[{i}]: {exc}") from None
     facts: dict[str, Any] = {"log": str(cfg.log), "format": cfg.format, "n_decisions": len(full),
                              "n_cases": full.log.n_cases, "n_events": len(full.log),
                              "estimators": list(cfg.estimators), "baseline": cfg.baseline,
@@ -283,8 +322,22 @@ def _f(x, d=4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{d}f}"
 
 
-HEAD = ("rank", "policy", "value [95% CI]", "interval", "vs baseline [95% CI]", "p", "positive rate", "ESS",
-        "match rate", "violations", "warnings")
+def _level(facts: dict) -> str:
+    """The intervals' confidence level as a percentage, ``95`` for ``alpha`` 0.05."""
+    return f"{100 * (1 - facts['alpha']):.10g}"
+
+
+def _head(facts: dict) -> list[str]:
+    lv = _level(facts)
+    return ["rank", "policy", f"value [{lv}% CI]", "interval", f"vs baseline [{lv}% CI]", "p", "positive rate", "ESS",
+            "match rate", "violations", "warnings", *(f"precision@{k}" for k in facts["ks"])]
+
+
+def _ranked(rows: Sequence[dict], estimator: str) -> list[dict]:
+    """The rows of ``estimator`` in leaderboard order: by rank, each group's leader first, then its tied
+    rows by value (rows without a value last)."""
+    return sorted((r for r in rows if r["estimator"] == estimator),
+                  key=lambda r: (r["rank"], r.get("tie", False), -r["value"] if r["value"] is not None else math.inf))
 
 
 def _cells(r: dict, ks: Sequence[int]) -> list[str]:
@@ -305,7 +358,7 @@ def _intro(facts: dict) -> list[str]:
            f"{facts['n_cases']} cases, {n} decision points used by `{main}` "
            f"(dropped: {', '.join(f'{k} {v}' for k, v in facts['dropped'][main].items() if v) or 'none'}), "
            f"{facts['actions']} actions.  Value: the `{main}` estimate of the mean reward per decision had the "
-           f"policy decided, with its 95% interval; `vs baseline`: the paired difference against "
+           f"policy decided, with its {_level(facts)}% interval; `vs baseline`: the paired difference against "
            f"`{facts['baseline']}` on the same rows and resamples ({facts['n_bootstrap']} case-clustered bootstrap "
            "resamples), with its two-sided bootstrap p-value.  `=` marks a row tied with the first row of its group "
            "(their intervals overlap).  Other estimators follow in their own table."]
@@ -322,10 +375,8 @@ def markdown(rows: Sequence[dict], facts: dict) -> str:
 
     ks = facts["ks"]
     main = facts["estimators"][0]
-    head = [*HEAD, *(f"precision@{k}" for k in ks)]
     lines = ["# Replay leaderboard", ""] + [x for p in _intro(facts) for x in (p, "")]
-    lines += _md_table(head, [_cells(r, ks) for r in sorted((r for r in rows if r["estimator"] == main),
-                                                           key=lambda r: r["rank"])]) + [""]
+    lines += _md_table(_head(facts), [_cells(r, ks) for r in _ranked(rows, main)]) + [""]
     lines += ["## Every estimator", ""] + _md_table(*_estimator_table(rows, facts)) + [""]
     warn = [(r["estimator"], r["policy"], w) for r in rows if r["warnings"] for w in r["warnings"].split(" | ")]
     if warn:
@@ -388,10 +439,8 @@ def _report(rows: Sequence[dict], facts: dict, meta: dict, out: Path) -> Path:
 
     ks = facts["ks"]
     main = facts["estimators"][0]
-    ranked = sorted((r for r in rows if r["estimator"] == main), key=lambda r: r["rank"])
     parts = [f"<p>{_inline(p)}</p>" for p in _intro(facts)]
-    parts.append(_html_table([*HEAD, *(f"precision@{k}" for k in ks)], [_cells(r, ks) for r in ranked],
-                             "leaderboard"))
+    parts.append(_html_table(_head(facts), [_cells(r, ks) for r in _ranked(rows, main)], "leaderboard"))
     parts.append("<h2>Every estimator</h2>" + _html_table(*_estimator_table(rows, facts), "estimators"))
     plots = []
     for est in facts["estimators"]:
@@ -403,7 +452,7 @@ def _report(rows: Sequence[dict], facts: dict, meta: dict, out: Path) -> Path:
         fig = _interval_plot(plt, [r["policy"] for r in part], [r["value"] for r in part],
                              [r["low"] if r["low"] is not None else r["value"] for r in part],
                              [r["high"] if r["high"] is not None else r["value"] for r in part],
-                             f"{est} estimate of the mean reward (95% interval)", ref=refs or None)
+                             f"{est} estimate of the mean reward ({_level(facts)}% interval)", ref=refs or None)
         plots.append((f"{est}: estimated value per policy", _png(fig)))
         plt.close(fig)
     parts.append(_figures(plots))

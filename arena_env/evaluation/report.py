@@ -25,6 +25,12 @@ from .leaderboard import (ALL, H2H_HEAD, TIE_RULE, Leaderboard, h2h_cells, matri
 from .tournament import SOLO
 
 
+def _mean_of(values) -> float:
+    """The mean of the finite numbers among ``values``; NaN (without NumPy's warning) when there are none,
+    e.g. for an agent that forfeited every cell."""
+    xs = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(xs)) if xs else float("nan")
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -77,7 +83,7 @@ def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, s
         axes[0].axvline(0, color="#999", lw=0.8)
         axes[0].set_xlabel("total reward per episode (lift over control, net of XP cost)")
         for m, color in (("lift_RETENTION_RATE", "#3b6ea5"), ("lift_FEEDBACK_QUALITY", "#c0504d")):
-            vals = [np.nanmean([r.get(m, np.nan) for r in mine if r["agent"] == a] or [np.nan]) for a in agents]
+            vals = [_mean_of([r.get(m) for r in mine if r["agent"] == a]) for a in agents]
             axes[1].barh(np.arange(len(agents)) + (0.2 if "RETENTION" in m else -0.2), vals, height=0.4,
                          color=color, label=m.removeprefix("lift_"))
         axes[1].set_yticks(np.arange(len(agents)), agents)

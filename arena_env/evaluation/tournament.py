@@ -755,12 +755,17 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
         raise TournamentConfigError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
     if address and backend != "ray":
         raise TournamentConfigError(f"a Ray address ({address!r}) needs backend 'ray'")
+    from arena_env.paths import check_out_dir, run_in
+
     cap = workers
-    out = Path(out)
+    out = check_out_dir(out)
     log = out / "cells.jsonl"
     if not resume and log.exists():
         raise FileExistsError(f"{log} exists: pass --resume to finish that run or add to its results, "
                               "or choose another --out")
+    if not log.exists() and run_in(out):  # a replay run's directory: its results would be overwritten
+        raise FileExistsError(f"{out} holds another run ({run_in(out)}) but no tournament cell store (cells.jsonl): "
+                              "its files would be overwritten; choose another --out")
     if resume and not out.is_dir():
         raise FileNotFoundError(f"--resume: the run directory {out} does not exist; check the path, or drop "
                                 "--resume to start a new run there")

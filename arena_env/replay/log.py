@@ -10,10 +10,18 @@ coerced silently:
   that is empty in some row;
 * an event type that is neither canonical nor mapped by the manifest's ``event_types.map``;
 * a timestamp that cannot be read, or timestamps some of which carry a UTC offset and some not
-  (naive timestamps are read in ``case.timezone`` when the manifest gives one, else they are an error);
+  (naive timestamps are read in ``case.timezone`` when the manifest gives one, else they are an error;
+  a local time that a daylight-saving change skips or repeats is an error too).  CSV and JSONL
+  timestamps are read as text and Parquet string columns alike, by :func:`iso_timestamps`, the one
+  rule of every format; Parquet timestamp columns keep their type (a naive one needs ``case.timezone``);
 * the same event id twice;
-* a propensity outside (0, 1], or an action that is not one of the manifest's allowed actions;
+* a propensity that is not a number (text in a Parquet or JSONL file, such as ``"0.5"``, is refused:
+  those formats have number types; CSV has none, so there a propensity is text that reads as a
+  number), a propensity outside (0, 1], or an action that is not one of the manifest's allowed actions;
 * malformed ``object_refs``.
+
+A file whose contents are of another format than its name says (a Parquet file named ``.csv``, a CSV
+named ``.parquet``) is refused saying so; ``format=`` reads a file whatever its name.
 
 Rows are then sorted stably by case (in order of first appearance), timestamp and ``seq`` (when
 given; else the input order breaks ties).  If that moved any row the log's :attr:`EventLog.report`
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +46,7 @@ from .schema import CANONICAL, EVENT_TYPES, REQUIRED, STRING_FIELDS, TYPE_CODE, 
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
            ".csv": "csv"}
+PARQUET_MAGIC = b"PAR1"  # the first (and last) four bytes of every Parquet file
 
 
 class LogError(ValueError):
@@ -153,12 +163,37 @@ def _line(fmt: str, row: int) -> str:
     return f"row {row}"
 
 
+def _printable(text: str, limit: int = 300) -> str:
+    """``text`` fit for a terminal: control characters and undecodable bytes (a reader's message quoting
+    a binary file) as ``?``, whitespace as spaces, at most ``limit`` characters."""
+    out = "".join(c if c.isprintable() else " " if c.isspace() else "?" for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
+def _sniff(path: Path, fmt: str) -> None:
+    """Refuse a file whose first bytes say it is of another format than ``fmt`` (a Parquet file named
+    ``.csv``, a text file named ``.parquet``), before a reader fails on it with a confusing message."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if fmt != "parquet" and head.startswith(PARQUET_MAGIC):
+        raise LogError(f"{path}: the file looks like Parquet (it starts with the Parquet magic bytes PAR1), not "
+                       f"{fmt}; rename it to end in .parquet, or pass format='parquet'")
+    if fmt == "parquet" and head and not head.startswith(PARQUET_MAGIC):
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        looks = ""
+        if b"\0" not in head:
+            looks = ("; it looks like JSONL: rename it to end in .jsonl, or pass format='jsonl'" if text[:1] == b"{"
+                     else "; it looks like text (CSV?): rename it to end in .csv, or pass format='csv'")
+        raise LogError(f"{path}: not a Parquet file (a Parquet file starts with the magic bytes PAR1){looks}")
+
+
 def _read(path: Path, fmt: str, manifest: Manifest):
     import pyarrow as pa
 
     ids = [manifest.case.id_field, manifest.case.event_id_field, manifest.case.timestamp_field,
            manifest.case.event_type_field, *[manifest.columns.get(c, c) for c in STRING_FIELDS]]
     try:
+        _sniff(path, fmt)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -170,21 +205,82 @@ def _read(path: Path, fmt: str, manifest: Manifest):
             opts = pcsv.ConvertOptions(column_types={c: pa.string() for c in ids},
                                        strings_can_be_null=True)
             return pcsv.read_csv(str(path), convert_options=opts)
-        import pyarrow.json as pjson
-
-        return pjson.read_json(str(path))
+        return _read_jsonl(path, manifest.case.timestamp_field)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LogError(f"{path}: cannot read it as {fmt}: {exc}") from None
+        raise LogError(f"{path}: cannot read it as {fmt}: {_printable(str(exc))}") from None
+
+
+def _read_jsonl(path: Path, ts: str):
+    """A JSONL file with its timestamp field read as text, for the one rule of every format
+    (:func:`iso_timestamps`): the JSON reader would otherwise parse the times itself and drop their UTC
+    offsets (``09:00+02:00`` became a naive 07:00, ``09:00Z`` a naive 09:00), so that aware times were
+    then read as naive ones in ``case.timezone``, or refused."""
+    import pyarrow as pa
+    import pyarrow.json as pjson
+
+    opts = pjson.ParseOptions(explicit_schema=pa.schema([(ts, pa.string())]), unexpected_field_behavior="infer")
+    try:
+        table = pjson.read_json(str(path), parse_options=opts)
+    except pa.ArrowInvalid as exc:
+        _json_type_change(path, str(exc), ts)
+        raise
+    if table.column(ts).null_count == table.num_rows:
+        # the explicit field is there even if no line has it: drop it then, so that it is reported missing
+        if ts not in pjson.read_json(str(path)).column_names:
+            table = table.drop_columns([ts])
+    return table
+
+
+def _json_kind(v: Any) -> str:
+    return ("boolean" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else
+            "string" if isinstance(v, str) else "object" if isinstance(v, dict) else "list")
+
+
+def _json_type_change(path: Path, msg: str, ts: str) -> None:
+    """When the JSON reader failed because a field changed its type from one line to another (its
+    message names the field but not the line), raise a :class:`LogError` naming the first such line;
+    else return.  Error path only: the file is read again line by line."""
+    m = re.search(r"Column\(/([^)/]*)[^)]*\) changed from (\w+) to (\w+)", msg)
+    if m is None:
+        return
+    key = m.group(1).replace("~1", "/").replace("~0", "~")
+    first = None  # (row, line, kind) of the first value of the field
+    row = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            row += 1
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError:
+                return
+            v = obj.get(key) if isinstance(obj, dict) else None
+            if v is None:
+                continue
+            kind, shown = _json_kind(v), _printable(repr(v), 60)
+            if key == ts and kind != "string":
+                raise LogError(f"{path}: row {row} (line {line}): the timestamp {shown} is a JSON {kind}; write "
+                               'ISO-8601 times as strings ("2024-05-01T09:30:00Z")')
+            if first is None:
+                first = (row, line, kind)
+            elif kind != first[2]:
+                hint = ' (write numbers as 0.25, not "0.25")' if "number" in (kind, first[2]) else ""
+                raise LogError(f"{path}: row {row} (line {line}): field {key!r} holds a {kind} ({shown}) where row "
+                               f"{first[0]} (line {first[1]}) holds a {first[2]}; give each field values of one JSON "
+                               f"type{hint}")
 
 
 def load_log(source: str | os.PathLike | Any, manifest: Manifest | Mapping | str | os.PathLike, *,
-             name: str | None = None) -> EventLog:
+             name: str | None = None, format: str | None = None) -> EventLog:
     """Load and validate an event log.
 
     Args:
         source: a ``.parquet``, ``.jsonl`` (``.ndjson``) or ``.csv`` file, or a pyarrow Table.
         manifest: a :class:`~.manifest.Manifest`, its mapping or the path of its YAML file.
         name: what messages call a table (default ``<table>``).
+        format: ``"parquet"``, ``"jsonl"`` or ``"csv"``: read the file as that, whatever its name says
+            (default: from the name's suffix, :data:`FORMATS`).
     """
     import pyarrow as pa
 
@@ -193,9 +289,13 @@ def load_log(source: str | os.PathLike | Any, manifest: Manifest | Mapping | str
         table, name, fmt = source, name or "<table>", "table"
     else:
         path = Path(source)
-        fmt = FORMATS.get(path.suffix.lower())
+        known = sorted(set(FORMATS.values()))
+        if format is not None and format not in known:
+            raise LogError(f"{path}: unknown format {format!r}; pass one of {', '.join(known)}")
+        fmt = format or FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise LogError(f"{path}: unknown log format {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}")
+            raise LogError(f"{path}: unknown log format {path.suffix!r}; use one of {', '.join(sorted(FORMATS))} "
+                           f"(or pass format= one of {', '.join(known)})")
         if not path.is_file():
             raise LogError(f"{path}: no such file")
         table, name = _read(path, fmt, manifest), name or str(path)
@@ -311,11 +411,7 @@ def _canonical(table, manifest: Manifest, name: str, fmt: str) -> EventLog:
             out[f] = pa.nulls(n, pa.string())
 
     if "propensity" in cols:
-        p = table.column("propensity")
-        try:
-            p = pc.cast(p, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise LogError(f"{name}: column 'propensity' must hold numbers, found {p.type}") from None
+        p = _propensities(table.column("propensity"), name, fmt)
         pv = np.asarray(p.fill_null(0.5).to_numpy(), dtype=np.float64)
         bad = ~((pv > 0) & (pv <= 1))
         if bad.any():
@@ -441,8 +537,65 @@ def _from_sorted(table, manifest: Manifest, name: str, attributes: tuple[str, ..
     return EventLog(table, manifest, report, case.astype(np.int64), case_ids, starts, time_us, type_code)
 
 
+def _propensities(col, name: str, fmt: str):
+    """The propensity column as float64, one rule for every format: a propensity is a number or missing.
+    A number column is taken as it is; text is read as numbers only in CSV (which has no number type:
+    every value is text there); in a Parquet or JSONL file (or a table) text such as ``"0.5"`` is refused,
+    as are booleans and other types.  An error names the first row that is not a number, and its value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_null(col.type):
+        return pa.nulls(len(col), pa.float64())
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return pc.cast(col, pa.float64())
+    text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+    col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    if text and fmt == "csv":
+        try:
+            return pc.cast(col, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            i = _first_failure(col, lambda part: pc.cast(part, pa.float64()))
+    else:
+        valid = np.asarray(pc.is_valid(col))
+        if not valid.any():  # no value at all (a column of nulls of some type)
+            return pa.nulls(len(col), pa.float64())
+        i = _first(valid)
+    if fmt == "csv":  # text that is not a number, or that the reader took for another type (true, a date)
+        v = pc.cast(col.slice(i, 1), pa.string())[0].as_py()
+        raise LogError(f"{name}: {_line(fmt, i + 1)}: cannot read the propensity {_printable(repr(v), 60)} as a "
+                       "number; write a probability in (0, 1] such as 0.25, or leave it empty") from None
+    v = col[i].as_py()
+    if fmt == "jsonl":
+        what = f"is a JSON {_json_kind(v)}"
+    else:
+        what = (f"is text ({col.type} column)" if text else "is a boolean" if pa.types.is_boolean(col.type)
+                else f"is not a number ({col.type} column)")
+    store = ("a JSON number such as 0.25, not the string \"0.25\"" if fmt == "jsonl"
+             else "a float column, such as float64")
+    raise LogError(f"{name}: {_line(fmt, i + 1)}: the propensity {_printable(repr(v), 60)} {what}; a propensity "
+                   f"is a number: store it as {store}")
+
+
+def _first_failure(col, convert) -> int:
+    """The index of the first value of ``col`` that ``convert`` (a vectorised conversion, known to fail
+    on the whole of ``col``) fails on: bisection, about two passes over the column."""
+    import pyarrow as pa
+
+    lo, hi = 0, len(col)  # col[:lo] converts, col[lo:hi] holds a failure
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            convert(col.slice(lo, mid - lo))
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo
+
+
 def _timestamps(col, manifest: Manifest, name: str, fmt: str):
-    """The timestamp column as timestamp[us, UTC]: aware strings converted, naive ones read in the manifest's zone."""
+    """The timestamp column as timestamp[us, UTC]: timestamp columns converted (naive ones read in the
+    manifest's zone), text read by :func:`iso_timestamps` (CSV and JSONL timestamps are always text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -457,6 +610,10 @@ def _timestamps(col, manifest: Manifest, name: str, fmt: str):
         return pc.cast(col, target)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         raise LogError(f"{name}: column 'timestamp' holds numbers; write ISO-8601 times (2024-05-01T09:30:00Z)")
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_date(col.type)
+            or pa.types.is_null(col.type)):
+        raise LogError(f"{name}: column 'timestamp' has type {col.type}; write ISO-8601 times "
+                       "(2024-05-01T09:30:00Z)")
     col = pc.cast(col, pa.string())
     null = np.asarray(pc.is_null(col))
     if null.any():
@@ -473,18 +630,26 @@ def _timestamps(col, manifest: Manifest, name: str, fmt: str):
         if e.kind == "naive":
             raise LogError(f"{name}: {_line(fmt, 1)}: timestamp {e.values[0]!r} has no UTC offset; add offsets "
                            "(2024-05-01T09:30:00Z) or set case.timezone in the manifest") from None
-        raise LogError(f"{name}: {_line(fmt, e.rows[0] + 1)}: cannot read timestamp {e.values[0]!r}; write ISO-8601 "
+        if e.kind == "local":
+            raise LogError(f"{name}: {_line(fmt, e.rows[0] + 1)}: timestamp {e.values[0]!r} does not exist or is "
+                           f"ambiguous in {zone} (a daylight-saving change skips or repeats it); write it with a UTC "
+                           "offset (such as 2024-10-27T02:30:00+01:00) to say which time is meant") from None
+        shown = _printable(repr(e.values[0]), 80)
+        raise LogError(f"{name}: {_line(fmt, e.rows[0] + 1)}: cannot read timestamp {shown}; write ISO-8601 "
                        "(2024-05-01T09:30:00Z)") from None
 
 
-_AWARE = r"(Z|[+-]\d\d(:?\d\d)?)$"  # an ISO-8601 time that ends with its UTC offset
+# an ISO-8601 time that ends with its UTC offset: the offset follows the time of day (a date alone,
+# 2024-05-01, has none: its "-01" is the day)
+_AWARE = r"[T ]\d\d[^ ]*(Z|[+-]\d\d(:?\d\d)?)$"
 
 
 class TimestampError(ValueError):
-    """What :func:`iso_timestamps` found wrong, for the caller to word: ``kind`` is ``"mixed"``
-    (``rows`` = an aware row and a naive one), ``"naive"`` (naive times and no zone to read them in;
-    ``rows`` = the first) or ``"unreadable"`` (``rows`` = the first row that is not a time); ``values``
-    are those rows' strings.  Rows are 0-based."""
+    """What :func:`iso_timestamps` found wrong, for the caller to word: ``kind`` is ``"unreadable"``
+    (``rows`` = the first row that is not a time), ``"mixed"`` (``rows`` = an aware row and a naive
+    one), ``"naive"`` (naive times and no zone to read them in; ``rows`` = the first) or ``"local"``
+    (``rows`` = the first naive time that does not exist or is ambiguous in the zone, as at a
+    daylight-saving change); ``values`` are those rows' strings.  Rows are 0-based."""
 
     def __init__(self, kind: str, rows: tuple[int, ...], values: tuple):
         super().__init__(f"{kind} timestamps at rows {rows}: {values}")
@@ -495,30 +660,46 @@ def iso_timestamps(col, zone: str | None):
     """A string column of ISO-8601 times (no nulls) as timestamp[us, UTC], the one rule of every log
     reader: either every time carries its UTC offset (``Z``, ``+02:00``, ``-0500``), or none does and
     they are read in the IANA ``zone`` (``None``: naive times are an error; ambiguous or nonexistent
-    local times are an error).  Raises :class:`TimestampError`."""
+    local times are an error).  The first problem is reported: a mix of aware and naive times before
+    the first value that is not a time, else that value (a value without an offset that is not a time
+    is unreadable, not naive); then naive times without a zone, then local times the zone does not
+    have.  Raises :class:`TimestampError`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    target = pa.timestamp("us", tz="UTC")
-    aware = np.asarray(pc.match_substring_regex(col, _AWARE))
-    if aware.any() and not aware.all():
+    target, local = pa.timestamp("us", tz="UTC"), pa.timestamp("us")
+    col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    aware = np.asarray(pc.match_substring_regex(col, _AWARE), dtype=bool)
+    unreadable = []  # the first unreadable row among the aware ones, and among the naive ones
+    times = {}
+    for mask, typ in ((aware, target), (~aware, local)):
+        if not mask.any():
+            continue
+        part = col if mask.all() else col.filter(pa.array(mask))
+        try:
+            times[typ] = pc.cast(part, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            unreadable.append(int(np.flatnonzero(mask)[_first_failure(part, lambda x, t=typ: pc.cast(x, t))]))
+    u = min(unreadable, default=len(col))  # the rows before u are all times
+    if aware[:u].any() and not aware[:u].all():
         i, j = _first(aware), _first(~aware)
         raise TimestampError("mixed", (i, j), (col[i].as_py(), col[j].as_py()))
-    if len(col) and not aware.any() and zone is None:
+    if unreadable:
+        raise TimestampError("unreadable", (u,), (col[u].as_py(),))
+    if aware.all():  # (also an empty column)
+        return times.get(target, pa.array([], target))
+    if zone is None:
         raise TimestampError("naive", (0,), (col[0].as_py(),))
+    naive = times[local]
+
+    def assume(x):
+        return pc.assume_timezone(x, zone, ambiguous="raise", nonexistent="raise")
+
     try:
-        if aware.all():
-            return pc.cast(col, target)
-        naive = pc.cast(col, pa.timestamp("us"))
-        return pc.cast(pc.assume_timezone(naive, zone, ambiguous="raise", nonexistent="raise"), target)
+        return pc.cast(assume(naive), target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # find the first unreadable row to name it (error path only)
-        for i, v in enumerate(col.to_pylist()):
-            try:
-                pc.cast(pa.array([v]), target if aware.all() else pa.timestamp("us"))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise TimestampError("unreadable", (i,), (v,)) from None
-        raise
+        i = _first_failure(naive, assume)
+        raise TimestampError("local", (i,), (col[i].as_py(),)) from None
 
 
 def _object_refs(col, n: int, name: str, fmt: str):

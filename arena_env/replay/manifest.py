@@ -211,9 +211,20 @@ def _keys(d: Any, allowed: Sequence[str], where: str, required: Sequence[str] = 
     return d
 
 
+def _quote_hint(v: Any) -> str:
+    """For a value YAML read as a boolean or a number where a string was meant (``yes``, ``no``, ``on``,
+    ``off``, ``007``, ``1.0``), the hint to quote it; else ``""``."""
+    if isinstance(v, bool):
+        return ('; YAML reads an unquoted yes, no, on, off, true or false as a boolean: quote it as written, '
+                f'e.g. "{"yes" if v else "no"}"')
+    if isinstance(v, (int, float)):
+        return f'; YAML reads an unquoted number as a number: quote it as written, e.g. "{v}"'
+    return ""
+
+
 def _str(v: Any, where: str) -> str:
     if not isinstance(v, str) or not v.strip():
-        raise ManifestError(f"{where}: expected a non-empty string, found {v!r}")
+        raise ManifestError(f"{where}: expected a non-empty string, found {v!r}{_quote_hint(v)}")
     return v
 
 
@@ -221,7 +232,7 @@ def _strs(v: Any, where: str) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)):
-        raise ManifestError(f"{where}: expected a list of strings, found {v!r}")
+        raise ManifestError(f"{where}: expected a list of strings, found {v!r}{_quote_hint(v)}")
     out = tuple(_str(x, f"{where}[{i}]") for i, x in enumerate(v))
     dup = [x for i, x in enumerate(out) if x in out[:i]]
     if dup:
@@ -341,7 +352,9 @@ def from_dict(data: Mapping, source: str = "<manifest>") -> Manifest:
 
     o = _keys(data.get("outcomes", {}) or {}, ("positive", "negative", "neutral", "values", "horizon", "value_field"),
               f"{source}: outcomes")
-    groups = {g: _strs(o.get(g, []) or [], f"{source}: outcomes.{g}") for g in ("positive", "negative", "neutral")}
+    # (an unquoted `negative: no` is False, not an empty list: refused with the hint to quote it)
+    groups = {g: _strs([] if o.get(g) is None else o[g], f"{source}: outcomes.{g}")
+              for g in ("positive", "negative", "neutral")}
     seen: dict[str, str] = {}
     for g, labs in groups.items():
         for lab in labs:

@@ -170,7 +170,8 @@ def _locate(source: str | Any, behavior_policy: str | None, campaign: str | None
                                        ("campaign", campaign, seen_campaign, tuple(CAMPAIGNS))):
         if given is None and seen is None:
             raise OBDError(f"{path}: cannot tell the {what} from the path (the dataset's layout is "
-                           f"<policy>/<campaign>/<campaign>.csv); pass {what}= one of {', '.join(choices)}")
+                           f"<policy>/<campaign>/<campaign>.csv); pass {what}= one of {', '.join(choices)} "
+                           f"(replay.{what} in a replay config)")
         if given is not None and given not in choices:
             raise OBDError(f"{path}: unknown {what} {given!r}; the dataset has {', '.join(choices)}")
         if given is not None and seen is not None and given != seen:

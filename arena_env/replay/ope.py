@@ -78,9 +78,14 @@ Uncertainty
   calls on the same rows (as :mod:`arena_env.replay.metrics` does) gives exactly the results of passing
   ``seed`` to each, without drawing them again.
 * ``"clopper-pearson"`` (default) or ``"wilson"``, chosen by ``binomial_method``: used instead when all
-  rewards are 0 or 1 and pi_e is deterministic on every row (each used slice is one-hot), where the
-  estimate is a binomial proportion and a percentile bootstrap of 0 clicks in 51 rows says [0, 0], which
-  is wrong:
+  rewards are 0 or 1 and the estimate is a binomial proportion, where a percentile bootstrap of 0 clicks
+  in 51 rows says [0, 0], which is wrong:
+
+  - on-policy, one row per case: pi_e(a_i | x_i) equals ``pscore_i`` on every row (``ipw``, ``snipw``:
+    every weight is 1; e.g. the uniform policy on a uniformly random log), or is the same positive number
+    on every row (``replay``): the estimate is the mean reward, :func:`binomial_interval` of (clicks, rows);
+
+  and when pi_e is deterministic on every row (each used slice is one-hot):
 
   - ``replay``, no two matched rows in one case: :func:`binomial_interval` of (clicks, matched rows);
   - ``snipw`` with one propensity p for every row (uniform logging), no two matched rows in one case:
@@ -161,7 +166,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -654,6 +659,8 @@ def _warnings(estimator: str, diag: Diagnostics, rows: _Rows) -> list[str]:
     """Human-readable warnings about the diagnostics (thresholds in the module docstring)."""
     out = []
     n = diag.n_rounds
+    if estimator in ("replay", "dm"):  # no importance weights: the weight checks do not concern them
+        diag = replace(diag, ess=math.nan, max_weight=math.nan, mean_weight=math.nan)
     if diag.ess < ESS_SHARE_MIN * n:
         out.append(f"effective sample size {diag.ess:.1f} is below {ESS_SHARE_MIN:.0%} of the {n} rows: a few "
                    "rows carry most of the importance weight, so the estimate is noisy")
@@ -689,7 +696,15 @@ def _exact_interval(name: str, rows: _Rows, inverse: np.ndarray, n_cases: int, a
     """The exact binomial interval where the module docstring says it applies, else None."""
     if method is None or name not in ("replay", "snipw", "ipw"):
         return None
-    if not (np.all((rows.reward == 0) | (rows.reward == 1)) and np.all((rows.pi == 0) | (rows.pi == 1))):
+    if not np.all((rows.reward == 0) | (rows.reward == 1)):
+        return None
+    if n_cases == rows.n and rows.n:  # on-policy: every row's weight is the same (ipw, snipw: 1), so the
+        chance = rows.pi[np.arange(rows.n), rows.action]  # estimate is the mean reward, k / n
+        on_policy = (np.all(chance == rows.pscore) if name in ("ipw", "snipw") and rows.pscore is not None
+                     else name == "replay" and float(np.ptp(chance)) == 0.0 and chance[0] > 0)
+        if on_policy:
+            return binomial_interval(int(rows.reward.sum()), rows.n, alpha, method)
+    if not np.all((rows.pi == 0) | (rows.pi == 1)):
         return None
     matched = rows.pi[np.arange(rows.n), rows.action] == 1
     uniform = rows.pscore is not None and float(np.ptp(rows.pscore)) == 0.0

@@ -360,11 +360,16 @@ def snapshot_at(log: EventLog, case_id: str, t_us: int) -> dict[str, Any]:
 # decision points
 # ------------------------------------------------------------------------------------------------
 
+def _last_time(log: EventLog) -> int:
+    """The log's last timestamp (microseconds); an empty log has none (the smallest int64 then)."""
+    return int(log.time_us.max(initial=np.iinfo(np.int64).min))
+
+
 def _timers(log: EventLog, every_us: int, until: str) -> tuple[np.ndarray, np.ndarray]:
     """Synthesised timer ticks: (time, last included event index), in case order then time."""
     n_cases = log.n_cases
     first = log.time_us[log.starts[:-1]]
-    end = log.time_us[log.starts[1:] - 1] if until == "last_event" else np.full(n_cases, log.time_us.max())
+    end = log.time_us[log.starts[1:] - 1] if until == "last_event" else np.full(n_cases, _last_time(log))
     n_ticks = np.maximum((end - first) // every_us, 0)
     total = int(n_ticks.sum())
     case = np.repeat(np.arange(n_cases), n_ticks)
@@ -489,7 +494,7 @@ def prepare(log: EventLog, *, first_only: bool = False) -> Replay:
         late = (oj >= 0) & (o_time > time_us + o.horizon_us)
         oj = np.where(late, -1, oj)
         o_time = np.where(late, -1, o_time)
-        censored = (oj < 0) & (time_us + o.horizon_us > log.time_us.max())
+        censored = (oj < 0) & (time_us + o.horizon_us > _last_time(log))
     else:
         censored = np.zeros(n, bool)
     reward = np.where(oj >= 0, event_value[np.maximum(oj, 0)], 0.0)
