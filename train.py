@@ -19,17 +19,19 @@ from pathlib import Path
 
 from arena_env.cli import int_at_least
 from arena_env.distributed import RayUnavailable
+from arena_env.paths import check_out_dir
 from arena_env.training import rllib
 from arena_env.training.config import TrainConfigError, resolve
 from arena_env.training.run import resume_config, train
 
 nonnegative_int = int_at_least(0)
+positive_int = int_at_least(1)  # total_timesteps: the config's rule (a positive integer)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     p.add_argument("--config", type=Path, help="training YAML (e.g. configs/ppo.yaml); with --resume, optional")
-    p.add_argument("--total-timesteps", type=nonnegative_int, help="override total_timesteps (rows x steps)")
+    p.add_argument("--total-timesteps", type=positive_int, help="override total_timesteps (rows x steps)")
     p.add_argument("--seed", type=nonnegative_int, help="override seed")
     p.add_argument("--run-name", help="override run_name (the run directory is runs/<run_name>)")
     p.add_argument("--out", type=Path, help="run directory (default runs/<run_name>)")
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
         if value is not None:
             sets.append(f"{key}={value}")
     try:
+        if args.out is not None:
+            check_out_dir(args.out, "--out")  # before any work
         out, rl = _run_and_framework(args, p)
         if rl and argv is None and os.environ.get("PYTHONHASHSEED") != "0":
             # RLlib orders some per-agent data by iterating sets of agent ids, so its results follow the string
@@ -68,13 +72,20 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    evaluated = ", leaderboard.md, report.html" if "leaderboard" in summary else ""
-    if summary.get("framework") == "rllib":
-        print(f"run in {summary['run_dir']}/ (policy/, config.yaml, checkpoints/, progress.csv, rllib/{evaluated})")
-    else:
-        print(f"run in {summary['run_dir']}/ (model.zip, config.yaml, checkpoints/, tb/, episodes.csv"
-              + (", curve.png" if "curve" in summary else "") + evaluated + ")")
+    print(f"run in {summary['run_dir']}/ ({', '.join(outputs(summary))})")
     return 0
+
+
+def outputs(summary: dict) -> list[str]:
+    """The outputs of a run that its directory holds, for the closing line (the evaluation's when it ran
+    in this invocation, the learning curve when it was drawn)."""
+    if summary.get("framework") == "rllib":
+        names = ["policy/", "config.yaml", "checkpoints/", "progress.csv", "rllib/"]
+    else:
+        names = ["model.zip", "last_model.zip", "config.yaml", "checkpoints/", "tb/", "episodes.csv"]
+        names += ["curve.png"] if "curve" in summary else []
+    names += ["leaderboard.md", "report.html"] if "leaderboard" in summary else []
+    return [n for n in names if (Path(summary["run_dir"]) / n.rstrip("/")).exists()]
 
 
 def _run_and_framework(args, p) -> tuple[Path | None, bool]:

@@ -131,7 +131,12 @@ def test_resume_after_kill_minus_nine_continues_from_the_last_checkpoint(tmp_pat
         steps = [int(r["timesteps"]) for r in csv.DictReader(fh)]
     assert steps == sorted(steps) and steps[-1] <= summary["timesteps"]  # nothing logged twice across the kill
     assert len(steps) == summary["timesteps"] // 12  # one line per finished 12-day episode of each row
-    # resuming a finished run trains nothing more and may extend it
+    # resuming a finished run trains nothing more (its model is kept, not retrained from the last checkpoint)
+    model = (out / "model.zip").read_bytes()
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet"]) == 0
+    assert (out / "model.zip").read_bytes() == model and len((out / "episodes.csv").read_text().splitlines()) == \
+        len(steps) + 1
+    # and may extend it
     assert train_cli.main(["--resume", "--out", str(out), "--quiet", "--total-timesteps", str(total + 480)]) == 0
     assert PPO.load(str(out / "model.zip")).num_timesteps >= total + 480
 
@@ -194,7 +199,24 @@ def test_shipped_configs_are_valid_and_train(tmp_path, name):
     ({"seed": 1_000_000}, ["seed: an integer from 0 to 999,999"]),
     ({"total_timesteps": 0}, ["total_timesteps: a positive integer"]),
     ({"env": {"scenario": "nowhere"}}, ["env: on scenario nowhere"]),
-    ({"env": {"scenario": "tiny", "n_users": "many"}}, ["env: on scenario tiny", "n_users"]),
+    ({"env": {"scenario": "tiny", "n_users": "many"}}, ["cfg.yaml: env.n_users: expected an integer, got str 'many'"]),
+    ({"env": {"scenario": "tiny", "n_users": -3}}, ["cfg.yaml: env.n_users: -3 is out of range"]),
+    ({"env": {"scenario": "tiny", "tenant": {"nope": 1}}}, ["cfg.yaml: env.tenant.nope: unknown economy parameter"]),
+    ({"ppo": {"n_epochs": 0}}, ["cfg.yaml: ppo.n_epochs: an integer >= 1, got 0"]),  # SB3 fails only inside learn()
+    ({"ppo": {"n_steps": "abc"}}, ["ppo.n_steps: an integer (the signature of stable_baselines3.PPO), got 'abc'"]),
+    ({"ppo": {"gamma": "abc"}}, ["ppo.gamma: a number", "got 'abc'"]),
+    ({"ppo": {"normalize_advantage": "yes"}}, ["ppo.normalize_advantage: true or false"]),
+    ({"ppo": {"target_kl": "x"}}, ["ppo.target_kl: a number or null"]),
+    ({"vec": {"learners": ["variant_0", "variant_0"]}}, ["vec.learners: on scenario tiny", "variant_0 listed twice"]),
+    ({"vec": {"opponents": "ucb1"}}, ["vec.opponents: 'ucb1' would play no seat: with vec.learners all",
+                                      "e.g. vec.learners: [variant_0]", "or remove vec.opponents"]),
+    ({"vec": {"learners": ["variant_0", "variant_1"], "opponents": "ucb1"}}, ["vec.opponents", "would play no seat"]),
+    ({"vec": {"learners": ["variant_0"], "opponents": "nosuchagent"}},
+     ["vec.opponents: on scenario tiny", "unknown agent 'nosuchagent'"]),
+    ({"vec": {"learners": ["variant_0"], "opponents": {"variant_1": {"agent": "fixed", "params": {"bogus": 1}}}}},
+     ["vec.opponents", "unknown hyperparameter 'bogus'"]),
+    ({"vec": {"learners": ["variant_0"], "opponents": {"variant_7": "ucb1"}}},
+     ["vec.opponents", "['variant_7'] are not opponents"]),
     ({"env": {"scenario": "tiny", "num_threads": 2}}, ["env.num_threads: is set by train.py", "threads.numba"]),
     ({"vec": {"copies": 0}}, ["vec.copies: a positive integer"]),
     ({"vec": {"learners": ["variant_7"]}}, ["vec.learners", "variant_7"]),
@@ -213,6 +235,7 @@ def test_config_errors_name_the_file_and_the_key(tmp_path, change, words):
         C.resolve(path)
     for w in words:
         assert w in str(exc.value), (w, str(exc.value))
+    assert "scenarios/" not in str(exc.value)  # a value of the training config is not blamed on a scenario file
 
 
 def test_command_line_overrides_and_their_errors(tmp_path, capsys):
@@ -334,3 +357,189 @@ def test_best_checkpoint_selection_scores_every_checkpoint_on_validation_seeds(t
                     for i in range(2)])
     assert sel["scores"]["model_384"] == pytest.approx(want, rel=1e-12) == R.validation_score(cfg, out / "checkpoints" /
                                                                                              "model_384.zip")
+
+
+# --- starts that fail, finished runs resumed, outputs (a new-user pass) --------------------------------------
+
+
+@pytest.mark.parametrize("sets, words", [
+    (["ppo.batch_size=1"], ["cfg.yaml: ppo.batch_size: refused by stable_baselines3.PPO", "greater than 1"]),
+    (["ppo.policy=CnnPolicyX"], ["cfg.yaml: ppo.policy: refused by stable_baselines3.PPO", "CnnPolicyX unknown"]),
+    (["ppo.policy_kwargs={net_arch: abc}"], ["cfg.yaml: ppo.policy_kwargs: refused by stable_baselines3.PPO"]),
+    (["ppo.n_epochs=0"], ["cfg.yaml: ppo.n_epochs: an integer >= 1"]),
+    (["vec.learners=[variant_0]", "vec.opponents=nosuchagent"], ["cfg.yaml: vec.opponents:", "'nosuchagent'"]),
+])
+def test_a_start_that_fails_is_an_error_and_claims_no_run(tmp_path, capsys, sets, words):
+    cfg = write(tmp_path, SMALL)
+    out = tmp_path / "run"
+    argv = ["--config", str(cfg), "--out", str(out), "--quiet"]
+    assert train_cli.main(argv + [x for s in sets for x in ("--set", s)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+    assert not (out / "config.yaml").exists()  # not claimed: the same --out takes the corrected command
+    assert train_cli.main(argv + ["--total-timesteps", "192"]) == 0
+
+
+def test_an_algorithm_that_refuses_the_action_mode_names_env_action_mode(tmp_path, capsys):
+    out = tmp_path / "dqn"
+    sets = ["env.action_mode=continuous", "env.scenario=tiny", "env.n_users=300", "vec.copies=1",
+            "dqn.buffer_size=1000"]
+    assert train_cli.main(["--config", str(ROOT / "configs" / "dqn.yaml"), "--out", str(out), "--quiet",
+                           "--no-eval"] + [x for s in sets for x in ("--set", s)]) == 2
+    err = capsys.readouterr().err
+    assert "dqn.yaml: env.action_mode: stable_baselines3.DQN does not take this env's actions (action_mode continuous" \
+        in err and "Discrete" in err
+    assert not out.exists()
+
+
+def test_extending_a_best_selection_run_scores_and_keeps_its_new_final_model(tmp_path):
+    import json
+
+    from stable_baselines3 import PPO
+
+    data = {**SMALL, "total_timesteps": 384, "checkpoint": {"every": 192, "select": "best", "validation_seeds": 1},
+            "eval": {**SMALL["eval"], "overrides": {"n_users": 300, "max_days": 12}}}
+    out = tmp_path / "run"
+    assert train_cli.main(["--config", str(write(tmp_path, data)), "--out", str(out), "--quiet"]) == 0
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet", "--total-timesteps", "768"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["timesteps"] == 768 and set(summary["selection"]["scores"]) == {
+        "model_192", "model_384", "model_576", "model_768", "last"}
+    assert PPO.load(str(out / "last_model.zip")).num_timesteps == 768  # the new final model, not the first run's
+    sel = summary["selection"]["selected"]
+    chosen = out / "last_model.zip" if sel == "last" else out / "checkpoints" / f"{sel}.zip"
+    assert (out / "model.zip").read_bytes() == chosen.read_bytes()
+    assert yaml.safe_load((out / "config.yaml").read_text())["total_timesteps"] == 768  # the value used
+
+
+def test_resuming_a_finished_run_keeps_its_model_and_summary(tmp_path, monkeypatch, capsys):
+    import json
+
+    cfg = write(tmp_path, {**SMALL, "total_timesteps": 192, "checkpoint": {"every": 10_000},  # no checkpoint
+                           "eval": {**SMALL["eval"], "enabled": True}})
+    out = tmp_path / "run"
+    evaluated = []
+    monkeypatch.setattr(R, "evaluate_policy", lambda *a, **k: evaluated.append(1) or [{"agent": "cfg"}])
+    assert train_cli.main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    model, episodes = (out / "model.zip").read_bytes(), (out / "episodes.csv").read_text()
+    first = json.loads((out / "summary.json").read_text())
+    assert R.checkpoints(out / "checkpoints") == [] and R.trained(C.from_dict(SMALL, "x"), out) is None  # 768 > 192
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet"]) == 0
+    assert (out / "model.zip").read_bytes() == model and (out / "episodes.csv").read_text() == episodes
+    again = json.loads((out / "summary.json").read_text())
+    assert {k: again[k] for k in ("timesteps", "steps_per_s", "resumed_from")} == {
+        k: first[k] for k in ("timesteps", "steps_per_s", "resumed_from")}
+    # as after kill -9 between the final save and the summary: the saved model's timesteps tell the training is done
+    (out / "summary.json").unlink()
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet"]) == 0
+    assert (out / "model.zip").read_bytes() == model
+    assert json.loads((out / "summary.json").read_text())["timesteps"] == 192
+
+    # Ctrl-C in the evaluation: the model is kept, the message says so, and --resume goes straight to the evaluation
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(R, "evaluate_policy", interrupted)
+    capsys.readouterr()
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted during the evaluation; the trained model is saved ({out / 'model.zip'})" in err
+    assert f"cells.jsonl); finish with: python train.py --resume --out {out}" in err
+    evaluated.clear()
+    monkeypatch.setattr(R, "evaluate_policy", lambda *a, **k: evaluated.append(1) or [{"agent": "cfg"}])
+    assert train_cli.main(["--resume", "--out", str(out), "--quiet"]) == 0
+    assert evaluated == [1] and (out / "model.zip").read_bytes() == model
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["timesteps"] == 192 and summary["leaderboard"] == [{"agent": "cfg"}]
+
+
+def test_a_finished_run_is_told_from_a_killed_one_by_its_saved_model(tmp_path):
+    cfg = C.from_dict({**SMALL, "total_timesteps": 192}, "x")
+    assert R.trained(cfg, tmp_path) is None  # nothing saved
+    (tmp_path / "model.tmp.zip").write_bytes(b"cut short")  # a save killed half-way is under its temporary name
+    assert R.trained(cfg, tmp_path) is None
+    (tmp_path / "model.zip").write_bytes(b"not a zip")
+    assert R.trained(cfg, tmp_path) is None
+
+
+def test_command_line_checks(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_cli.main(["--config", str(ROOT / "configs" / "ppo.yaml"), "--total-timesteps", "0"])
+    assert exc.value.code == 2 and "--total-timesteps: expected a positive integer, got 0" in capsys.readouterr().err
+    (tmp_path / "f").write_text("")
+    for argv in (["--config", str(write(tmp_path, SMALL))], ["--resume"]):
+        assert train_cli.main(argv + ["--out", str(tmp_path / "f")]) == 2
+        assert f"--out {tmp_path / 'f'}: a file is there" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_cli.main(["--help"])
+    assert "(Ray RLlib, multi-agent; arena_env/training/rllib.py)." in " ".join(capsys.readouterr().out.split())
+    (tmp_path / "r" / "policy").mkdir(parents=True)
+    assert train_cli.outputs({"framework": "rllib", "run_dir": str(tmp_path / "r")}) == ["policy/"]  # no checkpoints/
+
+
+def _drawn(run_dir: Path, monkeypatch):
+    """The axes of the learning curve of ``run_dir`` (as drawn to curve.png)."""
+    from matplotlib.figure import Figure
+
+    from arena_env.training import curve
+
+    figs = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), original(self, *a, **k))[1])
+    curve.plot(run_dir)
+    return figs[0].axes[0]
+
+
+def _curve_run(tmp_path: Path, returns: list[float], scenarios: list[str], table: str) -> Path:
+    """A run directory with 12-step episodes of the given returns and a one-table leaderboard.csv."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"algo": "PPO", "run_name": "cfg",
+                                                          "eval": {"scenarios": scenarios}}))
+    with open(tmp_path / "episodes.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, R.CSV_FIELDS)
+        w.writeheader()
+        for i, r in enumerate(returns):
+            w.writerow({"timesteps": 12 * (i + 1), "scenario": "tiny", "agent": "variant_0", "return": r, "length": 12})
+    with open(tmp_path / "leaderboard.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["track", "scenario", "agent", "raw_mean"])
+        w.writeheader()
+        for agent, y in (("hold", 0.0), ("oracle-static", 0.1), ("cfg", 0.05)):
+            w.writerow({"track": "solo", "scenario": table, "agent": agent, "raw_mean": y})
+    return tmp_path
+
+
+def test_the_curve_draws_the_reference_lines_of_a_one_scenario_evaluation(tmp_path, monkeypatch):
+    # one evaluation scenario: leaderboard.csv has only the "all" table (its rows are that scenario's)
+    ax = _drawn(_curve_run(tmp_path, [0.01 * i for i in range(60)], ["tiny"], "all"), monkeypatch)
+    ys = sorted(line.get_ydata()[0] for line in ax.lines[1:])
+    assert ys == [0.0, 0.05, 0.1]  # hold, the policy, the static oracle
+    labels = ax.get_legend_handles_labels()[1]
+    assert any(t.startswith("hold (0)") for t in labels) and any(t.startswith("static oracle (1)") for t in labels)
+
+
+def test_the_curve_keeps_the_latest_bins_in_view(tmp_path, monkeypatch):
+    # a short run far below hold - 2 gaps (0 - 0.2), improving: the last bins stay in view, the note counts the rest
+    returns = [-3.0 + 0.02 * i for i in range(60)]
+    ax = _drawn(_curve_run(tmp_path, returns, ["tiny"], "all"), monkeypatch)
+    bottom, top = ax.get_ylim()
+    means = list(ax.lines[0].get_ydata())
+    assert all(bottom <= m <= top for m in means[-len(means) // 4:])  # the latest quarter of the bins is drawn
+    below = sum(m < bottom for m in means)
+    assert 0 < below < len(means)
+    assert [t.get_text() for t in ax.texts] == [f"{below} earlier bins below the axis"]
+    # a curve within the range: no note, nothing cut
+    ax = _drawn(_curve_run(tmp_path, [0.001 * i for i in range(60)], ["tiny"], "all"), monkeypatch)
+    assert not ax.texts and ax.get_ylim()[0] <= min(ax.lines[0].get_ydata())
+
+
+def test_rllib_arguments_are_checked_against_their_types():
+    pytest.importorskip("ray")
+    from arena_env.training import rllib
+
+    path = ROOT / "configs" / "rllib_ppo.yaml"
+    with pytest.raises(C.TrainConfigError, match=r"rllib_ppo.yaml: rllib.training.minibatch_size: an integer or null "
+                                                 r"\(the signature of PPOConfig.training\), got 'abc'"):
+        rllib.resolve(path, ["rllib.training.minibatch_size=abc"])
+    with pytest.raises(C.TrainConfigError, match=r"rllib_ppo.yaml: env.n_users: -3 is out of range"):
+        rllib.resolve(path, ["env.n_users=-3"])

@@ -92,6 +92,7 @@ def test_opponents_by_name_drive_the_other_treatments():
     ({"copies": {"scenario": "tiny"}}, ["copies"]),
     ({"copies": [TINY], "learners": ["variant_9"]}, ["learners", "variant_0"]),
     ({"copies": [TINY], "learners": "variant_0"}, ["learners"]),
+    ({"copies": [TINY], "learners": ["variant_0", "variant_0"]}, ["learners: variant_0 listed twice"]),
     ({"copies": [TINY, {**TINY, "action_mode": "discrete"}]}, ["copies[1]", "spaces"]),
     ({"copies": [TINY], "learners": ["variant_0"], "opponents": "nope"}, ["unknown agent 'nope'"]),
 ])
@@ -228,3 +229,27 @@ def test_workers_are_validated():
         EconomyVecEnv([TINY] * 2, workers=True)
     with pytest.raises(ValueError, match="registered agent name"):
         EconomyVecEnv([TINY] * 2, learners=["variant_0"], opponents=lambda obs, info: None, workers=2)
+
+
+def test_a_worker_whose_main_process_is_killed_exits_quietly(tmp_path):
+    """kill -9 of the main process while a worker's reply waits unread in its pipe: the worker's next read
+    fails with ECONNRESET, and it exits without a traceback."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from arena_env.wrappers.vec import EconomyVecEnv\n"
+        "if __name__ == '__main__':\n"
+        f"    vec = EconomyVecEnv([{TINY!r}] * 2, workers=2)\n"
+        "    vec._workers[0].send('getattr', (0, 'day'))\n"
+        "    time.sleep(0.5)  # the reply waits unread\n"
+        "    print(vec._workers[0].process.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, str(script)], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=120)  # returns once the worker, which holds stderr too, has exited
+    assert proc.returncode == -9 and proc.stdout.strip().isdigit()
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr

@@ -6,16 +6,21 @@ and the key):
 * ``algo``: a Stable-Baselines3 algorithm class (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``DDPG``, ``DQN``).
 * a section named after it in lower case (``ppo:``, ``a2c:``, ``dqn:``, ...): its keys pass to the
   algorithm's constructor verbatim (``policy`` defaults to ``MlpPolicy``), checked against the
-  constructor's signature.  Two conveniences of the RL zoo: ``policy_kwargs.activation_fn`` may name
-  a ``torch.nn`` class (``tanh``, ``relu``, ...) and ``learning_rate`` may be ``lin_<x>`` (linear decay
+  constructor's signature: the names, the plain types of its hints (:func:`check_argument`) and a few
+  counts (``n_steps``, ``batch_size``, ``n_epochs`` ...: SB3 finds ``n_epochs: 0`` only inside
+  ``learn()``); the constructor's own checks run when train.py builds the model, before it claims the
+  run directory.  Two conveniences of the RL zoo: ``policy_kwargs.activation_fn`` may name a
+  ``torch.nn`` class (``tanh``, ``relu``, ...) and ``learning_rate`` may be ``lin_<x>`` (linear decay
   from ``x`` to 0).  ``env``, ``seed``, ``verbose``, ``tensorboard_log`` and ``device`` are set by train.py.
 * ``run_name`` (default: the config file's stem), ``seed`` (0 .. 999,999: evaluation seeds start at
   1,000,000), ``total_timesteps`` (rows x steps).
 * ``env``: :class:`~arena_env.economy.env.EconomyEnv` keywords for every economy; ``scenario`` may be a
   list (one policy trained across scenarios, ``vec.copies`` economies of each).
 * ``vec``: ``copies`` (economies per scenario), ``learners`` (``all``: every treatment agent is a row,
-  parameter sharing; or a list such as ``[variant_0]``), ``opponents`` (the other seats: a registered
-  agent name, ``{agent, params}``, or a mapping seat -> either; default: they hold),
+  parameter sharing; or a list such as ``[variant_0]``, each agent once), ``opponents`` (the other
+  seats: a registered agent name, ``{agent, params}``, or a mapping seat -> either; default: they
+  hold; given with no seat left to play, as with ``learners: all``, an error), both checked by
+  building them as :class:`~arena_env.wrappers.vec.EconomyVecEnv` does,
   ``normalize_reward`` (SB3's ``VecNormalize`` on the reward only; observations are bounded already),
   ``workers`` (processes that step the economies at the same time, this one included; at most one per
   economy is used; the results do not depend on it, see :class:`~arena_env.wrappers.vec.EconomyVecEnv`).
@@ -40,6 +45,9 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +65,11 @@ VALIDATION_SEED_BASE = 900_000  # checkpoint selection's episodes: disjoint from
 _EVAL = {"enabled": True, "seeds": 20, "scenarios": None, "agents": None, "overrides": {},
          "workers": None}
 _ENV_SET_HERE = {"num_threads": "threads.numba", "render_mode": None}
+# integer arguments of the algorithms with their smallest sensible value, checked up front because SB3 finds some
+# only inside learn() (n_epochs: 0 fails after the first rollout); the constructor's own checks do the rest
+_AT_LEAST = {"n_steps": 1, "batch_size": 1, "n_epochs": 1, "buffer_size": 1, "learning_starts": 0, "train_freq": 1,
+             "target_update_interval": 1, "policy_delay": 1, "stats_window_size": 1}
+_PLAIN = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
 
 
 class TrainConfigError(ValueError):
@@ -197,13 +210,17 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> TrainConfig:
         raise err(section, f"a mapping of {cls.__name__} constructor arguments, got {kwargs!r}")
     kwargs = {"policy": "MlpPolicy", **copy.deepcopy(dict(kwargs))}
     params = inspect.signature(cls.__init__).parameters
-    for k in kwargs:
+    for k, v in kwargs.items():
         if k in RESERVED:
             raise err(f"{section}.{k}", "is set by train.py (env from env/vec, seed from seed, logs in the run "
                                         "directory, device cpu); remove it")
         if k not in params:
             allowed = ", ".join(p for p in params if p not in ("self", *RESERVED))
             raise err(f"{section}.{k}", f"not an argument of stable_baselines3.{cls.__name__}; arguments: {allowed}")
+        check_argument(v, params[k].annotation, f"stable_baselines3.{cls.__name__}", lambda msg, k=k: err(
+            f"{section}.{k}", msg))
+        if k in _AT_LEAST and isinstance(v, int) and not _int(v, _AT_LEAST[k]):
+            raise err(f"{section}.{k}", f"an integer >= {_AT_LEAST[k]}, got {v!r}")
     try:
         build_kwargs(kwargs)
     except ValueError as exc:
@@ -299,24 +316,65 @@ def run_keys(data: Mapping[str, Any], err) -> tuple[str, int, int]:
     return run_name.strip(), seed, total
 
 
+def check_argument(value, annotation, owner: str, err) -> None:
+    """``err(message)`` when ``value`` does not fit a constructor's or method's type hint made of plain
+    types only (``int``, ``float``, ``bool``, ``str``, ``None``: ``n_steps: int``, ``minibatch_size:
+    Optional[int]``), since the libraries take such a value as it is and fail only later (inside
+    ``learn()`` or a training step).  Other hints (schedules, classes, lists, ...) are left to the
+    library's own checks.  ``owner`` names the signature in the message."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    members = typing.get_args(annotation) if union else (annotation,)
+    if not all(m in _PLAIN for m in members):
+        return
+    if any(type(value) is m or (m is float and type(value) is int) for m in members):
+        return
+    want = " or ".join(_PLAIN[m] for m in sorted(members, key=lambda m: m is type(None)))
+    raise err(f"{want} (the signature of {owner}), got {value!r}")
+
+
+def env_error(err, exc: Exception, env: Mapping, scenario: str, name_scenario: bool = True):
+    """An ``EconomyEnv`` error of scenario ``scenario`` built with the config's ``env`` keywords, as a
+    config error: one about a key that ``env`` sets (``n_users: -3 is out of range``) names
+    ``env.<key>``, since the value came from the config, not from the scenario file; any other names
+    ``env`` (and, with ``name_scenario``, the scenario: a config may train on several)."""
+    from arena_env.economy.scenario import ScenarioError, find
+
+    text = str(exc)
+    try:
+        source = f"{find(scenario)}: "
+    except ScenarioError:
+        source = None
+    if source and text.startswith(source):
+        key, _, msg = text[len(source):].partition(": ")
+        if msg and re.split(r"[.\[]", key, maxsplit=1)[0] in env:
+            return err(f"env.{key}", msg)
+    return err("env", f"on scenario {scenario}: {text}" if name_scenario else text)
+
+
 def _check_env(cfg: TrainConfig, err) -> None:
-    """Build (and close) one economy per scenario so that a bad keyword fails before training starts."""
+    """Build (and close) one economy per scenario so that a bad keyword fails before training starts, and
+    the learners and opponents on it as :class:`~arena_env.wrappers.vec.EconomyVecEnv` takes them."""
     from arena_env.economy.env import EconomyEnv
     from arena_env.economy.scenario import ScenarioError
 
     spaces = None
+    learners, opponents = cfg.vec["learners"], cfg.vec["opponents"]
+    seats = False  # a seat left for the opponents in some scenario
     for kw in cfg.env_copies()[:: cfg.vec["copies"]]:
         try:
             env = EconomyEnv(**kw)
         except (ScenarioError, ValueError, TypeError) as exc:
-            raise err("env", f"on scenario {kw['scenario']}: {exc}") from None
+            raise env_error(err, exc, cfg.env, kw["scenario"]) from None
         try:
             agents = env.possible_agents
-            if cfg.vec["learners"] != "all":
-                bad = [a for a in cfg.vec["learners"] if a not in agents]
+            if learners != "all":
+                bad = [a for a in learners if a not in agents]
                 if bad:
                     raise err("vec.learners", f"{bad} are not agents of scenario {kw['scenario']} "
                                               f"({', '.join(agents)})")
+                left = not set(agents) <= set(learners)
+                seats |= left
+                _check_seats(kw, learners, opponents if left else None, err)
             sp = (env.observation_space(agents[0]), env.action_space(agents[0]))
             if spaces is not None and sp != spaces:
                 raise err("env.scenario", f"scenario {kw['scenario']} has other observation or action spaces than "
@@ -325,6 +383,25 @@ def _check_env(cfg: TrainConfig, err) -> None:
             spaces = sp
         finally:
             env.close()
+    if opponents is not None and not seats:
+        raise err("vec.opponents", f"{opponents!r} would play no seat: with vec.learners {learners} every treatment "
+                                   "is a learner; list fewer learners (e.g. vec.learners: [variant_0]) to leave the "
+                                   "other seats to the opponents, or remove vec.opponents")
+
+
+def _check_seats(kw: dict, learners: list, opponents, err) -> None:
+    """The learner list (then the opponents) on the economy ``kw``, by the rules of ``EconomyVecEnv`` itself
+    (an agent listed twice, an unknown agent or seat, an agent's bad params): its refusal names
+    ``vec.learners`` (or ``vec.opponents``)."""
+    from arena_env.wrappers.vec import EconomyVecEnv
+
+    for key, opp in (("vec.learners", None), ("vec.opponents", opponents)):
+        if key == "vec.opponents" and opponents is None:
+            return
+        try:
+            EconomyVecEnv([kw], learners=learners, opponents=opp).close()
+        except (ValueError, TypeError) as exc:
+            raise err(key, f"on scenario {kw['scenario']}: {exc}") from None
 
 
 def default_eval_agents() -> list[dict]:

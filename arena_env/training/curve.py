@@ -6,7 +6,9 @@ timesteps, with a band of +-2 standard errors.  The returns are those of the tra
 exploration noise included) on training seeds.  When the run's final evaluation exists
 (``leaderboard.csv``), the raw mean returns of ``hold`` and ``oracle-static`` on the evaluation seeds
 (the leaderboard's 0 and 1) and of the trained policy's deterministic play are drawn as horizontal
-lines, so the curve reads in the leaderboard's unit.
+lines, so the curve reads in the leaderboard's unit (with one evaluation scenario, leaderboard.csv's
+``all`` rows are that scenario's).  The y-axis then reaches down to two hold-to-oracle gaps below hold,
+and always to the latest quarter of the bins; a note counts the earlier bins left below it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ def read_episodes(path: Path) -> list[dict]:
                 for r in csv.DictReader(fh)]
 
 
-def references(run_dir: Path, label: str | None) -> dict[str, dict[str, float]]:
-    """scenario -> {hold, oracle-static, <label>: raw mean return} from the run's ``leaderboard.csv``."""
+def references(run_dir: Path, label: str | None, evaluated: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """scenario -> {hold, oracle-static, <label>: raw mean return} from the run's ``leaderboard.csv``.
+    ``evaluated``: the evaluation's scenarios (``eval.scenarios`` of the run's config); with one,
+    leaderboard.csv has only the ``all`` table, whose rows are that scenario's."""
     path = Path(run_dir) / "leaderboard.csv"
     out: dict[str, dict[str, float]] = defaultdict(dict)
     if not path.exists():
@@ -34,13 +38,14 @@ def references(run_dir: Path, label: str | None) -> dict[str, dict[str, float]]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     scenarios = {r["scenario"] for r in rows if r.get("track") == "solo"}
+    one = evaluated[0] if scenarios == {"all"} and evaluated and len(evaluated) == 1 else None
     for r in rows:
         if r.get("track") != "solo" or r.get("raw_mean") in (None, ""):
             continue
         if len(scenarios) > 1 and r["scenario"] == "all":
             continue
         if r["agent"] in ("hold", "oracle-static", label):
-            out[r["scenario"]][r["agent"]] = float(r["raw_mean"])
+            out[one or r["scenario"]][r["agent"]] = float(r["raw_mean"])
     return out
 
 
@@ -60,7 +65,8 @@ def plot(run_dir: str | Path, out: str | Path | None = None, bins: int = 30) -> 
     cfg_path = run_dir / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
     label = cfg.get("run_name")
-    refs = references(run_dir, label)
+    evaluated = (cfg.get("eval") or {}).get("scenarios")
+    refs = references(run_dir, label, [str(x) for x in evaluated] if isinstance(evaluated, list) else None)
     scenarios = sorted({e["scenario"] for e in eps})
     fig, axes = plt.subplots(1, len(scenarios), figsize=(6.4 * len(scenarios), 4.2), squeeze=False)
     t_max = max(e["timesteps"] for e in eps)
@@ -90,15 +96,22 @@ def plot(run_dir: str | Path, out: str | Path | None = None, bins: int = 30) -> 
         if "hold" in refs.get(s, {}) and "oracle-static" in refs.get(s, {}):  # the leaderboard's range in view
             zero, one = refs[s]["hold"], refs[s]["oracle-static"]
             gap = abs(one - zero) or 1.0
-            bottom = max(min(lo), zero - 2.0 * gap)
-            ax.set_ylim(bottom, max(max(hi), *ys) + 0.15 * gap)
-            if min(lo) < bottom:
-                ax.text(0.01, 0.02, "earlier bins below the axis", transform=ax.transAxes, fontsize=7, color="0.4")
+            # down to 2 gaps below hold, and always down to the latest bins (the last quarter): the early bins of
+            # a long run may fall below, the curve where training ended never does
+            recent = lo[-max(1, len(lo) // 4):]
+            bottom = min(max(min(lo), zero - 2.0 * gap), min(recent))
+            top = max(max(hi), *ys)
+            bottom -= 0.05 * (top - bottom or gap)
+            ax.set_ylim(bottom, top + 0.15 * gap)
+            below = sum(m < bottom for m in ms)
+            if below:
+                ax.text(0.01, 0.02, f"{below} earlier bin{'s' if below > 1 else ''} below the axis",
+                        transform=ax.transAxes, fontsize=7, color="0.4")
         ax.set_title(f"{cfg.get('algo', '')} {label or ''} on {s}".strip())
         ax.set_xlabel("timesteps (rows x steps)")
         ax.set_ylabel("episode return (EUR per enrolled user, lift over control)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out = Path(out) if out else run_dir / "curve.png"
     fig.savefig(out, dpi=110)

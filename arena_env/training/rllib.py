@@ -51,7 +51,7 @@ from typing import Any
 
 from agents.learners import META_NAME  # arena.json: how a policy was trained, read by its agent
 
-from .config import _EVAL, TrainConfigError, _int, _section, default_eval_agents, run_keys
+from .config import _EVAL, TrainConfigError, _int, _section, check_argument, default_eval_agents, env_error, run_keys
 
 ENV_NAME = "arena_economy"
 SHARED = "shared"
@@ -192,12 +192,14 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> RLlibConfig:
         if str(method) in _RESERVED and reserved is None:
             raise err(where, "is set by train.py (env, policies, framework); remove it")
         params = _arguments(type(config), str(method))
-        for k in kwargs:
+        for k, v in kwargs.items():
             if k in (reserved or ()):
                 raise err(f"{where}.{k}", "is set by train.py (seed, policies); remove it")
             if k not in params:
                 raise err(f"{where}.{k}", f"not an argument of {type(config).__name__}.{method}; arguments: "
                                           f"{', '.join(params)}")
+            check_argument(v, params[k], f"{type(config).__name__}.{method}",
+                           lambda msg, key=f"{where}.{k}": err(key, msg))
     ckpt = _section(data, "checkpoint", _CHECKPOINT, err)
     for k in ("every", "keep"):
         if not _int(ckpt[k], 1):
@@ -215,17 +217,18 @@ def from_dict(data: Mapping[str, Any], src: str = "<dict>") -> RLlibConfig:
     return cfg
 
 
-def _arguments(cls, method: str) -> list[str]:
-    """The keyword arguments ``cls.method`` accepts, following ``**kwargs`` up the class hierarchy
-    (``PPOConfig.training(**kwargs)`` passes on to ``AlgorithmConfig.training``)."""
-    names: list[str] = []
+def _arguments(cls, method: str) -> dict[str, Any]:
+    """The keyword arguments ``cls.method`` accepts, with their type hints, following ``**kwargs`` up the
+    class hierarchy (``PPOConfig.training(**kwargs)`` passes on to ``AlgorithmConfig.training``)."""
+    names: dict[str, Any] = {}
     for klass in cls.__mro__:
         fn = klass.__dict__.get(method)
         if fn is None:
             continue
         params = inspect.signature(fn).parameters
-        names += [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                  and n not in names]
+        for n, p in params.items():
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n not in names:
+                names[n] = p.annotation
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             break
     return names
@@ -238,7 +241,7 @@ def _check_env(cfg: RLlibConfig, err) -> None:
     try:
         EconomyEnv(**cfg.env_kwargs()).close()
     except (ScenarioError, ValueError, TypeError) as exc:
-        raise err("env", str(exc)) from None
+        raise env_error(err, exc, cfg.env, cfg.scenarios[0], name_scenario=False) from None
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -323,18 +326,50 @@ def agent_steps(result: Mapping) -> int:
 
 def train(cfg: RLlibConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
           evaluate: bool | None = None) -> dict:
-    """Train (or resume) the RLlib run of ``cfg`` in ``out``; returns a summary."""
-    import torch
-
-    from .run import open_run_dir
+    """Train (or resume) the RLlib run of ``cfg`` in ``out``; returns a summary.  A new run builds its
+    algorithm before it claims ``out`` with ``config.yaml``, so a config that RLlib refuses is a
+    :class:`TrainConfigError` and leaves no run behind.  Resuming, a finished training (``policy/`` saved
+    with ``total_timesteps`` reached) is kept and only the evaluation runs."""
+    from .run import check_run_dir, kept_summary, write_config, write_summary
 
     out = Path(out)
-    open_run_dir(out, cfg.to_dict(), resume)
+    check_run_dir(out, resume)
+    if resume:
+        write_config(out, cfg.to_dict())
+    summary: dict[str, Any] = {"run_dir": str(out), "framework": "rllib", "algo": cfg.algo}
+    steps = _policy_steps(out) if resume else None
+    if steps is None or steps < cfg.total_timesteps:
+        summary.update(_learn(cfg, out, resume, progress))
+    else:
+        summary.update({"resumed_from_iteration": None, **kept_summary(out, steps, (
+            "resumed_from_iteration", "steps_per_s", "timesteps", "iterations"))})
+    summary["model"] = str(out / "policy")
+    write_summary(out, summary)
+    if cfg.eval["enabled"] if evaluate is None else evaluate:
+        from .run import evaluate_policy
+
+        try:
+            summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress, model=out / "policy")
+        except KeyboardInterrupt:
+            print(f"\ninterrupted during the evaluation; the trained policy is saved ({out / 'policy'}) and the "
+                  f"evaluation's finished cells ({out / 'cells.jsonl'}); finish with: python train.py --resume "
+                  f"--out {out}", file=sys.stderr)
+            raise
+        write_summary(out, summary)
+    return summary
+
+
+def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
+    """Build the algorithm (restored from the newest checkpoint when resuming), claim a new run's
+    directory, train up to ``total_timesteps`` and save ``policy/``; returns the summary's training fields."""
+    import torch
+
+    from .run import write_config
+
     torch.set_num_threads(cfg.threads["torch"])
     ckdir = out / "checkpoints"
-    done = checkpoints(ckdir)
-    summary: dict[str, Any] = {"run_dir": str(out), "framework": "rllib", "algo": cfg.algo,
-                               "resumed_from_iteration": done[-1] if resume and done else None}
+    done = checkpoints(ckdir) if resume else []
+    summary: dict[str, Any] = {"resumed_from_iteration": done[-1] if done else None}
     from arena_env.distributed import ray_session
 
     for name in ("ray._common.deprecation", "ray.rllib.algorithms.algorithm_config", "ray.tune.utils.util"):
@@ -345,9 +380,16 @@ def train(cfg: RLlibConfig, out: str | os.PathLike, resume: bool = False, progre
         meta = {"framework": "rllib", "algo": cfg.algo, "action_mode": cfg.env.get("action_mode", "continuous"),
                 "policies": cfg.policies, "modules": module_ids(cfg, agents), "scenarios": list(cfg.scenarios),
                 "seed": cfg.seed, "run_name": cfg.run_name}
-        algo = config.build_algo()
         try:
-            if resume and done:
+            algo = config.build_algo()
+        except (ValueError, TypeError, KeyError, AssertionError) as exc:
+            if resume:
+                raise
+            raise TrainConfigError(f"{cfg.source}: rllib: refused by RLlib {cfg.algo}: {exc}") from None
+        try:
+            if not resume:
+                write_config(out, cfg.to_dict())  # the run is claimed once RLlib has built the algorithm
+            if done:
                 algo.restore_from_path(str((ckdir / f"iter_{done[-1]}").resolve()))
             steps = _steps_of(out) if resume else 0
             t0, n0 = time.monotonic(), steps
@@ -363,7 +405,7 @@ def train(cfg: RLlibConfig, out: str | os.PathLike, resume: bool = False, progre
             else:
                 with open(log, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(CSV_FIELDS)
-            it = done[-1] if resume and done else 0
+            it = done[-1] if done else 0
             while steps < cfg.total_timesteps:
                 result = algo.train()
                 it += 1
@@ -385,16 +427,18 @@ def train(cfg: RLlibConfig, out: str | os.PathLike, resume: bool = False, progre
             summary["steps_per_s"] = (steps - n0) / max(time.monotonic() - t0, 1e-9)
             summary["timesteps"] = steps
             summary["iterations"] = it
-            _save(algo, out / "policy", {**meta, "iteration": it, "timesteps": steps})
+            _save(algo, out / "policy", {**meta, "iteration": it, "timesteps": steps})  # last: training is done
         finally:
             algo.stop()
-    summary["model"] = str(out / "policy")
-    if cfg.eval["enabled"] if evaluate is None else evaluate:
-        from .run import evaluate_policy
-
-        summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress, model=out / "policy")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _policy_steps(out: Path) -> int | None:
+    """Agent steps of the run's final ``policy/`` (None: not saved yet)."""
+    try:
+        return int(json.loads((out / "policy" / META_NAME).read_text())["timesteps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _steps_of(out: Path) -> int:

@@ -1,11 +1,12 @@
 """One training run: build the economies, train, checkpoint, resume, evaluate.
 
-``train(cfg, out)`` reads top to bottom: set the threads, make the run directory (or, with
-``resume=True``, find its last checkpoint), build the :class:`~arena_env.wrappers.vec.EconomyVecEnv`
-under :class:`EpisodeStats` (and ``VecNormalize`` on the reward), build or load the model, learn with
-the callbacks (per-agent TensorBoard scalars and ``episodes.csv``, checkpoints, progress), save the
-final model, draw the learning curve and evaluate the policy on held-out seeds with evaluate.py's
-machinery.  The VecEnv is closed whatever happens.
+``train(cfg, out)`` reads top to bottom: check the run directory, set the threads, build the
+:class:`~arena_env.wrappers.vec.EconomyVecEnv` under :class:`EpisodeStats` (and ``VecNormalize`` on
+the reward), build the model (or, with ``resume=True``, load the newest checkpoint; a training that
+finished is kept), claim a new run's directory by writing ``config.yaml``, learn with the callbacks
+(per-agent TensorBoard scalars and ``episodes.csv``, checkpoints, progress), save the final model,
+select the best checkpoint (``checkpoint.select: best``), evaluate the policy on held-out seeds with
+evaluate.py's machinery and draw the learning curve.  The VecEnv is closed whatever happens.
 
 The run directory (docs/training.md):
 
@@ -14,7 +15,10 @@ The run directory (docs/training.md):
 ``tb/``                     TensorBoard logs (SB3's scalars and ``arena/...`` per agent)
 ``episodes.csv``            one line per finished (economy, agent) episode
 ``checkpoints/``            ``model_<steps>.zip`` (+ ``vecnormalize_<steps>.pkl``, replay buffer)
-``model.zip``               the final model (``vecnormalize.pkl`` beside it)
+``model.zip``               the final model (``vecnormalize.pkl`` beside it); with ``checkpoint.select:
+                            best`` the best checkpoint, the final model being ``last_model.zip``
+``summary.json``            paths, timesteps, steps per second, the selection and the evaluation's table
+                            (written after each stage)
 ``curve.png``               the learning curve (:mod:`arena_env.training.curve`)
 ``leaderboard.md`` ...      the final evaluation (``report.html``, ``results.parquet``, ...)
 ==========================  ===============================================================
@@ -29,6 +33,7 @@ import re
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from agents.learners import write_meta
 from arena_env import progress as progress_bar
+from arena_env.paths import check_out_dir
 
 from .config import TrainConfig, TrainConfigError, algorithm, build_kwargs, eval_tournament, from_dict, meta
 
@@ -265,31 +271,23 @@ def set_threads(cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads["torch"])
 
 
-def prepare(cfg: TrainConfig, out: Path, resume: bool) -> tuple[TrainConfig, int | None]:
-    """Create the run directory and write the resolved config (or, resuming, check that the run
-    exists); returns the config and the checkpoint to resume from (None: from scratch)."""
-    out = Path(out)
-    open_run_dir(out, cfg.to_dict(), resume)
-    if not resume:
-        return cfg, None
-    done = checkpoints(out / "checkpoints")
-    return cfg, (done[-1] if done else None)
-
-
-def open_run_dir(out: Path, resolved: dict, resume: bool) -> None:
-    """A new run: create ``out`` and write the resolved config (refused if ``out`` holds a run); resuming:
-    check that the run is there."""
-    saved = Path(out) / "config.yaml"
+def check_run_dir(out: Path, resume: bool) -> None:
+    """Checked before any work: ``out`` is not a file; a new run refuses it when it holds a run
+    (``config.yaml``), resuming needs that run."""
+    check_out_dir(out)
     if resume:
         _saved_config(out)
-        return
-    if saved.exists():
+    elif (Path(out) / "config.yaml").exists():
         raise FileExistsError(f"{out} holds a run already (config.yaml): pass --resume to continue it, or "
                               "choose another --out / run_name")
+
+
+def write_config(out: Path, resolved: dict) -> None:
+    """Write the resolved config to ``out/config.yaml`` (creating ``out``): a new run claims its directory
+    with it, and a resumed one records what it runs with (a new ``total_timesteps``)."""
+    saved = Path(out) / "config.yaml"
     Path(out).mkdir(parents=True, exist_ok=True)
-    tmp = saved.with_name("config.yaml.tmp")
-    tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    os.replace(tmp, saved)
+    _atomic(saved, lambda p: p.write_text(yaml.safe_dump(resolved, sort_keys=False)))
 
 
 def _saved_config(out: Path) -> Path:
@@ -315,62 +313,172 @@ def resume_config(out: str | os.PathLike, total_timesteps: int | None = None) ->
     return from_dict(*saved_config(out, total_timesteps))
 
 
+def final_model(cfg: TrainConfig, out: Path) -> Path:
+    """Where training saves its final model: ``model.zip``; with ``checkpoint.select: best``
+    ``last_model.zip`` (the selection then makes ``model.zip``)."""
+    return Path(out) / ("last_model.zip" if cfg.checkpoint["select"] == "best" else "model.zip")
+
+
+def model_steps(path: Path) -> int | None:
+    """The timesteps an SB3 model file was trained for (``num_timesteps`` in its ``data``), read without
+    loading it; None when there is no such file."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return int(json.loads(z.read("data"))["num_timesteps"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def trained(cfg: TrainConfig, out: Path) -> int | None:
+    """The timesteps of the run's final model when its training is finished (the model is saved, last,
+    once ``total_timesteps`` is reached: :func:`final_model`), else None.  The model file is written
+    under a temporary name and renamed, so this holds after ``kill -9`` at any point."""
+    steps = model_steps(final_model(cfg, out))
+    return steps if steps is not None and steps >= cfg.total_timesteps else None
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    """``summary.json``, written after each stage (training, selection, evaluation) under a temporary name."""
+    _atomic(Path(out) / "summary.json",
+            lambda p: p.write_text(json.dumps(summary, indent=2, default=str) + "\n"))
+
+
+def kept_summary(out: Path, steps: int, keys: tuple[str, ...]) -> dict:
+    """The fields ``keys`` of the run's ``summary.json`` when it describes the training that reached
+    ``steps`` timesteps (a resume that only finishes the selection or evaluation keeps them); else
+    ``{"timesteps": steps}``."""
+    try:
+        previous = json.loads((Path(out) / "summary.json").read_text())
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict) or previous.get("timesteps") != steps:
+        return {"timesteps": steps}
+    return {k: previous[k] for k in keys if k in previous}
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
           evaluate: bool | None = None) -> dict:
     """Train (or resume) the run of ``cfg`` in ``out``; returns a summary (paths, timesteps, the
-    evaluation's leaderboard rows).  ``evaluate`` overrides ``eval.enabled``."""
+    evaluation's leaderboard rows).  ``evaluate`` overrides ``eval.enabled``.
+
+    A new run builds its economies and its model (SB3's own argument checks) before it claims ``out``
+    with ``config.yaml``, so a config that SB3 refuses is a :class:`TrainConfigError` and leaves no run
+    behind.  Resuming, a finished training (:func:`trained`) is kept and the run goes on with what is
+    left (the checkpoint selection, the evaluation); an unfinished one continues from its newest
+    checkpoint.  Ctrl-C at any stage says what is saved and how to go on."""
     out = Path(out)
-    cfg, start = prepare(cfg, out, resume)
+    check_run_dir(out, resume)
+    if resume:
+        write_config(out, cfg.to_dict())
     set_threads(cfg)
-    cls = algorithm(cfg.algo)
-    ckdir = out / "checkpoints"
-    summary = {"run_dir": str(out), "resumed_from": start}
-    if start is None or start < cfg.total_timesteps:
-        venv = make_vec(cfg, cfg.seed if start is None else cfg.seed + start)
-        try:
-            if start is None:
-                model = cls(env=venv, seed=cfg.seed, verbose=0, device="cpu", tensorboard_log=str(out / "tb"),
-                            **build_kwargs(cfg.algo_kwargs))
-            else:
-                model = _load(cls, ckdir, start, venv, out)
-            if resume:
-                _truncate_csv(out / "episodes.csv", start or 0)
-            keep = 10 ** 9 if cfg.checkpoint["select"] == "best" else cfg.checkpoint["keep"]  # selection needs all
-            callbacks = [ArenaLog(out / "episodes.csv", len(cfg.scenarios) > 1),
-                         Checkpoints(ckdir, cfg.checkpoint["every"], keep, meta(cfg))]
-            if progress:
-                callbacks.append(Progress(cfg.total_timesteps))
-            t0 = time.monotonic()
-            n0 = model.num_timesteps
-            try:
-                model.learn(cfg.total_timesteps - model.num_timesteps, callback=callbacks,
-                            reset_num_timesteps=start is None, tb_log_name=cfg.algo)
-            except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so that --resume loses nothing
-                save_checkpoint(model, ckdir, model.num_timesteps, meta(cfg))
-                print(f"\ninterrupted at {model.num_timesteps} steps; checkpoint saved; continue with: "
-                      f"python train.py --resume --out {out}", file=sys.stderr)
-                raise
-            summary["steps_per_s"] = (model.num_timesteps - n0) / max(time.monotonic() - t0, 1e-9)
-            save_model(model, out / "model.zip", meta(cfg))
-            norm = model.get_vec_normalize_env()
-            if norm is not None:
-                _atomic(out / "vecnormalize.pkl", lambda p: norm.save(str(p)))
-            summary["timesteps"] = int(model.num_timesteps)
-        finally:
-            venv.close()
-    if cfg.checkpoint["select"] == "best" and (out / "model.zip").exists():
-        summary["selection"] = select_best(cfg, out, progress=progress)
-    summary["model"] = str(out / "model.zip")
-    if cfg.eval["enabled"] if evaluate is None else evaluate:
-        summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress)
+    steps = trained(cfg, out) if resume else None
+    summary = {"run_dir": str(out)}
+    if steps is None:
+        summary.update(_learn(cfg, out, resume, progress))
+    else:
+        summary.update({"resumed_from": None, **kept_summary(out, steps, ("resumed_from", "steps_per_s", "timesteps",
+                                                                           "selection"))})
+    write_summary(out, summary)
+    stage = "checkpoint selection"
+    try:
+        if cfg.checkpoint["select"] == "best" and not ("selection" in summary and (out / "model.zip").exists()):
+            summary["selection"] = select_best(cfg, out, progress=progress)
+            write_summary(out, summary)
+        summary["model"] = str(out / "model.zip")
+        if cfg.eval["enabled"] if evaluate is None else evaluate:
+            stage = "evaluation"
+            summary["leaderboard"] = evaluate_policy(cfg, out, progress=progress)
+    except KeyboardInterrupt:
+        kept = f" and the evaluation's finished cells ({out / 'cells.jsonl'})" if stage == "evaluation" else ""
+        print(f"\ninterrupted during the {stage}; the trained model is saved ({final_model(cfg, out)}){kept}; "
+              f"finish with: python train.py --resume --out {out}", file=sys.stderr)
+        raise
     try:
         from .curve import plot
 
         summary["curve"] = str(plot(out))
     except ValueError as exc:  # no finished episode yet (a very short run)
         print(f"learning curve: {exc}", file=sys.stderr)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_summary(out, summary)
     return summary
+
+
+def new_model(cfg: TrainConfig, venv, out: Path):
+    """A new model of ``cfg`` on ``venv``.  Its constructor runs SB3's own argument checks; a refusal is a
+    :class:`TrainConfigError` naming the key behind it (:func:`_culprit`)."""
+    cls = algorithm(cfg.algo)
+    fixed = {"env": venv, "seed": cfg.seed, "verbose": 0, "device": "cpu", "tensorboard_log": str(Path(out) / "tb")}
+    kwargs = build_kwargs(cfg.algo_kwargs)
+    try:
+        return cls(**fixed, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - whatever SB3 raises about its arguments
+        key = _culprit(cls, fixed, kwargs, cfg)
+        what = (f"stable_baselines3.{cls.__name__} does not take this env's actions "
+                f"(action_mode {cfg.env.get('action_mode', 'continuous')}: {venv.action_space})"
+                if key == "env.action_mode" else f"refused by stable_baselines3.{cls.__name__}")
+        raise TrainConfigError(f"{cfg.source}: {key}: {what}: {str(exc).strip()}") from None
+
+
+def _culprit(cls, fixed: dict, kwargs: dict, cfg: TrainConfig) -> str:
+    """The config key behind a refusal of ``cls(**fixed, **kwargs)``: ``env.action_mode`` when the algorithm
+    refuses the env itself (its defaults fail too), else the first key of the algorithm's section whose
+    default makes the constructor pass, else the section."""
+    import warnings
+
+    def builds(kw: dict) -> bool:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls(**fixed, **{"policy": "MlpPolicy", **kw})
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    if not builds({}):
+        return "env.action_mode"
+    for k in kwargs:
+        if builds({x: v for x, v in kwargs.items() if x != k}):
+            return f"{cfg.section}.{k}"
+    return cfg.section
+
+
+def _learn(cfg: TrainConfig, out: Path, resume: bool, progress: bool) -> dict:
+    """Build the economies and the model (new, or resumed from the newest checkpoint), claim a new run's
+    directory, learn up to ``total_timesteps`` and save the final model; returns the summary's training
+    fields.  The VecEnv is closed whatever happens."""
+    ckdir = out / "checkpoints"
+    done = checkpoints(ckdir) if resume else []
+    start = done[-1] if done else None
+    venv = make_vec(cfg, cfg.seed if start is None else cfg.seed + start)
+    try:
+        model = new_model(cfg, venv, out) if start is None else _load(algorithm(cfg.algo), ckdir, start, venv, out)
+        if resume:
+            _truncate_csv(out / "episodes.csv", start or 0)
+        else:
+            write_config(out, cfg.to_dict())  # the run is claimed once SB3 has taken the config
+        keep = 10 ** 9 if cfg.checkpoint["select"] == "best" else cfg.checkpoint["keep"]  # selection needs all
+        callbacks = [ArenaLog(out / "episodes.csv", len(cfg.scenarios) > 1),
+                     Checkpoints(ckdir, cfg.checkpoint["every"], keep, meta(cfg))]
+        if progress:
+            callbacks.append(Progress(cfg.total_timesteps))
+        t0 = time.monotonic()
+        n0 = model.num_timesteps
+        try:
+            model.learn(max(0, cfg.total_timesteps - model.num_timesteps), callback=callbacks,
+                        reset_num_timesteps=start is None, tb_log_name=cfg.algo)
+        except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, so that --resume loses nothing
+            save_checkpoint(model, ckdir, model.num_timesteps, meta(cfg))
+            print(f"\ninterrupted at {model.num_timesteps} steps; checkpoint saved; continue with: "
+                  f"python train.py --resume --out {out}", file=sys.stderr)
+            raise
+        rate = (model.num_timesteps - n0) / max(time.monotonic() - t0, 1e-9)
+        norm = model.get_vec_normalize_env()
+        if norm is not None:
+            _atomic(out / "vecnormalize.pkl", lambda p: norm.save(str(p)))
+        save_model(model, final_model(cfg, out), meta(cfg))  # last: a saved final model marks a finished training
+        return {"resumed_from": start, "steps_per_s": rate, "timesteps": int(model.num_timesteps)}
+    finally:
+        venv.close()
 
 
 def validation_score(cfg: TrainConfig, model_path: Path) -> float:
@@ -395,16 +503,14 @@ def validation_score(cfg: TrainConfig, model_path: Path) -> float:
 
 
 def select_best(cfg: TrainConfig, out: Path, progress: bool = True) -> dict:
-    """``checkpoint.select: best``: score every checkpoint and the final model on the validation seeds and
-    make the best ``model.zip`` (the final one stays as ``last_model.zip``); returns the scores by step."""
+    """``checkpoint.select: best``: score every checkpoint and the final model (``last_model.zip``, where
+    training saves it: :func:`final_model`) on the validation seeds and make the best ``model.zip``;
+    returns the scores by step."""
     from .config import VALIDATION_SEED_BASE
 
     ckdir = out / "checkpoints"
-    last = out / "last_model.zip"
-    if not last.exists():
-        shutil.copy2(out / "model.zip", last)
     candidates = {f"model_{s}": checkpoint_files(ckdir, s)[0] for s in checkpoints(ckdir)}
-    candidates["last"] = last
+    candidates["last"] = final_model(cfg, out)
     scores = {}
     for i, (name, path) in enumerate(candidates.items()):
         scores[name] = validation_score(cfg, path)

@@ -7,8 +7,8 @@
   (e.g. ``[{"scenario": "default"}] * 4``, or different scenarios: one policy trained across them);
   every row must have the same observation and action spaces.
 * ``learners``: ``"all"`` (every treatment agent of every economy is a row: parameter sharing,
-  self-play in shared experiments) or a list of agent names (e.g. ``["variant_0"]``: one learner per
-  economy); the other treatments are driven by ``opponents`` (the forms of
+  self-play in shared experiments) or a list of agent names, each once (e.g. ``["variant_0"]``: one
+  learner per economy); the other treatments are driven by ``opponents`` (the forms of
   :class:`~arena_env.wrappers.single.EconomySingleEnv`: a registered agent's name such as
   ``"random"``, a ``{"agent", "params"}`` spec, an agent object, a callable, or None to hold),
   validated at construction.
@@ -43,6 +43,7 @@ control); infos are the agents' infos.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import traceback
@@ -79,18 +80,30 @@ def _shard(conn, copies: list, opponents: list) -> None:
     """A worker process: the economies ``copies`` (keyword dicts) with their opponent specs, stepped on
     request.  Every reply is ``("ok", payload)`` or ``("error", traceback)``.  Ctrl-C is left to the main
     process (it saves a checkpoint, then closes the workers); a worker whose main process is gone
-    sees its pipe close and exits."""
+    (even killed with ``kill -9``) sees its pipe close or break and exits quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(conn, copies, opponents)
+    except (EOFError, OSError):  # the main process is gone: a broken pipe is the end, not an error
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _serve(conn, copies: list, opponents: list) -> None:
+    """The loop of :func:`_shard`; returns on ``close`` or when the pipe closes (an ``OSError`` from a
+    broken pipe passes to the caller)."""
     envs: list[EconomyEnv] = []
     try:
         envs = [EconomyEnv(**dict(kw)) for kw in copies]
         opp = [{a: _opponent(a, spec) for a, spec in o.items()} for o in opponents]
         obs: list[dict] = [{} for _ in envs]
         infos: list[dict] = [{} for _ in envs]
-        conn.send(("ok", None))
-    except BaseException:
+    except Exception:
         conn.send(("error", traceback.format_exc()))
         return
+    conn.send(("ok", None))
     while True:
         try:
             cmd, arg = conn.recv()
@@ -124,10 +137,15 @@ def _shard(conn, copies: list, opponents: list) -> None:
                 break
             else:
                 raise ValueError(f"unknown command {cmd!r}")
-            conn.send(("ok", out))
-        except BaseException:
+            reply = ("ok", out)
+        except Exception:
+            reply = ("error", traceback.format_exc())
+        try:
+            conn.send(reply)
+        except OSError:
+            raise
+        except Exception:  # a result that cannot be pickled
             conn.send(("error", traceback.format_exc()))
-    conn.close()
 
 
 class _Worker:
@@ -205,6 +223,10 @@ class EconomyVecEnv(VecEnv):
                 if isinstance(learners, str) and learners != "all" or bad or not mine:
                     raise ValueError(f"learners: 'all' or a list of agents of copies[{c}] "
                                      f"({', '.join(env.possible_agents)}), got {learners!r}")
+                twice = sorted({a for a in mine if mine.count(a) > 1})
+                if twice:
+                    raise ValueError(f"learners: {', '.join(twice)} listed twice; list each agent once (two rows "
+                                     "would act for one seat, and one of their actions would be lost)")
                 self.rows += [(c, a) for a in mine]
                 others = [a for a in env.possible_agents if a not in mine]
                 spec = opponents
