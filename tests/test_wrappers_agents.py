@@ -219,6 +219,43 @@ def test_a_hanging_agent_is_stopped_by_the_decision_timeout():
     assert len(lat["variant_0"]) == 3 and lat["variant_1"] == [] and all(x < 5 for x in lat["variant_0"])
 
 
+class RetriesForever(Recorder):
+    """A network agent gone wrong: a bare ``except:`` around a retry loop catches everything, the timer's
+    exception included."""
+
+    def act(self, context):
+        import time
+        while True:
+            try:
+                try:
+                    time.sleep(5)
+                    raise ConnectionError("no network")
+                except:  # noqa: E722
+                    pass
+                finally:
+                    time.sleep(0.01)
+            except:  # noqa: E722
+                continue
+
+
+def test_an_agent_that_catches_everything_still_forfeits_on_time():
+    import time
+
+    from arena_env.wrappers.agents import DecisionTimeout, call_with_timeout
+    t = time.perf_counter()
+    with pytest.raises(DecisionTimeout, match="variant_0 \\(RetriesForever\\) on day 0 exceeded the decision timeout"):
+        run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": RetriesForever()}, seed=0, timeout=0.3)
+    assert time.perf_counter() - t < 2
+    res = run_episode(EconomyEnv("tiny", max_days=3), {"variant_0": RetriesForever()}, seed=0, timeout=0.3,
+                      forfeit=True)
+    assert "exceeded the decision timeout of 0.3 s" in res["failed"]["variant_0"]
+    # later calls on the same thread are not disturbed by the abandoned one, and get their results
+    assert [call_with_timeout(lambda k=k: k * k, 1.0, "fast") for k in range(50)] == [k * k for k in range(50)]
+    with pytest.raises(ValueError, match="its own"):
+        call_with_timeout(lambda: (_ for _ in ()).throw(ValueError("its own")), 1.0, "raiser")
+    time.sleep(0.2)  # no stray exception arrives after calls that finished in time
+
+
 class Swallower(Recorder):
     """Catches every Exception around a slow computation: the timer must still stop it."""
 

@@ -20,7 +20,7 @@ reported.
 from __future__ import annotations
 
 import math
-import signal
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -110,78 +110,100 @@ class DecisionTimeout(AgentError):
 
 
 class _Alarm(BaseException):
-    """Raised by the timer inside an agent's call: a BaseException, so that an agent's own
-    ``except Exception`` cannot swallow it."""
+    """Raised inside an agent's call that ran out of time: a BaseException, so that an agent's own
+    ``except Exception`` does not swallow it (only an agent that goes on after it is abandoned)."""
 
 
-def _on_alarm(signum, frame):
-    raise _Alarm
+def _async_raise(ident: int, exc) -> None:
+    """Have ``exc`` raised in thread ``ident`` at its next Python instruction (None: cancel a pending one)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None if exc is None else ctypes.py_object(exc))
+
+
+class _Caller:
+    """The thread that runs the bounded calls of one calling thread: the caller waits up to the timeout,
+    so that no agent can hold it longer, whatever the agent does (a bare ``except:`` around a retry loop,
+    a long C call)."""
+
+    def __init__(self):
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.current = None  # the job being run
+        self.raised = False  # an abandon was issued for it
+        self.thread = threading.Thread(target=self._serve, name="arena-agent-call", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                self._run(self.jobs.get())
+            except _Alarm:  # an abandon that landed after its call had returned: nothing left to stop
+                pass
+
+    def _run(self, job) -> None:
+        fn, box, done = job
+        with self.lock:
+            self.current = job
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            box.append((False, exc))
+        finally:
+            with self.lock:
+                self.current = None
+                if self.raised:  # an abandon not yet delivered is void now
+                    self.raised = False
+                    _async_raise(self.thread.ident, None)
+            done.release()
+
+    def abandon(self, job) -> None:
+        """Give up on ``job`` if it is still running: it gets :class:`_Alarm` at its next Python
+        instruction (if it goes on regardless, its thread is left to finish alone)."""
+        with self.lock:
+            if self.current is job:
+                self.raised = True
+                _async_raise(self.thread.ident, _Alarm)
+
+
+_callers = threading.local()  # each calling thread (a worker, a Ray actor's thread) has its own _Caller
 
 
 def call_with_timeout(fn, timeout: float | None, what: str):
     """``fn()``, bounded by ``timeout`` seconds: a slower call raises :class:`DecisionTimeout` with ``what``
-    (e.g. "variant_0 (UCB1) on day 3") in the message, also when the agent caught the timer's exception and
-    returned late.  ``timeout=None``: unbounded.
+    (e.g. "variant_0 (UCB1) on day 3") in the message, at the deadline, also when the agent catches
+    everything (a bare ``except:``) or sleeps; a call that returns late counts too.  ``timeout=None``:
+    unbounded, ``fn()`` itself.
 
-    On a process's main thread (Unix) the timer is ``SIGALRM``, which also interrupts a blocking call such
-    as ``time.sleep``.  On any other thread (a Ray actor with ``max_concurrency > 1``, a thread pool) a
-    timer thread raises the same exception in the calling thread (``PyThreadState_SetAsyncExc``): it lands
-    at the next Python instruction, so a call blocked inside C code is stopped only when it returns, and is
-    then reported as late."""
+    The call runs on a thread of its own (one per calling thread, reused) while the caller waits, so it
+    works on any thread (a Ray actor with ``max_concurrency > 1``, a thread pool).  At the deadline the
+    call gets an exception at its next Python instruction; one that goes on regardless is abandoned: its
+    thread finishes alone, and later calls get a new one.  Its result or exception is the call's."""
     if timeout is None:
         return fn()
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        return _with_alarm(fn, timeout, what)
-    return _with_timer_thread(fn, timeout, what)
-
-
-def _with_alarm(fn, timeout: float, what: str):
+    caller = getattr(_callers, "caller", None)
+    if caller is None or not caller.thread.is_alive():
+        caller = _callers.caller = _Caller()
+    box: list = []
+    done = threading.Lock()  # held until the call is over (the cheapest wait with a timeout)
+    done.acquire()
+    job = (fn, box, done)
     start = time.perf_counter()
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            result = fn()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Alarm:
-        result, start = None, -math.inf
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+    caller.jobs.put(job)
+    if not done.acquire(timeout=timeout):
+        caller.abandon(job)
+        if not done.acquire(timeout=RETRY_S):  # it did not let go: never use that thread again
+            _callers.caller = None
+        raise DecisionTimeout(f"{what} exceeded the decision timeout of {timeout:g} s")
+    ok, value = box[0]
     if time.perf_counter() - start > timeout:
         raise DecisionTimeout(f"{what} exceeded the decision timeout of {timeout:g} s")
-    return result
+    if not ok:
+        raise value
+    return value
 
 
-def _with_timer_thread(fn, timeout: float, what: str):
-    import ctypes
-
-    target = ctypes.c_ulong(threading.get_ident())
-    lock = threading.Lock()
-    done = False
-
-    def fire():
-        with lock:  # never after the call has returned: ``done`` is set under the same lock
-            if not done:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_Alarm))
-
-    timer = threading.Timer(timeout, fire)
-    timer.daemon = True
-    start = time.perf_counter()
-    try:
-        try:
-            timer.start()
-            result = fn()
-        finally:
-            with lock:
-                done = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)  # clear a raise not yet delivered
-            timer.cancel()
-    except _Alarm:  # only ever raised by ``fire``, after ``timeout`` seconds
-        result, start = None, -math.inf
-    if time.perf_counter() - start > timeout:
-        raise DecisionTimeout(f"{what} exceeded the decision timeout of {timeout:g} s")
-    return result
+RETRY_S = 0.05  # how long a timed-out call has to let go of its thread before the thread is abandoned
 
 
 def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout: float | None = None,
