@@ -112,6 +112,15 @@ def _probe(address: str) -> None:
                              "--head` on its head node, or check the address (docs/scaling.md)") from None
 
 
+def check_ray(address: str | None = None) -> None:
+    """Before any work: :class:`RayUnavailable` when Ray is not installed, or when ``address`` (or
+    ``$RAY_ADDRESS``) names a ``host:port`` nobody listens on."""
+    import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _probe(address)
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None,
                 run_dir: str | os.PathLike | None = None) -> Iterator:

@@ -97,6 +97,8 @@ def test_ray_needs_its_backend_and_a_reachable_cluster(tmp_path):
                    f"127.0.0.1:{port}", env=clean_env(tmp_path), timeout=180)
     assert time.monotonic() - t0 < 60  # refused at once, not after Ray's minutes of retries
     assert res.returncode == 2 and f"cannot join the Ray cluster at '127.0.0.1:{port}'" in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "c").exists()  # refused before the oracle search and the store: the same command reruns
+    assert "static oracle" not in res.stderr
 
 
 def _free_port() -> int:

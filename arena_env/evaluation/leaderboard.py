@@ -147,10 +147,9 @@ def solo_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> tuple
     scores = ({a: stats.normalise(g, z_mean, o_mean) for a, g in raw.items()} if normalised else raw)
     finite = {a: g for a, g in scores.items() if np.isfinite(g).any()}
     table = stats.summarise(finite, n_boot=n_boot, seed=seed) if finite else []
-    for k, a in enumerate(sorted(set(scores) - set(finite))):  # every cell failed: ranked last and tied, no
-        table.append({"agent": a, "mean": math.nan, "mean_lo": math.nan, "mean_hi": math.nan,  # statistics
-                      "iqm": math.nan, "iqm_lo": math.nan, "iqm_hi": math.nan, "n": 0, "tie": k > 0,
-                      "rank": len(finite) + 1})
+    for a in sorted(set(scores) - set(finite)):  # every cell failed: all share the last rank, no statistics
+        table.append({"agent": a, "mean": math.nan, "mean_lo": math.nan, "mean_hi": math.nan, "iqm": math.nan,
+                      "iqm_lo": math.nan, "iqm_hi": math.nan, "n": 0, "tie": False, "rank": len(finite) + 1})
     compare = [b for b in (zero, one) if b is not None] + [b for b in baselines if b not in (zero, one)]
     for row in table:
         a = row["agent"]
@@ -331,7 +330,7 @@ H2H_HEAD = ("rank", "agent", "rating [95% CI]", "openskill mu ± sigma", "matche
             "mean score", "win vs control", "failures", "rejections", "clamps", "latency ms (mean / p99)")
 TIE_RULE = ("`=` marks a row tied with the first row of its group (its leader): their 95% intervals overlap; "
             "each row is compared with the leader, not with the row above, so ties do not chain, and a row "
-            "without an interval is never tied")
+            "without an interval is never tied (agents that forfeited every cell share the last rank)")
 
 
 def solo_head(facts: dict) -> list[str]:

@@ -428,6 +428,8 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
         else:
             name = a["agent"]
             label = str(a.get("label", name))
+        if "label" in a and not isinstance(a["label"], (str, int, float)) or isinstance(a.get("label"), bool):
+            raise err(f"agents[{i}].label", f"a string, got {a['label']!r}")
         try:
             agent_registry.resolve(name)
         except agent_registry.AgentConfigError as exc:
@@ -489,7 +491,11 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
         if key in _SET_BY_TOURNAMENT:
             raise err(f"overrides.{key}", "is set by the tournament (absolute requests, one thread per worker, "
                                         "light infos); remove it")
+    from arena_env.economy import backends
     from arena_env.economy.scenario import ScenarioError, load
+
+    if "backend" in overrides and overrides["backend"] not in backends.NAMES:  # the one env argument left to set
+        raise err("overrides.backend", f"one of {', '.join(backends.NAMES)}, got {overrides['backend']!r}")
 
     for i, s in enumerate(scenarios):
         try:
@@ -769,6 +775,10 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
     if resume and not out.is_dir():
         raise FileNotFoundError(f"--resume: the run directory {out} does not exist; check the path, or drop "
                                 "--resume to start a new run there")
+    if backend == "ray":  # before the oracle searches and the store: a missing Ray leaves nothing behind
+        from arena_env.distributed import check_ray
+
+        check_ray(address)
     cfg = with_oracles(cfg, workers, progress=progress is not None)
     out.mkdir(parents=True, exist_ok=True)
     store = read_cells(log)
