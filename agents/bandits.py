@@ -50,10 +50,21 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from . import hparams
 from .protocol import Context, Outcome, Update
-from .registry import make, register
+from .registry import _REGISTRY, make, register
 
 ORDERS = ("ascending", "random")
+
+
+def check_pulls(agent: str, period, patience, warmup, stop_loss, min_days) -> tuple:
+    """The hyperparameters of :class:`ArmHold` checked for ``agent`` (:mod:`agents.hparams`): integers
+    ``period >= 1``, ``patience >= 1``, ``warmup >= 0``, ``min_days >= 1`` and a finite ``stop_loss >= 0``
+    or None; returned in that order as ``(period, patience, warmup, stop_loss, min_days)``."""
+    return (hparams.integer(agent, "period", period, 1), hparams.integer(agent, "patience", patience, 1),
+            hparams.integer(agent, "warmup", warmup, 0),
+            hparams.real(agent, "stop_loss", stop_loss, 0.0, optional=True),
+            hparams.integer(agent, "min_days", min_days, 1))
 
 
 class ArmHold:
@@ -169,22 +180,12 @@ class PresetBandit:
     def __init__(self, period: int = 7, patience: int = 4, *, warmup: int = 0, stop_loss: float | None = 1.0,
                  min_days: int = 2, eliminate: float | None = 1.0, order: str = "ascending",
                  status_quo: bool = True):
-        name = type(self).__name__
-        if int(period) != period or period < 1 or int(patience) != patience or patience < 1:
-            raise ValueError(f"{name}: need integers period >= 1 and patience >= 1; "
-                             f"got period={period}, patience={patience}")
-        if int(warmup) != warmup or warmup < 0 or int(min_days) != min_days or min_days < 1:
-            raise ValueError(f"{name}: need integers warmup >= 0 and min_days >= 1; got warmup={warmup}, "
-                             f"min_days={min_days}")
-        if (stop_loss is not None and not stop_loss >= 0.0) or (eliminate is not None and not eliminate >= 0.0):
-            raise ValueError(f"{name}: stop_loss and eliminate must be >= 0 or None; got stop_loss={stop_loss}, "
-                             f"eliminate={eliminate}")
-        if order not in ORDERS:
-            raise ValueError(f"{name}: order must be one of {ORDERS}, got {order!r}")
-        self.period, self.patience, self.warmup, self.min_days = int(period), int(patience), int(warmup), int(min_days)
-        self.stop_loss = None if stop_loss is None else float(stop_loss)
-        self.eliminate = None if eliminate is None else float(eliminate)
-        self.order, self.status_quo = order, bool(status_quo)
+        name = getattr(self, "agent_name", type(self).__name__)
+        self.period, self.patience, self.warmup, self.stop_loss, self.min_days = check_pulls(
+            name, period, patience, warmup, stop_loss, min_days)
+        self.eliminate = hparams.real(name, "eliminate", eliminate, 0.0, optional=True)
+        self.order = hparams.choice(name, "order", order, ORDERS)
+        self.status_quo = hparams.boolean(name, "status_quo", status_quo)
         self.hold = ArmHold(self.period, self.patience, self.warmup, self.stop_loss, self.min_days)
         self.reset(0)
 
@@ -325,9 +326,7 @@ class EpsilonGreedy(PresetBandit):
     def __init__(self, epsilon: float = 0.1, period: int = 7, patience: int = 4, *, warmup: int = 0,
                  stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                  order: str = "ascending", status_quo: bool = True):
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon_greedy: need 0 <= epsilon <= 1, got {epsilon}")
-        self.epsilon = float(epsilon)
+        self.epsilon = hparams.real("epsilon_greedy", "epsilon", epsilon, 0.0, 1.0)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
 
@@ -358,9 +357,8 @@ class UCB1(PresetBandit):
     def __init__(self, c: float = 1.0, scale: float | None = None, period: int = 7, patience: int = 4, *,
                  warmup: int = 0, stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                  order: str = "ascending", status_quo: bool = True):
-        if not c >= 0.0 or (scale is not None and not scale > 0.0):
-            raise ValueError(f"ucb1: need c >= 0 and scale > 0 (or None); got c={c}, scale={scale}")
-        self.c, self.scale = float(c), None if scale is None else float(scale)
+        self.c = hparams.real("ucb1", "c", c, 0.0)
+        self.scale = hparams.real("ucb1", "scale", scale, 0.0, lo_open=True, optional=True)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
 
@@ -400,10 +398,9 @@ class Thompson(PresetBandit):
     def __init__(self, prior: str = "beta", threshold: float = 0.0, period: int = 7, patience: int = 4, *,
                  warmup: int = 0, stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                  order: str = "ascending", status_quo: bool = True):
-        if prior not in ("beta", "gaussian") or not math.isfinite(threshold):
-            raise ValueError(f"thompson: need prior 'beta' or 'gaussian' and a finite threshold; "
-                             f"got prior={prior!r}, threshold={threshold}")
-        self.prior, self.threshold = prior, float(threshold)
+        name = self.agent_name  # "thompson", or "thompson_gaussian" (set by that factory)
+        self.prior = hparams.choice(name, "prior", prior, ("beta", "gaussian"))
+        self.threshold = hparams.real(name, "threshold", threshold)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
 
@@ -432,8 +429,14 @@ def thompson_gaussian(threshold: float = 0.0, period: int = 7, patience: int = 4
                       stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                       order: str = "ascending", status_quo: bool = True) -> Thompson:
     """Gaussian Thompson sampling: ``thompson`` with ``prior="gaussian"`` (see :class:`Thompson`)."""
-    return Thompson("gaussian", threshold, period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
-                    eliminate=eliminate, order=order, status_quo=status_quo)
+    agent = Thompson.__new__(Thompson)
+    agent.agent_name = "thompson_gaussian"  # its errors name this agent
+    agent.__init__("gaussian", threshold, period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
+                   eliminate=eliminate, order=order, status_quo=status_quo)
+    return agent
+
+
+thompson_gaussian.bandit = True  # hedge may follow it (strategy_names)
 
 
 @register("explore_then_exploit")
@@ -455,9 +458,7 @@ class ExploreThenExploit(PresetBandit):
     def __init__(self, rounds: int = 2, period: int = 7, patience: int = 4, *, warmup: int = 0,
                  stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                  order: str = "ascending", status_quo: bool = True):
-        if int(rounds) != rounds or rounds < 1:
-            raise ValueError(f"explore_then_exploit: need an integer rounds >= 1, got {rounds}")
-        self.rounds = int(rounds)
+        self.rounds = hparams.integer("explore_then_exploit", "rounds", rounds, 1)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
 
@@ -472,6 +473,13 @@ class ExploreThenExploit(PresetBandit):
                 return self._first(np.flatnonzero((self.n == low) & self.alive))
             self.committed = self.best()
         return self.committed
+
+
+def strategy_names() -> list[str]:
+    """The registered agents ``hedge`` can follow: the registered :class:`PresetBandit` classes and the
+    factories marked ``bandit = True`` (``thompson_gaussian``), ``hedge`` itself excluded."""
+    return [n for n, f in sorted(_REGISTRY.items()) if n != "hedge" and (
+        getattr(f, "bandit", False) or (isinstance(f, type) and issubclass(f, PresetBandit)))]
 
 
 @register("hedge")
@@ -496,19 +504,14 @@ class Hedge(PresetBandit):
                  eta: float = 0.3, gamma: float = 0.1, period: int = 7, patience: int = 4, *, warmup: int = 0,
                  stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = 1.0,
                  order: str = "ascending", status_quo: bool = True):
-        if isinstance(strategies, str) or not strategies:
-            raise ValueError(f"hedge: strategies must be a non-empty list of registry names, got {strategies!r}")
-        if not eta > 0.0 or not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"hedge: need eta > 0 and 0 <= gamma <= 1; got eta={eta}, gamma={gamma}")
-        self.strategies = tuple(str(s) for s in strategies)
-        self.eta, self.gamma = float(eta), float(gamma)
+        self.strategies = hparams.choices("hedge", "strategies", strategies, strategy_names())
+        self.eta = hparams.real("hedge", "eta", eta, 0.0, lo_open=True)
+        self.gamma = hparams.real("hedge", "gamma", gamma, 0.0, 1.0)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
         self.subs = []
         for name in self.strategies:
             sub = make(name, **self.common())
-            if not isinstance(sub, PresetBandit):
-                raise TypeError(f"hedge: strategy {name!r} is not a bandit agent of agents.bandits")
             sub.hold = self.hold  # the strategies choose the arms; this agent's pulls measure them
             self.subs.append(sub)
         self.reset(0)

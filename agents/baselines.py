@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import rules
+from . import hparams, rules
 from .protocol import PARAM_NAMES, Context, Outcome, Update
 from .registry import register
 
@@ -40,10 +40,9 @@ class Random:
     """
 
     def __init__(self, every: int = 7, n_params: int = 2, scale: float = 1.0):
-        if every < 1 or not 1 <= n_params <= len(PARAM_NAMES) or not 0.0 < scale <= 1.0:
-            raise ValueError(f"random: need every >= 1, 1 <= n_params <= {len(PARAM_NAMES)}, 0 < scale <= 1; "
-                             f"got every={every}, n_params={n_params}, scale={scale}")
-        self.every, self.n_params, self.scale = int(every), int(n_params), float(scale)
+        self.every = hparams.integer("random", "every", every, 1)
+        self.n_params = hparams.integer("random", "n_params", n_params, 1, len(PARAM_NAMES))
+        self.scale = hparams.real("random", "scale", scale, 0.0, 1.0, lo_open=True)
         self.rng = np.random.default_rng(0)
 
     def reset(self, seed: int | None = None) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
-from . import rules
-from .bandits import ORDERS, ArmHold, PresetBandit
+from . import hparams, rules
+from .bandits import ORDERS, ArmHold, PresetBandit, check_pulls
 from .protocol import PARAM_NAMES, Context, Outcome, Update
 from .registry import register
 
@@ -58,9 +59,7 @@ class LinUCB(PresetBandit):
     def __init__(self, alpha: float = 1.5, period: int = 7, patience: int = 4, *, warmup: int = 0,
                  stop_loss: float | None = 1.0, min_days: int = 2, eliminate: float | None = None,
                  order: str = "ascending", status_quo: bool = True):
-        if not alpha >= 0:
-            raise ValueError(f"linucb: alpha must be >= 0, got {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = hparams.real("linucb", "alpha", alpha, 0.0)
         super().__init__(period, patience, warmup=warmup, stop_loss=stop_loss, min_days=min_days,
                          eliminate=eliminate, order=order, status_quo=status_quo)
 
@@ -143,25 +142,19 @@ class BayesOpt:
                  xi: float = 0.01, n_candidates: int = 256, period: int = 7, patience: int = 4, *,
                  warmup: int = 0, stop_loss: float | None = 1.0, min_days: int = 2, order: str = "ascending",
                  status_quo: bool = False, budget: int | None = 8):
-        self.groups = {str(k): tuple(v) for k, v in (DEFAULT_GROUPS if groups is None else groups).items()}
-        bad = [p for ps in self.groups.values() for p in ps if p not in PARAM_NAMES]
-        if not self.groups or bad:
-            raise ValueError(f"bayes_opt: groups must map names to parameters of {PARAM_NAMES}; bad: {bad}")
-        if not (span > 0 and n_init >= 1 and length_scale > 0 and xi >= 0 and n_candidates >= 1):
-            raise ValueError("bayes_opt: need span > 0, n_init >= 1, length_scale > 0, xi >= 0, n_candidates >= 1")
-        self.span, self.n_init, self.length_scale = float(span), int(n_init), float(length_scale)
-        self.xi, self.n_candidates = float(xi), int(n_candidates)
-        if order not in ORDERS:
-            raise ValueError(f"bayes_opt: order must be one of {ORDERS}, got {order!r}")
-        if stop_loss is not None and not stop_loss >= 0 or int(min_days) != min_days or min_days < 1 \
-                or int(warmup) != warmup or warmup < 0:
-            raise ValueError("bayes_opt: need stop_loss >= 0 (or None), integers min_days >= 1 and warmup >= 0")
-        self.order, self.status_quo = order, bool(status_quo)
-        if budget is not None and (int(budget) != budget or budget < 1):
-            raise ValueError(f"bayes_opt: budget must be an integer >= 1 or None, got {budget}")
-        self.budget = None if budget is None else int(budget)
-        self.hold = ArmHold(period, patience, int(warmup), None if stop_loss is None else float(stop_loss),
-                            int(min_days))
+        groups = DEFAULT_GROUPS if groups is None else groups
+        if not isinstance(groups, Mapping) or not groups:
+            raise hparams.fail("bayes_opt", "groups", "a non-empty mapping group name -> list of parameters", groups)
+        self.groups = {str(k): hparams.choices("bayes_opt", f"groups.{k}", v, PARAM_NAMES) for k, v in groups.items()}
+        self.span = hparams.real("bayes_opt", "span", span, 0.0, lo_open=True)
+        self.n_init = hparams.integer("bayes_opt", "n_init", n_init, 1)
+        self.length_scale = hparams.real("bayes_opt", "length_scale", length_scale, 0.0, lo_open=True)
+        self.xi = hparams.real("bayes_opt", "xi", xi, 0.0)
+        self.n_candidates = hparams.integer("bayes_opt", "n_candidates", n_candidates, 1)
+        self.order = hparams.choice("bayes_opt", "order", order, ORDERS)
+        self.status_quo = hparams.boolean("bayes_opt", "status_quo", status_quo)
+        self.budget = hparams.integer("bayes_opt", "budget", budget, 1, optional=True)
+        self.hold = ArmHold(*check_pulls("bayes_opt", period, patience, warmup, stop_loss, min_days))
         self.reset(0)
 
     def reset(self, seed: int | None = None) -> None:

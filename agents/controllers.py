@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from . import rules
+from . import hparams, rules
 from .protocol import METRIC_NAMES, PARAM_NAMES, Context, Outcome, Update
 from .registry import make, register
 
@@ -75,23 +75,12 @@ def confident_value(context: Context, metric: str, min_confidence: str = "medium
     return m.value
 
 
-def _check(agent: str, ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(f"{agent}: {message}")
+def _step(agent: str, step) -> float:
+    return hparams.real(agent, "step", step, 0.0, 1.0, lo_open=True)
 
 
-def _check_confidence(agent: str, value: str) -> None:
-    _check(agent, value in CONFIDENCE_RANK,
-           f"min_confidence must be one of {', '.join(CONFIDENCE_RANK)}, got {value!r}")
-
-
-def _check_params(agent: str, key: str, names: Sequence[str]) -> None:
-    _check(agent, isinstance(names, (list, tuple)) and len(names) > 0 and all(n in PARAM_NAMES for n in names),
-           f"{key} must be a non-empty list of parameter names ({', '.join(PARAM_NAMES)}), got {names!r}")
-
-
-def _check_metric(agent: str, key: str, name: str) -> None:
-    _check(agent, name in METRIC_NAMES, f"{key} must be one of {', '.join(METRIC_NAMES)}, got {name!r}")
+def _confidence(agent: str, value) -> str:
+    return hparams.choice(agent, "min_confidence", value, CONFIDENCE_RANK)
 
 
 # ------------------------------------------------------------------------------------------- rule
@@ -116,16 +105,12 @@ class Rule:
     def __init__(self, scan_low: float = 1.5, feedback_low: float = 0.15, retention_high: float = 0.85,
                  xp_velocity_high: float = 60.0, step: float = 0.5, every: int = 3,
                  min_confidence: str = "medium"):
-        _check("rule", scan_low >= 0, f"scan_low must be >= 0, got {scan_low}")
-        _check("rule", 0 <= feedback_low <= 1, f"feedback_low must be in [0, 1], got {feedback_low}")
-        _check("rule", 0 <= retention_high <= 1, f"retention_high must be in [0, 1], got {retention_high}")
-        _check("rule", xp_velocity_high >= 0, f"xp_velocity_high must be >= 0, got {xp_velocity_high}")
-        _check("rule", 0 < step <= 1, f"step must be in (0, 1], got {step}")
-        _check("rule", every >= 1, f"every must be >= 1, got {every}")
-        _check_confidence("rule", min_confidence)
-        self.scan_low, self.feedback_low = float(scan_low), float(feedback_low)
-        self.retention_high, self.xp_velocity_high = float(retention_high), float(xp_velocity_high)
-        self.step, self.every, self.min_confidence = float(step), int(every), min_confidence
+        self.scan_low = hparams.real("rule", "scan_low", scan_low, 0.0)
+        self.feedback_low = hparams.real("rule", "feedback_low", feedback_low, 0.0, 1.0)
+        self.retention_high = hparams.real("rule", "retention_high", retention_high, 0.0, 1.0)
+        self.xp_velocity_high = hparams.real("rule", "xp_velocity_high", xp_velocity_high, 0.0)
+        self.step, self.every = _step("rule", step), hparams.integer("rule", "every", every, 1)
+        self.min_confidence = _confidence("rule", min_confidence)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -176,10 +161,8 @@ class Momentum:
     """
 
     def __init__(self, params: Sequence[str] = ("scanXp", "feedbackXp"), step: float = 0.3, every: int = 3):
-        _check_params("momentum", "params", list(params) if isinstance(params, tuple) else params)
-        _check("momentum", 0 < step <= 1, f"step must be in (0, 1], got {step}")
-        _check("momentum", every >= 1, f"every must be >= 1, got {every}")
-        self.params, self.step, self.every = tuple(params), float(step), int(every)
+        self.params = hparams.choices("momentum", "params", params, PARAM_NAMES)
+        self.step, self.every = _step("momentum", step), hparams.integer("momentum", "every", every, 1)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -255,26 +238,24 @@ class MultiMetric:
     def __init__(self, targets: Mapping[str, float] | None = None, weights: Mapping[str, float] | None = None,
                  groups: Mapping[str, Sequence[str]] | None = None, tolerance: float = 0.05,
                  step: float = 0.4, every: int = 2, min_confidence: str = "medium"):
+        for key, given in (("targets", targets), ("weights", weights), ("groups", groups)):
+            if given is not None and (not isinstance(given, Mapping) or (key == "targets" and not given)):
+                raise hparams.fail("multi_metric", key, "a non-empty mapping metric -> value" if key == "targets"
+                                   else "a mapping metric -> value", given)
         targets = dict(DEFAULT_TARGETS if targets is None else targets)
         weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         groups = {**DEFAULT_GROUPS, **(groups or {})}
-        _check("multi_metric", len(targets) > 0, "targets must name at least one metric")
-        for m, t in targets.items():
-            _check_metric("multi_metric", "targets", m)
-            _check("multi_metric", t > 0, f"targets[{m}] must be > 0, got {t}")
-            _check("multi_metric", weights.get(m, 1.0) >= 0, f"weights[{m}] must be >= 0, got {weights.get(m)}")
-            _check_params("multi_metric", f"groups[{m}]", list(groups[m]) if m in groups else [])
-        for m in weights:
-            _check_metric("multi_metric", "weights", m)
-        _check("multi_metric", tolerance >= 0, f"tolerance must be >= 0, got {tolerance}")
-        _check("multi_metric", 0 < step <= 1, f"step must be in (0, 1], got {step}")
-        _check("multi_metric", every >= 1, f"every must be >= 1, got {every}")
-        _check_confidence("multi_metric", min_confidence)
-        self.targets = {m: float(t) for m, t in targets.items()}
-        self.weights = {m: float(weights.get(m, 1.0)) for m in targets}
-        self.groups = {m: tuple(groups[m]) for m in targets}
-        self.tolerance, self.step, self.every = float(tolerance), float(step), int(every)
-        self.min_confidence = min_confidence
+        for key, names in (("targets", targets), ("weights", weights), ("groups", groups)):
+            for m in names:
+                hparams.choice("multi_metric", key, m, METRIC_NAMES)
+        self.targets = {m: hparams.real("multi_metric", f"targets.{m}", t, 0.0, lo_open=True)
+                        for m, t in targets.items()}
+        self.weights = {m: hparams.real("multi_metric", f"weights.{m}", weights.get(m, 1.0), 0.0) for m in targets}
+        self.groups = {m: hparams.choices("multi_metric", f"groups.{m}", groups.get(m), PARAM_NAMES)
+                       for m in targets}
+        self.tolerance = hparams.real("multi_metric", "tolerance", tolerance, 0.0)
+        self.step, self.every = _step("multi_metric", step), hparams.integer("multi_metric", "every", every, 1)
+        self.min_confidence = _confidence("multi_metric", min_confidence)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -338,16 +319,14 @@ class PID:
     def __init__(self, metric: str = "SCAN_FREQUENCY", param: str = "scanXp", setpoint: float = 2.0,
                  kp: float = 0.5, ki: float = 0.05, kd: float = 0.1, integral_limit: float = 2.0,
                  min_confidence: str = "medium"):
-        _check_metric("pid", "metric", metric)
-        _check("pid", param in PARAM_NAMES, f"param must be one of {', '.join(PARAM_NAMES)}, got {param!r}")
-        _check("pid", setpoint > 0, f"setpoint must be > 0, got {setpoint}")
-        for key, val in (("kp", kp), ("ki", ki), ("kd", kd)):
-            _check("pid", val >= 0 and math.isfinite(val), f"{key} must be a finite number >= 0, got {val}")
-        _check("pid", integral_limit >= 0, f"integral_limit must be >= 0, got {integral_limit}")
-        _check_confidence("pid", min_confidence)
-        self.metric, self.param, self.setpoint = metric, param, float(setpoint)
-        self.kp, self.ki, self.kd = float(kp), float(ki), float(kd)
-        self.integral_limit, self.min_confidence = float(integral_limit), min_confidence
+        self.metric = hparams.choice("pid", "metric", metric, METRIC_NAMES)
+        self.param = hparams.choice("pid", "param", param, PARAM_NAMES)
+        self.setpoint = hparams.real("pid", "setpoint", setpoint, 0.0, lo_open=True)
+        self.kp, self.ki, self.kd = (hparams.real("pid", key, val, 0.0) for key, val in (("kp", kp), ("ki", ki),
+                                                                                         ("kd", kd)))
+        # an infinite integral_limit is meaningful: no limit
+        self.integral_limit = hparams.real("pid", "integral_limit", integral_limit, 0.0, finite=False)
+        self.min_confidence = _confidence("pid", min_confidence)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -405,16 +384,13 @@ class Safety:
 
     def __init__(self, agent, cooldown: int = 2, max_fraction: float = 0.8, anomaly_cooldown: int = 3,
                  anomaly_run: int = 4):
-        for meth in ("reset", "act", "update"):
-            _check("safety", callable(getattr(agent, meth, None)),
-                   f"the wrapped agent must have reset/act/update, got {agent!r}")
-        _check("safety", cooldown >= 0, f"cooldown must be >= 0 days, got {cooldown}")
-        _check("safety", 0 < max_fraction <= 1, f"max_fraction must be in (0, 1], got {max_fraction}")
-        _check("safety", anomaly_cooldown >= 0, f"anomaly_cooldown must be >= 0 days, got {anomaly_cooldown}")
-        _check("safety", anomaly_run >= 1, f"anomaly_run must be >= 1, got {anomaly_run}")
+        if not all(callable(getattr(agent, meth, None)) for meth in ("reset", "act", "update")):
+            raise hparams.fail("safety", "agent", "an agent (with reset, act and update)", agent)
         self.agent = agent
-        self.cooldown, self.max_fraction = int(cooldown), float(max_fraction)
-        self.anomaly_cooldown, self.anomaly_run = int(anomaly_cooldown), int(anomaly_run)
+        self.cooldown = hparams.integer("safety", "cooldown", cooldown, 0)
+        self.max_fraction = hparams.real("safety", "max_fraction", max_fraction, 0.0, 1.0, lo_open=True)
+        self.anomaly_cooldown = hparams.integer("safety", "anomaly_cooldown", anomaly_cooldown, 0)
+        self.anomaly_run = hparams.integer("safety", "anomaly_run", anomaly_run, 1)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -477,8 +453,8 @@ class Safety:
 def safety(inner: str = "random", inner_params: Mapping | None = None, cooldown: int = 2,
            max_fraction: float = 0.8, anomaly_cooldown: int = 3, anomaly_run: int = 4) -> Safety:
     """:class:`Safety` around the registered agent ``inner`` built with ``inner_params``."""
-    _check("safety", isinstance(inner, str), f"inner must be a registered agent name, got {inner!r}")
-    _check("safety", inner_params is None or isinstance(inner_params, Mapping),
-           f"inner_params must be a mapping of the inner agent's hyperparameters, got {inner_params!r}")
+    hparams.text("safety", "inner", inner)
+    if inner_params is not None and not isinstance(inner_params, Mapping):
+        raise hparams.fail("safety", "inner_params", "a mapping of the inner agent's hyperparameters", inner_params)
     return Safety(make(inner, **dict(inner_params or {})), cooldown=cooldown, max_fraction=max_fraction,
                   anomaly_cooldown=anomaly_cooldown, anomaly_run=anomaly_run)

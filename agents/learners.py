@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import rules
+from . import hparams, rules
 from .protocol import METRIC_NAMES, PARAM_NAMES, Context, Outcome, Update
-from .registry import register
+from .registry import AgentConfigError, register
 
 
 def fractions_to_update(context: Context, fractions, reasoning: str = "") -> Update | None:
@@ -53,6 +53,19 @@ def read_meta(path: str) -> dict:
         raise ValueError(f"sb3: {path}: not a readable Stable-Baselines3 checkpoint ({exc})") from None
 
 
+def checkpoint_path(path) -> str:
+    """The file a Stable-Baselines3 checkpoint ``path`` names, resolved as SB3's ``load`` does: ``path``
+    itself when it exists, else ``path + ".zip"`` (``model.save("tgt")`` writes ``tgt.zip``).  A missing
+    file raises :class:`~agents.registry.AgentConfigError` naming both."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise hparams.fail("sb3", "path", "the path of a Stable-Baselines3 checkpoint (.zip)", path)
+    path = os.fspath(path)
+    for candidate in (path, path + ".zip"):
+        if os.path.isfile(candidate):
+            return candidate
+    raise AgentConfigError(f"sb3: path: no such file {path} (nor {path}.zip)")
+
+
 def write_meta(path: str, meta: dict) -> None:
     """Add ``arena.json`` to the checkpoint ``path`` (Stable-Baselines3 ignores the extra member)."""
     import zipfile
@@ -65,7 +78,8 @@ def write_meta(path: str, meta: dict) -> None:
 class SB3Policy:
     """A Stable-Baselines3 policy checkpoint (``model.save(path)``) as an agent.
 
-    Hyperparameters: ``path`` (the ``.zip`` checkpoint), ``algo`` (``"PPO"``, ``"A2C"``, ``"SAC"``,
+    Hyperparameters: ``path`` (the ``.zip`` checkpoint; without the suffix it is found as SB3 finds
+    it, :func:`checkpoint_path`), ``algo`` (``"PPO"``, ``"A2C"``, ``"SAC"``,
     ... any class of ``stable_baselines3``), ``action_mode`` (how the policy's actions are read: the
     economy env's ``"continuous"`` moves in units of the delta limit, ``"target"`` values on the
     observation's config scale, or ``"discrete"`` "0 holds, k pulls preset k-1"), ``deterministic``
@@ -79,6 +93,10 @@ class SB3Policy:
                  deterministic: bool = True):
         import stable_baselines3
 
+        path = checkpoint_path(path)
+        hparams.text("sb3", "algo", algo, optional=True)
+        hparams.choice("sb3", "action_mode", action_mode, ACTION_MODES, optional=True)
+        self.deterministic = hparams.boolean("sb3", "deterministic", deterministic)
         meta = read_meta(path)
         for key, given in (("algo", algo), ("action_mode", action_mode)):
             if given is not None and key in meta and meta[key] != given:
@@ -88,8 +106,8 @@ class SB3Policy:
         cls = getattr(stable_baselines3, algo, None)
         if cls is None:
             raise ValueError(f"sb3: unknown algorithm {algo!r}; e.g. PPO, A2C, SAC, TD3, DQN")
+        self.path = path
         self.model = cls.load(path, device="cpu")
-        self.deterministic = bool(deterministic)
         discrete = hasattr(self.model.action_space, "n")
         mode = action_mode or meta.get("action_mode") or ("discrete" if discrete else "continuous")
         if mode not in ACTION_MODES or (mode == "discrete") != discrete:
@@ -228,7 +246,8 @@ def build_prompt(context: Context) -> str:
 
 
 def parse_answer(text: str) -> Update | None:
-    """Strictly parse an LLM answer into an update; ``ValueError`` for anything not in the schema."""
+    """Strictly parse an LLM answer into an update; ``ValueError`` for anything not in the schema, and for a
+    value no update may request (:func:`agents.rules.requestable`: beyond float32 range)."""
     m = _JSON_OBJECT.search(text or "")
     if not m:
         raise ValueError("no JSON object in the answer")
@@ -242,10 +261,20 @@ def parse_answer(text: str) -> Update | None:
     for k, v in ov.items():
         if k not in PARAM_NAMES:
             raise ValueError(f"unknown parameter {k!r}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or v != int(v):
-            raise ValueError(f"{k} must be a non-negative integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not rules.requestable(v) or v < 0 \
+                or v != int(v):
+            raise ValueError(f"{k} must be a non-negative integer (at most {rules.FLOAT32_MAX:.4g}), got {v!r}")
         out[k] = int(v)
     return Update(out, str(data.get("reasoning", ""))) if out else None
+
+
+class LLMUnavailable(RuntimeError):
+    """The ``llm`` agent's calls keep failing (no API key, no network, ...): raised from ``act`` after
+    ``max_failures`` consecutive failed calls, so the episode stops (a tournament forfeits the agent)
+    with the last error, instead of the agent silently holding."""
+
+
+CLIENTS = ("anthropic",)
 
 
 @register("llm")
@@ -254,28 +283,33 @@ class LLMAgent:
 
     Hyperparameters: ``complete`` (a function ``prompt -> answer text``; injectable, so tests and
     offline runs use recorded answers) or ``client="anthropic"`` with ``model`` (needs the optional
-    ``anthropic`` package and an API key; no network is used otherwise), ``every`` (days between
-    questions, default 7).  The answer must be one JSON object ``{"overrides": {...}, "reasoning":
-    "..."}``; a malformed answer or a failed call changes nothing (the agent holds) and is counted
-    in ``self.errors``.  Use it to compare LLM reasoning with the classical strategies.
+    ``anthropic`` package, ``pip install -e ".[llm]"``, and an API key; no network is used otherwise),
+    ``every`` (days between questions, default 7), ``max_failures`` (default 3).  The answer must be
+    one JSON object ``{"overrides": {...}, "reasoning": "..."}``; a malformed answer (values no update
+    may request included) or a failed call changes nothing (the agent holds) and is counted in
+    ``self.errors``.  After ``max_failures`` consecutive failed calls (``complete`` raised; malformed
+    answers do not count) ``act`` raises :class:`LLMUnavailable` with the last error: in a tournament
+    the agent forfeits with that message rather than playing as ``hold``.  Use it to compare LLM
+    reasoning with the classical strategies.
     """
 
     def __init__(self, complete: Callable[[str], str] | None = None, client: str | None = None,
-                 model: str = "claude-sonnet-4-5", every: int = 7):
+                 model: str = "claude-sonnet-4-5", every: int = 7, max_failures: int = 3):
         if complete is None and client is None:
             raise ValueError("llm: pass complete=<prompt -> text function> or client='anthropic'")
-        if complete is None:
-            complete = _anthropic_completion(model) if client == "anthropic" else None
-            if complete is None:
-                raise ValueError(f"llm: unknown client {client!r}; supported: 'anthropic'")
-        if every < 1:
-            raise ValueError(f"llm: every must be >= 1, got {every}")
-        self.complete, self.every = complete, int(every)
+        if complete is not None and not callable(complete):
+            raise hparams.fail("llm", "complete", "a function prompt -> answer text", complete)
+        hparams.choice("llm", "client", client, CLIENTS, optional=True)
+        hparams.text("llm", "model", model)
+        self.every = hparams.integer("llm", "every", every, 1)
+        self.max_failures = hparams.integer("llm", "max_failures", max_failures, 1)
+        self.complete = complete if complete is not None else _anthropic_completion(model)
         self.errors: list[str] = []
         self.prompts: list[str] = []
+        self.failures = 0  # consecutive failed calls
 
     def reset(self, seed: int | None = None) -> None:
-        self.errors, self.prompts = [], []
+        self.errors, self.prompts, self.failures = [], [], 0
 
     def act(self, context: Context) -> Update | None:
         if context.day % self.every or not context.can_update:
@@ -283,8 +317,18 @@ class LLMAgent:
         prompt = build_prompt(context)
         self.prompts.append(prompt)
         try:
-            return parse_answer(self.complete(prompt))
-        except Exception as exc:  # a bad or failed answer is no change, recorded
+            text = self.complete(prompt)
+        except Exception as exc:  # a failed call is no change, recorded; persistent failure is an error
+            self.errors.append(f"day {context.day}: {type(exc).__name__}: {exc}")
+            self.failures += 1
+            if self.failures >= self.max_failures:
+                raise LLMUnavailable(f"llm: {self.failures} consecutive calls failed; last: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+            return None
+        self.failures = 0
+        try:
+            return parse_answer(text)
+        except Exception as exc:  # a bad answer is no change, recorded
             self.errors.append(f"day {context.day}: {type(exc).__name__}: {exc}")
             return None
 
@@ -292,12 +336,16 @@ class LLMAgent:
         pass
 
 
-def _anthropic_completion(model: str) -> Callable[[str], str]:  # pragma: no cover - needs the network
-    import anthropic
+def _anthropic_completion(model: str) -> Callable[[str], str]:
+    try:
+        import anthropic
+    except ImportError:
+        raise AgentConfigError('llm: client: \'anthropic\' needs the anthropic package: pip install -e ".[llm]" '
+                               "(or pip install anthropic)") from None
 
     client = anthropic.Anthropic()
 
-    def complete(prompt: str) -> str:
+    def complete(prompt: str) -> str:  # pragma: no cover - needs the network
         msg = client.messages.create(model=model, max_tokens=400, messages=[{"role": "user", "content": prompt}])
         return "".join(getattr(b, "text", "") for b in msg.content)
 

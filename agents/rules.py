@@ -20,6 +20,8 @@ The rules (``docs/guardrails.md``):
 * :func:`config_span`, :func:`unit_of` / :func:`unit_target`: the scale on which the env observes a
   parameter (``log((x + 1) / (t + 1)) / span``, t the tenant value: 0 at the tenant config, +-1 at the
   farther hard bound) and its inverse, the value a ``target``-mode action component requests.
+* :func:`requestable`: a value an update may request at all: finite and within float32 range (the
+  env's actions are float32).
 """
 
 from __future__ import annotations
@@ -27,9 +29,21 @@ from __future__ import annotations
 import math
 
 __all__ = ["round_half_away", "delta_window", "continuous_target", "continuous_action", "config_span", "unit_of",
-           "unit_target"]
+           "unit_target", "requestable", "FLOAT32_MAX"]
 
 _EXACT = 4503599627370496.0  # 2**52: every float at least this large is an integer
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32 (numpy.finfo(numpy.float32).max)
+
+
+def requestable(x: float) -> bool:
+    """True when an update may request the value ``x`` (a number): finite and at most :data:`FLOAT32_MAX`
+    in magnitude (the economy env's actions are float32; a larger value, an integer too large for a
+    float included, has no action).  Bounds and the delta window then clamp it."""
+    try:
+        x = float(x)
+    except OverflowError:
+        return False
+    return math.isfinite(x) and abs(x) <= FLOAT32_MAX
 
 
 def round_half_away(x: float) -> float:

@@ -1,6 +1,7 @@
 """A Stable-Baselines3 PPO trained for a few steps in the single-agent env, then played as an agent.
 
-(A real run trains far longer: `train.py` is the next work item.)
+(A real run trains far longer: `python train.py --config configs/ppo.yaml`, then play its checkpoint with
+`agents.make("sb3", path=...)`; see docs/training.md.)
 Run: .venv/bin/python examples/06_sb3_policy.py [--days 30] [--seed 1]
 """
 

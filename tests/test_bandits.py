@@ -94,8 +94,12 @@ def test_a_pull_measures_only_the_days_at_the_arm():
 def test_hyperparameters_are_validated():
     for name, kw in [("epsilon_greedy", {"epsilon": 1.5}), ("ucb1", {"c": -1}), ("ucb1", {"scale": 0}),
                      ("thompson", {"prior": "poisson"}), ("explore_then_exploit", {"rounds": 0}),
-                     ("hedge", {"eta": 0}), ("hedge", {"strategies": ["hold"]}), ("ucb1", {"period": 0})]:
-        with pytest.raises((ValueError, TypeError)):
+                     ("hedge", {"eta": 0}), ("hedge", {"strategies": ["hold"]}), ("ucb1", {"period": 0}),
+                     ("hedge", {"strategies": ["hedge"]}), ("ucb1", {"status_quo": "yes"}),
+                     ("thompson_gaussian", {"stop_loss": float("inf")}), ("epsilon_greedy", {"order": "best"}),
+                     ("ucb1", {"eliminate": float("nan")}), ("explore_then_exploit", {"warmup": 0.5})]:
+        key = next(iter(kw))
+        with pytest.raises(agents.AgentConfigError, match=f"^{name}: {key}: expected "):  # agent and key named
             agents.make(name, **kw)
     assert agents.make("thompson_gaussian").prior == "gaussian"
     assert agents.make("hedge", strategies=["ucb1", "explore_then_exploit"]).strategies == (

@@ -67,8 +67,18 @@ def test_features_are_lifts_over_the_control():
 def test_bad_hyperparameters():
     with pytest.raises(ValueError, match="alpha"):
         agents.make("linucb", alpha=-1)
-    with pytest.raises(ValueError, match="bad: \\['scanXP'\\]"):
+    with pytest.raises(ValueError, match=r"bayes_opt: groups.s: expected a non-empty list of 'scanXp'.*"
+                                         r"got \['scanXP'\]"):
         agents.make("bayes_opt", groups={"s": ["scanXP"]})
+    for name, kw in [("bayes_opt", {"n_init": 2.5}), ("bayes_opt", {"n_candidates": 1.5}),
+                     ("bayes_opt", {"span": float("inf")}), ("bayes_opt", {"budget": True}),
+                     ("bayes_opt", {"period": "7"}), ("bayes_opt", {"status_quo": "no"}),
+                     ("bayes_opt", {"groups": ["scanXp"]}), ("linucb", {"alpha": float("nan")}),
+                     ("linucb", {"min_days": 0})]:
+        key = next(iter(kw))
+        with pytest.raises(agents.AgentConfigError, match=f"^{name}: {key}: expected "):  # agent and key named
+            agents.make(name, **kw)
+    assert agents.make("bayes_opt", budget=None, n_init=3.0).n_init == 3
 
 
 # ------------------------------------------------------------------ synthetic outcome streams

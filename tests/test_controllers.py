@@ -54,8 +54,13 @@ def test_registered_and_validated():
     for name, kw, key in [("rule", {"step": 0}, "step"), ("momentum", {"params": ["scanXP"]}, "params"),
                           ("multi_metric", {"targets": {"SCANS": 1.0}}, "targets"),
                           ("pid", {"kp": -1}, "kp"), ("pid", {"metric": "X"}, "metric"),
-                          ("safety", {"max_fraction": 0}, "max_fraction")]:
-        with pytest.raises(ValueError, match=key):
+                          ("safety", {"max_fraction": 0}, "max_fraction"), ("rule", {"every": 2.7}, "every"),
+                          ("momentum", {"params": "scanXp"}, "params"), ("pid", {"kd": float("inf")}, "kd"),
+                          ("multi_metric", {"weights": {"RETENTION_RATE": "high"}}, "weights.RETENTION_RATE"),
+                          ("multi_metric", {"min_confidence": "sure"}, "min_confidence"),
+                          ("safety", {"cooldown": True}, "cooldown"),
+                          ("safety", {"inner_params": [1]}, "inner_params")]:
+        with pytest.raises(agents.AgentConfigError, match=f"^{name}: {key}: expected "):  # agent and key named
             agents.make(name, **kw)
     with pytest.raises(agents.AgentConfigError, match="unknown agent"):
         agents.make("safety", inner="nope")

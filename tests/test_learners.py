@@ -51,6 +51,7 @@ def test_parse_valid_answers(text, expected):
     ('{"overrides": [1]}', "must be an object"),
     ('{"overrides": {}, "extra": 1}', "expected"),
     ('{"overrides": {"scanXp": 3}', "Expecting"),  # truncated JSON: the decoder's error
+    ('{"overrides": {"scanXp": 1e39}, "reasoning": "big"}', "non-negative integer .*got 1e\\+39"),  # no float32
 ])
 def test_parse_rejects_anything_else(text, match):
     with pytest.raises(ValueError, match=match):
@@ -77,6 +78,43 @@ def test_llm_agent_with_recorded_answers_holds_on_bad_or_failed_answers():
     assert "at most 50% of its current value" in llm.prompts[0] and '"scanXp": 10' in llm.prompts[0]
     with pytest.raises(ValueError, match="complete="):
         agents.make("llm")
+
+
+def test_an_llm_answer_beyond_float32_changes_nothing():
+    """A value no update may request (the env refuses it, agents.rules.requestable) is a malformed answer: the
+    agent holds and records it, the episode goes on."""
+    llm = agents.make("llm", complete=lambda p: '{"overrides": {"scanXp": 1e39}, "reasoning": "big"}', every=7)
+    res = run_episode(EconomyEnv("tiny", max_days=8), {"variant_0": llm}, seed=1)
+    assert res["days"] == 8 and not res["decisions"]["variant_0"] and len(llm.errors) == 2
+    assert "scanXp must be a non-negative integer" in llm.errors[0]
+
+
+def test_llm_calls_that_keep_failing_forfeit_with_the_error(monkeypatch):
+    """No API key or no network: after max_failures consecutive failed calls the agent raises, so a
+    tournament's cell forfeits with the error instead of scoring as hold."""
+    def offline(prompt):
+        raise ConnectionError("no network")
+
+    llm = agents.make("llm", complete=offline, every=1, max_failures=3)
+    res = run_episode(EconomyEnv("tiny", max_days=10), {"variant_0": llm}, seed=1, forfeit=True)
+    assert "LLMUnavailable: llm: 3 consecutive calls failed; last: ConnectionError: no network" in \
+        res["failed"]["variant_0"]
+    assert len(llm.errors) == 3
+    answers = iter([ConnectionError("blip"), ConnectionError("blip"), '{"overrides": {}}'] * 3)
+
+    def flaky(prompt):  # failures that are not consecutive never stop it
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    llm = agents.make("llm", complete=flaky, every=1, max_failures=3)
+    assert not run_episode(EconomyEnv("tiny", max_days=9), {"variant_0": llm}, seed=1)["failed"]
+    monkeypatch.setitem(__import__("sys").modules, "anthropic", None)  # the optional package is missing
+    with pytest.raises(agents.AgentConfigError, match=r'llm: client: .*pip install -e "\.\[llm\]"'):
+        agents.make("llm", client="anthropic")
+    with pytest.raises(agents.AgentConfigError, match="llm: client: expected one of 'anthropic'"):
+        agents.make("llm", client="openai")
 
 
 def test_prompt_names_every_metric_and_the_control():
@@ -108,6 +146,7 @@ def sb3_with(monkeypatch, model, **kw):
     import stable_baselines3
 
     monkeypatch.setattr(stable_baselines3.PPO, "load", classmethod(lambda cls, path, device="auto": model))
+    monkeypatch.setattr(agents.learners, "checkpoint_path", lambda path: path)  # no file: the stub is the model
     return agents.make("sb3", path="unused.zip", **kw)
 
 
@@ -179,6 +218,30 @@ def test_learners_play_deterministically(tmp_path):
                                                                          {"photoXp": 16}, {"photoXp": 18}]
 
 
+def test_sb3_path_resolves_as_sb3_does_and_reads_the_record(tmp_path, monkeypatch):
+    """``model.save("tgt")`` writes tgt.zip and SB3 loads "tgt": the agent finds the same file, and its
+    arena.json, so the actions are read in the recorded mode."""
+    import stable_baselines3
+    import zipfile
+
+    from agents.learners import write_meta
+
+    with zipfile.ZipFile(tmp_path / "tgt.zip", "w") as zf:
+        zf.writestr("data", "{}")
+    write_meta(str(tmp_path / "tgt.zip"), {"algo": "PPO", "action_mode": "target"})
+    loaded = []
+    monkeypatch.setattr(stable_baselines3.PPO, "load",
+                        classmethod(lambda cls, path, device="auto": loaded.append(path) or StubModel([])))
+    pol = agents.make("sb3", path=str(tmp_path / "tgt"))
+    assert pol.action_mode == "target" and loaded == [str(tmp_path / "tgt.zip")]
+    with pytest.raises(agents.AgentConfigError, match=r"^sb3: path: no such file nope\.zip \(nor nope\.zip\.zip\)$"):
+        agents.make("sb3", path="nope.zip")
+    with pytest.raises(agents.AgentConfigError, match="sb3: deterministic: expected true or false, got 'no'"):
+        agents.make("sb3", path=str(tmp_path / "tgt"), deterministic="no")
+    with pytest.raises(agents.AgentConfigError, match="sb3: action_mode: expected one of 'continuous'"):
+        agents.make("sb3", path=str(tmp_path / "tgt"), action_mode="absolute")
+
+
 def test_sb3_target_actions_request_the_values_on_the_observation_scale(monkeypatch):
     """action_mode target: the policy's output is read as the env's target action (rules.unit_target,
     rounded, within the bounds), the same values the env in target mode requests."""
@@ -195,3 +258,13 @@ def test_sb3_target_actions_request_the_values_on_the_observation_scale(monkeypa
     assert env.decisions[-1]["economyOverrides"] == want
     with pytest.raises(ValueError, match="does not fit the policy's action space"):
         sb3_with(monkeypatch, StubModel([0], n=3), action_mode="target")
+
+
+def test_the_sb3_example_points_to_train_py():
+    """examples/06_sb3_policy.py's docstring gives the real training command, which exists."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "examples" / "06_sb3_policy.py").read_text().split('"""')[1]
+    assert "next work item" not in doc and "python train.py --config configs/ppo.yaml" in doc
+    assert (root / "train.py").is_file() and (root / "configs" / "ppo.yaml").is_file()

@@ -115,6 +115,27 @@ def test_no_second_copy_of_the_rules():
                 assert not re.search(pattern, code), f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
 
 
+def test_the_requestable_values_are_the_envs():
+    """An update may request a value iff the env can carry it: agents.rules.requestable (parse_answer uses it)
+    agrees with action_for, which refuses what is not finite or beyond float32."""
+    from agents.learners import parse_answer
+    from arena_env.wrappers.agents import AgentError
+
+    env = EconomyEnv("tiny")
+    env.reset(seed=0)
+    assert rules.FLOAT32_MAX == float(np.finfo(np.float32).max)
+    for value in (12.0, 1e30, rules.FLOAT32_MAX, 1e39, math.inf, math.nan):
+        try:
+            action_for(env, "variant_0", Update({"scanXp": value}))
+            env_ok = True
+        except AgentError:
+            env_ok = False
+        assert rules.requestable(value) is env_ok, value
+    assert parse_answer('{"overrides": {"scanXp": 1e30}}').overrides == {"scanXp": int(1e30)}
+    with pytest.raises(ValueError, match="scanXp must be a non-negative integer"):
+        parse_answer('{"overrides": {"scanXp": 1e39}}')
+
+
 def test_agents_do_not_import_the_environment():
     for path in sorted((ROOT / "agents").glob("*.py")):
         text = path.read_text()

@@ -170,3 +170,28 @@ def test_the_sdk_arena_env(served):
         assert exp.store.decision_count(1) == 3
     finally:
         env.close()
+
+
+def sdk_boost(signals: tl.Signals, current_config: dict) -> tl.ConfigUpdate | None:
+    """The SDK README's quick-start decide(), as written for ``tl.Agent.run`` (its threshold 2.0 raised to 3.0:
+    scans on ``tiny`` run above 2 a day)."""
+    scan_freq = signals.metrics.get("SCAN_FREQUENCY")
+    if not scan_freq or scan_freq.confidence == "low":
+        return None
+    if scan_freq.value < 3.0:
+        return tl.ConfigUpdate(economy_overrides={"scanXp": round(current_config.get("scanXp", 10) * 1.15)},
+                               reasoning=f"Scan frequency low ({scan_freq.value:.1f}/day), boosting +15%")
+    return None
+
+
+def test_an_sdk_decide_function_plays_in_our_episodes_through_from_decide():
+    """``agents.from_decide`` detects the SDK's shape (the Signals annotation): the function gets the SDK's
+    Signals and its ConfigUpdate becomes our update."""
+    import agents
+    from arena_env.economy.env import EconomyEnv
+    from arena_env.wrappers.agents import run_episode
+
+    agent = agents.make(agents.from_decide(sdk_boost, name="test_sdk_boost").agent_name)
+    res = run_episode(EconomyEnv("tiny", max_days=6), {"variant_0": agent}, seed=0)
+    decisions = res["decisions"]["variant_0"]
+    assert decisions and decisions[0]["appliedConfig"] == {"scanXp": 12}

@@ -24,6 +24,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from agents.registry import UniqueKeyLoader
 from arena_env.paths import PROJECT_ROOT
 
 from .params import ABSOLUTE_BOUNDS, PARAM_NAMES, resolve
@@ -265,26 +266,10 @@ def find(name: str | os.PathLike) -> Path:
     )
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's when PyYAML has it: ~10x faster
-    """PyYAML's safe loader, plus the exponent literals that YAML 1.1 reads as strings: ``1e5`` or
-    ``2E+6`` (integer mantissa, exponent >= 0) are integers, ``1e-3`` or ``1.5e3`` floats; and a key given
-    twice in one mapping is an error (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        first: dict = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                seen = first.setdefault(key, key_node.start_mark)
-            except TypeError:  # an unhashable key: PyYAML's own error follows
-                continue
-            if seen is not key_node.start_mark:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen.line + 1}): give each key once",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep)
+class _Loader(UniqueKeyLoader):  # libyaml's when PyYAML has it: ~10x faster
+    """The agents' safe loader (a key given twice in one mapping is an error), plus the exponent literals
+    that YAML 1.1 reads as strings: ``1e5`` or ``2E+6`` (integer mantissa, exponent >= 0) are integers,
+    ``1e-3`` or ``1.5e3`` floats."""
 
 
 _EXP_INT = re.compile(r"^[-+]?[0-9][0-9_]*[eE]\+?[0-9]+$")

@@ -34,7 +34,6 @@ from arena_env.economy.guardrails import RUNNING
 from arena_env.economy.params import N_PARAMS, PARAM_INDEX, PARAM_NAMES, to_dict
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)  # actions are float32
 
 
 class AgentError(RuntimeError):
@@ -85,7 +84,7 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
             raise AgentError(f"{agent} on day {env.day}: unknown parameter {key!r} in the update; "
                              f"expected one of {', '.join(PARAM_INDEX)}")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+                or not rules.requestable(value):
             raise AgentError(f"{agent} on day {env.day}: parameter {key!r} must be a finite number (within "
                              f"float32 range), got {value!r}")
         target[PARAM_INDEX[key]] = float(value)
