@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,12 +36,25 @@ def test_training_benchmark_quick_run_writes_complete_json(tmp_path):
     assert data["n_envs"] == 8 and data["torch_threads"] == 1 and data["algo"] == "PPO"
     workers = data["vec_workers"]
     assert workers == 2  # configs/ppo.yaml's vec.workers: timed as well, beside the one-process comparison
-    assert set(data["train_steps_per_s"]) == {"cartpole", "arena", f"arena_{workers}_workers"}
+    assert set(data["train_steps_per_s"]) == {"cartpole", "arena", "spaces_only", f"arena_{workers}_workers"}
     assert all(v > 0 for v in data["train_steps_per_s"].values())
     assert data["arena_workers_speedup"] == data["train_steps_per_s"]["arena_2_workers"] / data["train_steps_per_s"]["arena"]
     t = data["targets"]["train_vs_cartpole"]
     assert t["target"] == 0.7 and t["value"] == data["train_steps_per_s"]["arena"] / data["train_steps_per_s"]["cartpole"]
     assert 0 < data["arena_env_share_of_training_time"] < 1.5
+    # the split of a training step, clocked inside learn(): the kernel is a part of the env, the env of the step
+    sp, med, n = data["split"], data["median"], data["timesteps_per_sample"]
+    assert sp["arena_kernel_s_per_step"] == med["arena_in_kernel_s"] / n  # one repeat: the median is the sample
+    assert 0 < sp["arena_kernel_s_per_step"] and 0 < sp["arena_env_python_s_per_step"] and 0 < sp["arena_sb3_s_per_step"]
+    assert 0 < sp["cartpole_env_s_per_step"] < sp["cartpole_sb3_s_per_step"]
+    assert sum(v for k, v in sp.items() if k.startswith("arena")) == pytest.approx(med["arena_train_s"] / n)
+    # the ceiling: an env costing only its kernel trains faster than the arena does
+    c, cart = data["ceiling"], data["train_steps_per_s"]["cartpole"]
+    assert c["n_users"] == data["env"]["n_users"] == 3000
+    assert c["one_process"] == pytest.approx(1 / (sp["arena_sb3_s_per_step"] + sp["arena_kernel_s_per_step"]) / cart)
+    assert c["one_process"] > t["value"] and c["kernel_on_all_cores"] >= c["one_process"]
+    assert c["spaces_only"] == data["train_steps_per_s"]["spaces_only"] / cart > t["value"]  # an env costing nothing
+    assert c["users_at_target"] == pytest.approx(max(0.0, c["env_budget_s_per_step"]) / sp["arena_kernel_s_per_step"] * 3000)
 
 
 def test_replay_benchmark_quick_run_writes_complete_json(tmp_path):
