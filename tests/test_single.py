@@ -111,7 +111,7 @@ def test_opponents_by_registered_name_get_one_instance_per_seat_and_play():
     (42, TypeError, ["opponents['variant_1']", "int"]),
     ("nope", ValueError, ["unknown agent 'nope'", "random"]),
     ({"variant_9": None}, ValueError, ["variant_9", "the others are"]),
-    ({"agent": "ucb1", "params": {"c": -1}}, ValueError, ["opponents['variant_1']", "c >= 0"]),
+    ({"agent": "ucb1", "params": {"c": -1}}, ValueError, ["opponents['variant_1']", "ucb1: c: expected a finite number >= 0, got -1"]),
 ])
 def test_bad_opponents_fail_at_construction_naming_the_seat(bad, err, words):
     with pytest.raises(err) as exc:
