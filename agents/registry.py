@@ -114,6 +114,11 @@ def make(name: str, **hyperparameters):
         if unknown:
             raise AgentConfigError(f"agent {name!r}: unknown hyperparameter {unknown[0]!r}; "
                                    f"allowed: {', '.join(p for p in params if p != 'self') or '(none)'}")
+    missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.name != "self"
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in hyperparameters]
+    if missing:
+        raise AgentConfigError(f"agent {name!r}: the hyperparameter {missing[0]!r} is required (e.g. "
+                               f"agents.make({name!r}, {missing[0]}=...), or params: {{{missing[0]}: ...}} in a file)")
     return factory(**hyperparameters)
 
 

@@ -35,6 +35,9 @@ def test_registry_lists_and_builds():
         agents.make("random", evry=3)
     with pytest.raises(ValueError, match="random: every: expected an integer >= 1, got 0"):
         agents.make("random", every=0)
+    for name in ("sb3", "rllib"):  # a required hyperparameter left out is named, not a bare TypeError
+        with pytest.raises(AgentConfigError, match=f"agent '{name}': the hyperparameter 'path' is required"):
+            agents.make(name)
 
 
 INF, NAN = float("inf"), float("nan")
