@@ -92,6 +92,7 @@ def serve(args, p: argparse.ArgumentParser) -> int:
             print(text, flush=True)
     except (ScenarioError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         p.error(str(exc))
+    exp.warm_up()  # the simulator compiled before the first request, not inside it
     import uvicorn
 
     webhooks = None

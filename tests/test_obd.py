@@ -146,6 +146,15 @@ def test_write_obd_log_and_the_command_line_round_trip(tmp_path, replays):
             np.testing.assert_array_equal(getattr(rep, name), getattr(ref, name), err_msg=name)
 
 
+def test_the_command_line_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    afile = tmp_path / "out"
+    afile.write_text("keep me")
+    with pytest.raises(SystemExit) as exc:
+        main([str(SAMPLES["random"]), str(afile)])
+    assert exc.value.code == 2 and afile.read_text() == "keep me"
+    assert f"error: OUT {afile}: a file is there" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------
 # propensities
 # ------------------------------------------------------------------------------------------------

@@ -199,6 +199,28 @@ def test_the_horizon_ends_the_experiment_for_agents_but_leaves_complete(server):
     assert c.post("/api/admin/complete", headers=adm).json()["data"]["status"] == "COMPLETED"
 
 
+def test_after_complete_the_messages_say_completed_not_the_horizon(server):
+    exp, tok, c = server
+    adm = h(tok[-1])
+    c.post("/api/admin/advance", json={"days": 4}, headers=adm)
+    assert c.post("/api/admin/complete", headers=adm).json()["data"]["status"] == "COMPLETED"
+    assert c.post("/api/admin/advance", json={"days": 1}, headers=adm).json()["data"]["finished"] is True  # terminated
+    r = c.post("/api/admin/pause", headers=adm)
+    assert r.status_code == 403 and r.json()["error"] == "cannot pause an experiment that is COMPLETED"
+    r = c.put("/api/arena/variant/config", json={"economyOverrides": {"scanXp": 12}}, headers=h(tok[1]))
+    assert r.status_code == 403 and r.json()["error"] == "the experiment is COMPLETED: no config changes"
+    r = c.post("/api/admin/advance", json={"days": 1}, headers=adm)
+    assert r.status_code == 403 and r.json()["error"].startswith("the experiment is over (completed on day 5)")
+
+
+def test_warm_up_compiles_on_a_copy_and_leaves_the_experiment_alone(server):
+    exp, tok, c = server
+    before = (exp.env.day, exp.env.config.tolist(), exp.env.users.copy())
+    exp.warm_up()
+    assert (exp.env.day, exp.env.config.tolist()) == before[:2] and (exp.env.users == before[2]).all()
+    assert c.post("/api/admin/advance", json={"days": 1}, headers=h(tok[-1])).json()["data"]["day"] == 1
+
+
 def test_openapi_documents_the_error_codes(server):
     _, _, c = server
     spec = c.get("/openapi.json").json()

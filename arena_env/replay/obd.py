@@ -479,9 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="default: read from the path (<policy>/<campaign>/<campaign>.csv)")
     ap.add_argument("--campaign", choices=tuple(CAMPAIGNS), default=None, help="default: read from the path")
     args = ap.parse_args(argv)
+    from arena_env.paths import check_out_dir
+
     try:
+        check_out_dir(args.out, "OUT")
         events, man = write_obd_log(args.src, args.out, args.behavior_policy, args.campaign)
-    except OBDError as exc:
+    except (OBDError, FileExistsError) as exc:
         ap.exit(2, f"error: {exc}\n")
     print(f"wrote {events} and {man}")
     return 0

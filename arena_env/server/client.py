@@ -205,7 +205,11 @@ class _Http:
                  query: Mapping[str, Any] | None = None) -> Any:
         """One protocol call: the response's ``data``, or an :class:`ArenaError` (retries as documented)."""
         url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        data = None if body is None else json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        try:
+            data = None if body is None else json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        except TypeError as exc:  # an object JSON cannot carry (in metadata, signals): refused before sending
+            raise ValueError(f"{method} {path}: the request is not JSON ({exc}); pass only strings, numbers, bools, "
+                             "None, lists and dicts") from None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -278,8 +282,7 @@ class _Http:
             return ArenaAuthError(f"{head}. The server refused the {self.role} token {_redact(self.token)}: use the "
                                   f"{self._token_hint()} (a revoked token stays refused)", **kw)
         if status == 403:
-            return ArenaForbidden(f"{head}. The experiment is paused or over, or this {self.role} token may not call "
-                                  "this endpoint", **kw)
+            return ArenaForbidden(head, **kw)  # the server says why: paused, completed, over, or the wrong token
         if status == 404:
             return ArenaNotFound(f"{head}. Unknown path or id: check the id, and that {self.api_url} is the server's "
                                  "base URL (without /api/arena)", **kw)
@@ -357,8 +360,10 @@ class ArenaClient(_Http):
         server reports a heartbeat timeout after 3 of them without a heartbeat."""
         body: dict[str, Any] = {}
         if poll_interval is not None:
-            if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-                raise ValueError(f"poll_interval: expected seconds > 0, got {poll_interval!r}")
+            if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) \
+                    or not 1 <= poll_interval <= 86_400:
+                raise ValueError(f"poll_interval: expected seconds from 1 to 86400 (the server's range), got "
+                                 f"{poll_interval!r}")
             body["requestedPollInterval"] = poll_interval
         if metadata is not None:
             body["metadata"] = dict(metadata)

@@ -147,7 +147,9 @@ class Experiment:
         return self.env.guardrails.status
 
     def _over(self) -> str:
-        return f"the experiment is over (it ran its {self.env.scenario.max_days} days)"
+        if self.env.day >= self.env.scenario.max_days:
+            return f"the experiment is over (it ran its {self.env.scenario.max_days} days)"
+        return f"the experiment is over (completed on day {self.env.day})"
 
     def _refuse_if_closed(self, what: str) -> None:
         """403 (``Forbidden``) while the experiment is paused, completed or archived, or over."""
@@ -182,7 +184,7 @@ class Experiment:
             raise ValueError(f"minutes must be a positive number, got {minutes!r}")
         with self.lock:
             if self.finished:
-                raise Forbidden("the experiment is over: nothing left to simulate")
+                raise Forbidden(f"{self._over()}: nothing left to simulate")
             self._advance_journaled(self.minute + float(minutes))
             return self.clock_state()
 
@@ -205,9 +207,22 @@ class Experiment:
                                                                    "reason": "retention cliff"})
         self.minute = max(self.minute, min(target, self.env.scenario.max_days * MINUTES_PER_DAY))
 
+    def warm_up(self) -> None:
+        """Compile the simulator before the first request (on a fresh checkout Numba compiles its kernels on
+        first use, over 10 s, which a client's first ``advance`` would wait for): one day of a copy of the
+        env; the experiment itself is untouched."""
+        import copy
+
+        with self.lock:
+            if self.finished:
+                return
+            twin = copy.deepcopy(self.env)
+        twin.step({a: np.zeros(10, np.float32) for a in twin.agents})
+
     def clock_state(self) -> dict:
-        return {"minute": self.minute, "day": int(self.env.day), "status": self.status,
-                "maxDays": int(self.env.scenario.max_days), "finished": self.finished}
+        with self.lock:  # not halfway through an advance (the day moved, the minute not yet)
+            return {"minute": self.minute, "day": int(self.env.day), "status": self.status,
+                    "maxDays": int(self.env.scenario.max_days), "finished": self.finished}
 
     # ------------------------------------------------------------------ the protocol
     def variant(self, v: int) -> dict:
@@ -330,10 +345,10 @@ class Experiment:
             legal = {"pause": ("RUNNING",), "resume": ("PAUSED",), "complete": ("RUNNING", "PAUSED")}
             if action not in legal:
                 raise ValueError(f"unknown action {action!r}; the actions are {', '.join(legal)}")
-            if self.finished and action != "complete":
-                raise Forbidden(f"cannot {action}: {self._over()}; only complete is left")
             if g.status not in legal[action]:
                 raise Forbidden(f"cannot {action} an experiment that is {g.status}")
+            if self.finished and action != "complete":
+                raise Forbidden(f"cannot {action}: {self._over()}; only complete is left")
             self.store.append("lifecycle", {"action": action})
             getattr(g, action)()
             return self.clock_state()
