@@ -124,9 +124,9 @@ class Garbage(Recorder):
 
 @pytest.mark.parametrize("pol, match", [
     (Crasher(), r"variant_0 \(Crasher\) raised on day 0: ZeroDivisionError: oops"),
-    (Garbage({"scanXp": 12}), "must return agents.Update or None, got dict"),
-    (Garbage(Update({"scanXP": 12})), "unknown parameter 'scanXP'"),
-    (Garbage(Update({"scanXp": float("nan")})), "'scanXp' must be a finite number"),
+    (Garbage({"scanXp": 12}), r"variant_0 \(Garbage\) on day 0: act\(\) must return agents.Update or None, got dict"),
+    (Garbage(Update({"scanXP": 12})), r"variant_0 \(Garbage\) on day 0: unknown parameter 'scanXP'"),
+    (Garbage(Update({"scanXp": float("nan")})), r"variant_0 \(Garbage\) on day 0: parameter 'scanXp' must be a finite"),
 ])
 def test_faulty_agents_are_reported_by_name(pol, match):
     with pytest.raises(AgentError, match=match):

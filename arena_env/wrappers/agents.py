@@ -61,8 +61,9 @@ def context_for(env: EconomyEnv, agent: str, observation=None) -> Context:
         bounds={k: (int(a), int(b)) for k, a, b in zip(PARAM_NAMES, g.config.lo, g.config.hi)})
 
 
-def action_for(env: EconomyEnv, agent: str, update: Update | None):
-    """The environment action that carries ``update`` (None: a hold) for ``agent``."""
+def action_for(env: EconomyEnv, agent: str, update: Update | None, who: str | None = None):
+    """The environment action that carries ``update`` (None: a hold) for ``agent``; errors name ``who``
+    (default ``agent``; :func:`decide` gives ``"variant_0 (UCB1)"``)."""
     v = env._variant_of(agent)
     current = env.config[v].astype(np.float64)
     if update is None:
@@ -72,20 +73,20 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
             return env.target_action(current)
         return np.zeros(N_PARAMS, np.float32) if env.action_mode == "continuous" else current.astype(np.float32)
     if not isinstance(update, Update):
-        raise AgentError(f"{agent} on day {env.day}: act() must return agents.Update or None, "
+        raise AgentError(f"{who or agent} on day {env.day}: act() must return agents.Update or None, "
                          f"got {type(update).__name__}")
     if not isinstance(update.overrides, Mapping):
-        raise AgentError(f"{agent} on day {env.day}: Update.overrides must be a mapping of parameter names to "
+        raise AgentError(f"{who or agent} on day {env.day}: Update.overrides must be a mapping of parameter names to "
                          f"numbers, got {type(update.overrides).__name__}")
     target = current.copy()
     touched = np.zeros(N_PARAMS, dtype=bool)
     for key, value in update.overrides.items():
         if key not in PARAM_INDEX:
-            raise AgentError(f"{agent} on day {env.day}: unknown parameter {key!r} in the update; "
+            raise AgentError(f"{who or agent} on day {env.day}: unknown parameter {key!r} in the update; "
                              f"expected one of {', '.join(PARAM_INDEX)}")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                 or not rules.requestable(value):
-            raise AgentError(f"{agent} on day {env.day}: parameter {key!r} must be a finite number (within "
+            raise AgentError(f"{who or agent} on day {env.day}: parameter {key!r} must be a finite number (within "
                              f"float32 range), got {value!r}")
         target[PARAM_INDEX[key]] = float(value)
         touched[PARAM_INDEX[key]] = True
@@ -100,7 +101,7 @@ def action_for(env: EconomyEnv, agent: str, update: Update | None):
     for k, vec in enumerate(env.preset_vectors):  # discrete: the update must name a whole preset
         if np.array_equal(vec, target):
             return k + 1
-    raise AgentError(f"{agent} on day {env.day}: in action_mode='discrete' an update must equal one of the "
+    raise AgentError(f"{who or agent} on day {env.day}: in action_mode='discrete' an update must equal one of the "
                      f"scenario's presets ({', '.join(p.name for p in env.scenario.presets)})")
 
 
@@ -225,7 +226,7 @@ def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout
     finally:
         if latencies is not None:
             latencies.append(time.perf_counter() - start)
-    return action_for(env, agent, update)
+    return action_for(env, agent, update, f"{agent} ({type(policy).__name__})")
 
 
 def run_episode(env: EconomyEnv, policies: Mapping[str, Agent], seed: int | None = None,
