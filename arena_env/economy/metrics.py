@@ -12,7 +12,7 @@ SCAN_FREQUENCY         mean over enrolled users of scans/day          user      
 XP_VELOCITY            mean over enrolled users of XP/day (same)      user         Welch t
 RETENTION_RATE         share of enrolled users active in the last     user         Fisher exact
                        7 days, by definition whatever the window
-                       (churned users count as inactive)
+                       (churned users count while their last active day is within those 7)
 MISSION_COMPLETION     completed / resolved missions in the window    mission      Fisher exact
                        (a mission resolves at the end of its period
                        or when its user churns)
