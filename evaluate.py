@@ -94,7 +94,7 @@ def main(argv=None) -> int:
             print(f"forfeit: {r['agent']} on {r['scenario']} seed {r['seed']}: {r['error']}", file=sys.stderr)
 
     try:
-        lb = leaderboard.build(rows, n_boot=args.n_boot or 2000)
+        lb = leaderboard.build(rows, **({} if args.n_boot is None else {"n_boot": args.n_boot}))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -160,8 +160,8 @@ does a ``scenario`` that is neither a name, a path nor a :class:`Scenario`.
 Seeding
 -------
 ``reset(seed=s)`` (an integer from 0 to 2**63 - 1; others raise ``ValueError``) fixes everything:
-population, traits, every daily draw (counter-based, keyed by seed, day, user and purpose).  The same seed gives bit-identical trajectories for any thread count;
-the two backends agree exactly on integers and to 1e-9 on floats.  ``reset()`` without a seed
+population, traits, every daily draw (counter-based, keyed by seed, day, user and purpose).  The same
+seed gives bit-identical trajectories for any thread count; the two backends agree exactly on integers and to 1e-9 on floats.  ``reset()`` without a seed
 continues deterministically from the last seed (episode counter); the very first reset without a
 seed draws one from the operating system.
 
@@ -643,12 +643,12 @@ class EconomyEnv(ParallelEnv):
         # the budget: the control has a pot of its own; the treatments share one, each paid its claims
         # up to its fair share, the slack that frugal treatments leave going to the others (water-filling)
         if sc.budget.daily_xp_per_user is not None:
-            enrolled_all = self._agg_i[:, :, L.A_ENROLLED].sum(axis=0).astype(np.float64)
+            enrolled = self._agg_i[:, :, L.A_ENROLLED].sum(axis=0).astype(np.float64)
             claimed = M.xp_total(self._agg_i).sum(axis=0)
             per_user = sc.budget.daily_xp_per_user
             self.payout_scale = np.concatenate([
-                M.budget_payout(claimed[:1], enrolled_all[:1], per_user * enrolled_all[0]),
-                M.budget_payout(claimed[1:], enrolled_all[1:], per_user * enrolled_all[1:].sum())])
+                M.budget_payout(claimed[:1], enrolled[:1], per_user * enrolled[0]),
+                M.budget_payout(claimed[1:], enrolled[1:], per_user * enrolled[1:].sum())])
             self.budget_scale = float(self.payout_scale[1:].min())
             if self.payout_scale.min() < 1.0:
                 self.kernels.pay_out(day, sc.site_size, self.sites_per_chunk, u, self.payout_scale, glob,
@@ -668,10 +668,10 @@ class EconomyEnv(ParallelEnv):
         self._mean, self._var, self._n = mean, var, n
         self._counts = succ, trials  # the comparison with the control runs when _tests is read
         xp_today = M.xp_total(today_i)  # after the payout: the XP credited
-        if sc.budget.daily_xp_per_user is not None:
-            self.budget_history[day] = sc.budget.daily_xp_per_user * enrolled_all.sum(), xp_today.sum()
 
         enrolled = today_i[:, L.A_ENROLLED]
+        if sc.budget.daily_xp_per_user is not None:
+            self.budget_history[day] = sc.budget.daily_xp_per_user * float(enrolled.sum()), xp_today.sum()
         tripped = self.guardrails.check_health(mean[:, M.RR], enrolled)
 
         out = M.daily_outcomes(today_i, mean)

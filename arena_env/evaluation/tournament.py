@@ -411,6 +411,9 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
         if not isinstance(params, Mapping):
             raise err(f"agents[{i}].params", "expected a mapping of hyperparameters")
         params = dict(params)
+        given = a.get("label")
+        if "label" in a and (isinstance(given, bool) or not isinstance(given, (str, int, float))):
+            raise err(f"agents[{i}].label", f"a string, got {given!r}")
         if "checkpoint" in a:  # a trained policy: the sb3 agent with the file, relative to the tournament file
             ckpt = Path(str(a["checkpoint"])).expanduser()
             if not ckpt.is_absolute():
@@ -428,8 +431,6 @@ def from_dict(data: Mapping[str, Any], src: str, seeds: int | None = None) -> To
         else:
             name = a["agent"]
             label = str(a.get("label", name))
-        if "label" in a and not isinstance(a["label"], (str, int, float)) or isinstance(a.get("label"), bool):
-            raise err(f"agents[{i}].label", f"a string, got {a['label']!r}")
         try:
             agent_registry.resolve(name)
         except agent_registry.AgentConfigError as exc:

@@ -83,7 +83,7 @@ class Evaluation:
 
 def _arrays(replay: Replay, estimator: str, q: np.ndarray | None) -> dict:
     kw: dict[str, Any] = {"action": replay.logged, "cases": replay.case}
-    if estimator not in ("replay", "dm") or estimator == "replay" and np.isfinite(replay.pscore).all():
+    if estimator != "dm" and (estimator != "replay" or np.isfinite(replay.pscore).all()):
         kw["pscore"] = replay.pscore  # replay does not use them, but is warned when they vary
     if q is not None and estimator not in ("replay", "ipw", "snipw"):
         kw["estimated_rewards_by_reg_model"] = q

@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 
 from arena_env.economy.params import PARAM_NAMES
 
-from .experiment import AuthError, Experiment, Forbidden
+from .experiment import LIFECYCLE_ACTIONS, AuthError, Experiment, Forbidden
 
 MAX_BODY = 64 * 1024
 PAGE_SIZE_MAX = 100
@@ -319,7 +319,7 @@ def create_app(exp: Experiment, *, webhooks=None, tick_seconds: float = 1.0, fre
 
         app.post(f"/api/admin/{action}", name=f"post_{action}")(post_lifecycle)
 
-    for action in ("pause", "resume", "complete"):
+    for action in LIFECYCLE_ACTIONS:
         lifecycle_endpoint(action)
 
     @app.post("/api/admin/variants/{variant_id}/reset-breaker")

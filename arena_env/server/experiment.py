@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 
 from arena_env.economy.env import MINUTES_PER_DAY, EconomyEnv
+from arena_env.economy.guardrails import TRANSITIONS
 from arena_env.economy.params import PARAM_NAMES, to_dict
 
 from .store import Store
 
 STATUS_ACTIVE = ("RECRUITING", "RUNNING")
+LIFECYCLE_ACTIONS = ("pause", "resume", "complete")  # the researcher lifecycle actions the server offers
 
 
 class AuthError(Exception):
@@ -146,6 +148,10 @@ class Experiment:
         completed: ``finished`` says it, and clients tell a horizon from a researcher's ``complete``)."""
         return self.env.guardrails.status
 
+    @property
+    def finished(self) -> bool:
+        return not self.env.agents
+
     def _over(self) -> str:
         if self.env.day >= self.env.scenario.max_days:
             return f"the experiment is over (it ran its {self.env.scenario.max_days} days)"
@@ -157,9 +163,6 @@ class Experiment:
             raise Forbidden(f"the experiment is {self.status}: no {what}")
         if self.finished:
             raise Forbidden(f"{self._over()}: no {what}")
-    @property
-    def finished(self) -> bool:
-        return not self.env.agents
 
     def sync(self) -> None:
         """Catch the simulation up with wall time (the manual clock: only the heartbeat check)."""
@@ -342,10 +345,9 @@ class Experiment:
     def lifecycle(self, action: str) -> dict:
         with self.lock:
             g = self.env.guardrails
-            legal = {"pause": ("RUNNING",), "resume": ("PAUSED",), "complete": ("RUNNING", "PAUSED")}
-            if action not in legal:
-                raise ValueError(f"unknown action {action!r}; the actions are {', '.join(legal)}")
-            if g.status not in legal[action]:
+            if action not in LIFECYCLE_ACTIONS:
+                raise ValueError(f"unknown action {action!r}; the actions are {', '.join(LIFECYCLE_ACTIONS)}")
+            if action not in TRANSITIONS[g.status]:  # the guardrails' own lifecycle table
                 raise Forbidden(f"cannot {action} an experiment that is {g.status}")
             if self.finished and action != "complete":
                 raise Forbidden(f"cannot {action}: {self._over()}; only complete is left")

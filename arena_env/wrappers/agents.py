@@ -166,6 +166,7 @@ class _Caller:
                 _async_raise(self.thread.ident, _Alarm)
 
 
+RETRY_S = 0.05  # how long a timed-out call has to let go of its thread before the thread is abandoned
 _callers = threading.local()  # each calling thread (a worker, a Ray actor's thread) has its own _Caller
 
 
@@ -201,9 +202,6 @@ def call_with_timeout(fn, timeout: float | None, what: str):
     if not ok:
         raise value
     return value
-
-
-RETRY_S = 0.05  # how long a timed-out call has to let go of its thread before the thread is abandoned
 
 
 def decide(env: EconomyEnv, agent: str, policy: Agent, observation=None, timeout: float | None = None,
