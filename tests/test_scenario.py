@@ -144,3 +144,11 @@ def test_shipped_scenarios_start_inside_their_hard_bounds(name):
     for layer in (sc.tenant_config, *((p.overrides or {}) for p in sc.presets)):
         for k, v in layer.items():
             assert bounds[k][0] <= v <= bounds[k][1], (name, k, v)
+
+
+def test_a_directory_named_like_a_scenario_file_is_reported_as_one(tmp_path):
+    d = tmp_path / "mine.yaml"
+    d.mkdir()
+    with pytest.raises(ScenarioError, match="is a directory, not a file"):
+        load(d)
+

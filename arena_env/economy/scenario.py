@@ -70,7 +70,8 @@ class Segment:
     ref_rate: float = _f(0.1, 0.0, 1.0, "daily adaptation of the reference point")
     beta_streak: float = _f(0.35, 0.0, 5.0, "extra effort to keep a live streak, per log(1+streak)")
     beta_sat: float = _f(1.0, 0.0, 10.0, "weight of satisfaction in the activity logit")
-    beta_streak_bonus: float = _f(2.0, 0.0, 10.0, "weight of the anticipated streak bonus x / (1 + x), x = bonus / unit")
+    beta_streak_bonus: float = _f(2.0, 0.0, 10.0, "weight of the anticipated streak premium x / (1 + x), "
+                                                   "x = premium / unit")
     xp_habituation_days: float | None = _f(21.0, 0.1, 1e6, "time constant of the fading response to XP with tenure "
                                                             "(null: no habituation)")
     xp_habit_floor: float = _f(0.3, 0.0, 1.0, "share of the response to XP that remains after habituation")
@@ -203,7 +204,7 @@ class Scenario:
     description: str = _f("")
     n_users: int = _f(10000, 10, 10_000_000, "users recruited over the experiment")
     n_agents: int = _f(2, 1, 4, "treatment variants, each controlled by one agent")
-    max_days: int = _f(90, 1, 32000, "episode length in steps")
+    max_days: int = _f(90, 1, 32000, "episode length in simulated days")
     days_per_step: int = _f(1, 1, 365, "simulated days per env step (agents decide once per step)")
     allocation: tuple[float, ...] | None = _f(None, 0.0, None, "weights of control and treatments (null: equal)")
     site_size: int = _f(50, 1, 100000, "users per site (shared leaderboard)")
@@ -252,6 +253,8 @@ def find(name: str | os.PathLike) -> Path:
                             f"to a .yaml file or a Scenario object, got {type(name).__name__} {name!r}")
     p = Path(name)
     if p.suffix in (".yaml", ".yml") or p.is_file():
+        if p.is_dir():
+            raise ScenarioError(f"scenario file {str(p)!r} is a directory, not a file")
         if not p.is_file():
             raise ScenarioError(f"scenario file {str(p)!r} does not exist")
         return p
