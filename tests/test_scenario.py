@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from arena_env.economy import scenario
@@ -152,3 +154,33 @@ def test_a_directory_named_like_a_scenario_file_is_reported_as_one(tmp_path):
     with pytest.raises(ScenarioError, match="is a directory, not a file"):
         load(d)
 
+
+_DOC_TABLES = {"Top level (`Scenario`)": scenario.Scenario, "`recruitment`": scenario.Recruitment,
+               "`economy`": scenario.Economy, "`guardrails`": scenario.GuardrailSettings,
+               "`budget`": scenario.Budget, "`schedule[i]`": scenario.ScheduledAction,
+               "`segments[i]`": scenario.Segment}
+
+
+@pytest.mark.parametrize("title", list(_DOC_TABLES))
+def test_docs_key_tables_give_the_dataclass_defaults_and_ranges(title):
+    """docs/scenarios.md lists every key with the default and range of its dataclass field."""
+    import dataclasses
+    import re
+
+    from arena_env.paths import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    section = re.search(r"### " + re.escape(title) + r"\n(.*?)(?=\n#)", text, re.S).group(1)
+    fields = {f.name: f for f in dataclasses.fields(_DOC_TABLES[title])}
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `")]
+    assert {r[0].strip("`") for r in rows} == set(fields) - {"source"}
+    for key, _type, default, rng, *_ in rows:
+        f = fields[key.strip("`")]
+        if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
+            assert float(default.strip("`")) == f.default, f"{key}: docs say {default}, the code {f.default}"
+        lo, hi = f.metadata.get("range", (None, None))
+        m = re.match(r"(?:each )?([-0-9.e]+) \.\. ([-0-9.einf]+)", rng)
+        if m and lo is not None:
+            assert float(m.group(1)) == lo, f"{key}: docs say {rng}, the code {lo}..{hi}"
+            assert float(m.group(2)) == (math.inf if hi is None else hi), f"{key}: docs say {rng}, the code {lo}..{hi}"

@@ -29,7 +29,7 @@ USER_FIELDS = (
     ("variant", np.int8),  # 0 = control, 1.. = treatments
     ("segment", np.int8),  # index into the scenario's segments
     ("enroll_day", np.int16),  # day the user joins the experiment
-    ("last_active", np.int16),  # last day with activity (-1 = never)
+    ("last_active", np.int16),  # last day with activity (enroll_day - 1 before the first one)
     ("streak", np.int16),  # consecutive active days ending on last_active (0 once broken)
     ("flags", np.uint8),  # bit 0: churned
     ("act7", np.uint8),  # activity bitmask of the last 7 days, bit 0 = today

@@ -101,7 +101,7 @@ def _bernoulli_logit(u, x):
     times the rounding error of the polynomials and of ``exp`` on the ranges where they are used
     (``x > -1`` for the upper bound, where ``T(x) >= 1/3``; ``x < 1.5`` for the lower one), so the
     full test runs only in the band: for ``|x| < 1`` at most one draw in forty (up to one in five for
-    ``1 <= |x| <= 2``).
+    ``1 <= x <= 2``, and up to 0.27 for ``-2 <= x <= -1``, at ``x = -1``, where only the lower bound applies).
     """
     if u * (2.0 - x) >= 1.0:
         return False
