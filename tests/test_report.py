@@ -96,3 +96,60 @@ def test_report_opens_in_headless_chromium_without_errors(page, tmp_path):
     assert _table(dom, "leaderboard").count("<tr>") == 5 and "ucb1" in dom and "oracle-static" in dom
     assert _table(dom, "head-to-head").count("<tr>") == 4
     assert dom.count("<img") == 9
+
+
+@pytest.fixture(scope="module")
+def solo_figures(tmp_path_factory):
+    """The solo plots of a small run as matplotlib figures (captured before they become PNGs), with the
+    leaderboard they were drawn from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = tmp_path_factory.mktemp("figs")
+    cfg = TournamentConfig((AgentSpec("hold", "hold", baseline=True), AgentSpec("random", "random", baseline=True),
+                            AgentSpec("oracle-like-long-label", "ucb1", {"period": 2})), ("tiny",), 2,
+                           overrides={"max_days": 8, "n_users": 300}, oracle=False)
+    rows = tournament.run(cfg, out, workers=1)
+    lb = leaderboard.build(rows, n_boot=50)
+    figs = []
+    mp = pytest.MonkeyPatch()
+    mp.setattr(report, "_png", lambda fig: figs.append(fig) or "")
+    try:
+        titles = [t for t, _ in report._solo_plots(plt, lb, rows)]
+    finally:
+        mp.undo()
+    return dict(zip(titles, figs)), lb
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_plot_legends_hide_no_data_and_panels_do_not_overlap(solo_figures):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figs, _ = solo_figures
+    assert len(figs) == 4
+    for title, fig in figs.items():
+        r = FigureCanvasAgg(fig).get_renderer()  # the figure is closed: draw it on a canvas of its own
+        fig.draw(r)
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        areas = [ax.get_window_extent(r) for ax in fig.axes]
+        for leg in legends:
+            box = leg.get_window_extent(r)
+            assert not any(_overlap(box, a) for a in areas), f"{title}: the legend lies over a plotting area"
+        if "scores and lifts" in title:
+            left, right = fig.axes
+            assert not _overlap(right.get_tightbbox(r), left.get_window_extent(r)), \
+                f"{title}: the right panel's agent names run into the left panel"
+
+
+def test_score_and_lift_panels_list_agents_in_the_table_order(solo_figures):
+    figs, lb = solo_figures
+    fig = next(f for t, f in figs.items() if "scores and lifts" in t)
+    order = [r["agent"] for r in lb.table]
+    for ax in fig.axes:
+        ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
+        assert [name for _, name in ticks] == order  # top to bottom, as in the table and the interval plot

@@ -37,6 +37,11 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _legend_outside(ax) -> None:
+    """The axes' legend to the right of its plotting area, where it hides no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+
+
 def _interval_plot(plt, names, est, lo, hi, xlabel, ref=None):
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
     y = np.arange(len(names))[::-1]
@@ -59,6 +64,8 @@ def _mean_series(series: Sequence[Sequence[float]]) -> np.ndarray | None:
 
 
 def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, str]]:
+    from matplotlib.ticker import MaxNLocator
+
     from arena_env.economy.scenario import METRIC_NAMES
 
     facts = lb.facts
@@ -78,18 +85,21 @@ def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, s
         if not mine:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(agents) + 1.5))
+        y = np.arange(len(agents))[::-1]  # the table's order, top to bottom, in both panels
         data = [[r["score"] for r in mine if r["agent"] == a] for a in agents]
-        axes[0].boxplot([d if d else [np.nan] for d in data], orientation="horizontal", tick_labels=agents)
+        axes[0].boxplot([d if d else [np.nan] for d in data], positions=y, orientation="horizontal", tick_labels=agents)
         axes[0].axvline(0, color="#999", lw=0.8)
         axes[0].set_xlabel("total reward per episode (lift over control, net of XP cost)")
         for m, color in (("lift_RETENTION_RATE", "#3b6ea5"), ("lift_FEEDBACK_QUALITY", "#c0504d")):
             vals = [_mean_of([r.get(m) for r in mine if r["agent"] == a]) for a in agents]
-            axes[1].barh(np.arange(len(agents)) + (0.2 if "RETENTION" in m else -0.2), vals, height=0.4,
+            axes[1].barh(y + (0.2 if "RETENTION" in m else -0.2), vals, height=0.4,
                          color=color, label=m.removeprefix("lift_"))
-        axes[1].set_yticks(np.arange(len(agents)), agents)
+        axes[1].set_yticks(y, agents)
         axes[1].axvline(0, color="#999", lw=0.8)
         axes[1].set_xlabel("lift over the control at the end of the episode (mean over seeds)")
-        axes[1].legend(loc="lower right", fontsize=8)
+        axes[1].xaxis.set_major_locator(MaxNLocator(5))  # tick labels that do not run together
+        _legend_outside(axes[1])  # not over the bars
+        fig.tight_layout()  # the right panel's agent names clear of the left panel
         out.append((f"Scenario {scenario}: scores and lifts", _png(fig)))
         plt.close(fig)
 
@@ -102,7 +112,7 @@ def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, s
         ax.axhline(0, color="#999", lw=0.8)
         ax.set_xlabel("step")
         ax.set_ylabel("cumulative reward, mean over seeds")
-        ax.legend(fontsize=8)
+        _legend_outside(ax)  # not over the curves' ends
         out.append((f"Scenario {scenario}: lift over time", _png(fig)))
         plt.close(fig)
 
@@ -119,8 +129,9 @@ def _solo_plots(plt, lb: Leaderboard, rows: Sequence[dict]) -> list[tuple[str, s
                 ax.set_title(m, fontsize=9)
                 ax.set_xlabel("step", fontsize=8)
                 ax.tick_params(labelsize=7)
-            axes[0, 0].legend(fontsize=7)
             fig.tight_layout()
+            handles, labels = axes[0, 0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)  # outside the panels
             out.append((f"Scenario {scenario}: metric trajectories per variant (each agent's variant and the "
                         "control, mean over seeds)", _png(fig)))
             plt.close(fig)
@@ -142,10 +153,12 @@ def _h2h_plots(plt, lb: Leaderboard) -> list[tuple[str, str]]:
     for i in range(len(agents)):
         for j in range(len(agents)):
             if np.isfinite(share[i, j]):
-                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8)
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(share[i, j] - 0.5) > 0.3 else "black")  # legible on the dark ends
     ax.set_xticks(range(len(agents)), agents, rotation=45, ha="right")
     ax.set_yticks(range(len(agents)), agents)
     ax.set_xlabel("opponent")
+    ax.set_ylabel("agent (row)")
     fig.colorbar(im, ax=ax, label="share of meetings won by the row agent")
     out.append(("Head-to-head: pairwise win matrix", _png(fig)))
     plt.close(fig)
