@@ -74,6 +74,7 @@ ENV_MAX_DAYS = 400  # long enough that truncation never interrupts a timed block
 N_AGENTS = 4
 UPDATE_EVERY = 7  # every 7th day the agents propose random updates, otherwise they hold
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "bench_env.json"
+QUICK_OUT = Path("runs") / "benchmarks" / "bench_env-quick.json"  # a --quick run's default: not the shipped results
 
 TARGETS = {
     "kernel_vs_numpy": "numba kernel >= 5x its NumPy twin at 100k users (1 thread)",
@@ -811,7 +812,9 @@ def summary(res) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT.relative_to(ROOT)})")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"JSON output (default {DEFAULT_OUT.relative_to(ROOT)}; with --quick {QUICK_OUT} under the "
+                         "working directory, so that a smoke run leaves the shipped results alone)")
     ap.add_argument("--quick", action="store_true", help="fast smoke run with small sizes (< 1 minute)")
     ap.add_argument("--repeat", type=int, default=None, help="timed samples per configuration (median reported); "
                     "default 9, 3 with --quick")
@@ -819,6 +822,8 @@ def main(argv=None) -> int:
                     help="total seconds the run may spend waiting for other processes to go quiet and retaking "
                     "disturbed samples (default 330, 20 with --quick; 0 disables)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
     plan = QUICK if args.quick else FULL
     LOAD.budget = args.max_wait if args.max_wait is not None else (20.0 if args.quick else 330.0)
     repeat = args.repeat if args.repeat is not None else plan["repeat"]

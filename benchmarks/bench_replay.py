@@ -147,8 +147,14 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1,000 cases, 1 repeat: a smoke run of a few seconds")
     p.add_argument("--no-timer", action="store_true", help="skip the timer-triggered variant")
     p.add_argument("--profile", action="store_true", help="print a cProfile of one run (main variant)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_replay.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON output (default benchmarks/results/bench_replay.json; with --quick "
+                        "runs/benchmarks/bench_replay-quick.json under the working directory, so that a smoke run "
+                        "leaves the shipped results alone)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = (Path("runs") / "benchmarks" / "bench_replay-quick.json" if args.quick
+                    else ROOT / "benchmarks" / "results" / "bench_replay.json")
     n_cases = args.cases or (1_000 if args.quick else 50_000)
     repeat = args.repeat or (1 if args.quick else 3)
     if min(n_cases, repeat, args.n_bootstrap) < 1:

@@ -1,8 +1,9 @@
 """Tournament throughput: episodes (cells) per second with 1 and 2 worker processes.
 
 Run: .venv/bin/python benchmarks/bench_tournament.py [--seeds 30] [--backends local,ray] [--out ...json]
-Target: 2 workers >= 1.7x one.  Each cell is a 90-day episode of the default scenario at 5,000 users
-(the quick tournament's cells: its agents solo and every pair of them head-to-head; seven agents since the shipped PPO policy joined, 2026-12-02); worker start-up
+Target: 2 workers >= 1.7x one.  Each cell is a 90-day episode of the default scenario as shipped
+(10,000 users; the quick tournament's cells: its seven agents and the oracle-static reference solo,
+every pair of the agents head-to-head); worker start-up
 is included, as a user sees it.
 """
 
