@@ -579,3 +579,17 @@ def test_resume_of_a_missing_run_directory_is_an_error_naming_it(tmp_path):
     assert "does not exist" in res.stderr and not missing.exists()  # nothing created, nothing played
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tournament.run(tournament.load_config(cfg), missing, workers=1, resume=True)
+
+
+def test_the_latency_column_says_its_p99_is_the_worst_cells():
+    rows = []
+    for seed, p99 in enumerate((1.0, 5.0, 2.0)):
+        for agent, score in (("hold", 0.0), ("oracle-static", 1.0), ("x", 0.5)):
+            r = solo_row(agent, "s", seed, score + 0.1 * seed, kind="fixed" if agent == "oracle-static" else None,
+                         baseline=agent == "hold", reference=agent == "oracle-static")
+            rows.append({**r, "latency_p99_ms": p99 if agent == "x" else 2.0})
+    lb = leaderboard.build(rows, n_boot=50)
+    assert {r["agent"]: r["latency_p99_ms"] for r in lb.table}["x"] == 5.0  # the largest cell's, not a pooled p99
+    text = leaderboard.markdown(lb)
+    assert "latency ms (mean / worst p99)" in text and "latency ms (mean / p99)" not in text
+    assert "| 1.000 / 5.000 |" in text

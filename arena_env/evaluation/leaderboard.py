@@ -325,9 +325,9 @@ def _fmt(x, digits=2):
 
 
 SOLO_HEAD = ("rank", "agent", "IQM [95% CI]", "mean [95% CI]", "raw mean [95% CI]")
-SOLO_TAIL = ("win vs control", "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / p99)")
+SOLO_TAIL = ("win vs control", "sig. retention gain", "failures", "rejections", "clamps", "latency ms (mean / worst p99)")
 H2H_HEAD = ("rank", "agent", "rating [95% CI]", "openskill mu ± sigma", "matches", "mean place", "first places",
-            "mean score", "win vs control", "failures", "rejections", "clamps", "latency ms (mean / p99)")
+            "mean score", "win vs control", "failures", "rejections", "clamps", "latency ms (mean / worst p99)")
 TIE_RULE = ("`=` marks a row tied with the first row of its group (its leader): their 95% intervals overlap; "
             "each row is compared with the leader, not with the row above, so ties do not chain, and a row "
             "without an interval is never tied (agents that forfeited every cell share the last rank)")
