@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from arena_env.cli import int_at_least  # noqa: E402
 from arena_env.evaluation import tournament  # noqa: E402
 from arena_env.evaluation.tournament import AgentSpec, Cell, TournamentConfig  # noqa: E402
 
@@ -41,11 +42,21 @@ def _cell(args):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
+    p.add_argument("--seeds", type=int_at_least(2, "--seeds"), default=20,
+                   help="evaluation seeds per scenario (default 20; a confidence interval needs at least 2)")
+    p.add_argument("--workers", type=int_at_least(1, "--workers"), default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS),
+                   help=f"scenario names or paths (default {' '.join(SCENARIOS)})")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_seat_effect.json")
     args = p.parse_args(argv)
+    from arena_env.economy.scenario import ScenarioError, find
+
+    for sc in args.scenarios:  # before any episode runs
+        try:
+            find(sc)
+        except ScenarioError as exc:
+            p.error(f"--scenarios: {exc}")
     from scipy import stats as sps
 
     import multiprocessing

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from arena_env.cli import int_at_least
 from arena_env.economy.env import EconomyEnv
 
 
@@ -30,13 +31,16 @@ def block(env, acts, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000, 100000, 1000000])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--warm", type=int, default=5)
-    args = ap.parse_args()
+    ap.add_argument("--sizes", type=int_at_least(10, "--sizes"), nargs="+", default=[1000, 5000, 20000, 100000, 1000000],
+                    help="population sizes (n_users; default 1000 5000 20000 100000 1000000)")
+    ap.add_argument("--threads", type=int_at_least(1, "--threads"), nargs="+", default=[1, 2],
+                    help="Numba thread counts (default 1 2)")
+    ap.add_argument("--repeats", type=int_at_least(1, "--repeats"), default=3, help="timed blocks per size (default 3)")
+    ap.add_argument("--warm", type=int_at_least(0, "--warm"), default=5, help="untimed steps first (default 5)")
+    args = ap.parse_args(argv)
+    args.threads = list(dict.fromkeys(args.threads))  # each thread count once
     rng = np.random.default_rng(0)
     print(f"{'n_users':>9} {'steps':>6} " + " ".join(f"{f'{t} thr best/median':>22}" for t in args.threads))
     for n in args.sizes:
@@ -44,7 +48,8 @@ def main() -> None:
         days = args.warm + steps * args.repeats + 1
         envs = {t: EconomyEnv("default", n_users=n, max_days=days, num_threads=t, info_level="light")
                 for t in args.threads}
-        acts = [{a: rng.uniform(-0.2, 0.2, 10).astype(np.float32) for a in envs[1].possible_agents}
+        agents = next(iter(envs.values())).possible_agents  # the same for every thread count
+        acts = [{a: rng.uniform(-0.2, 0.2, 10).astype(np.float32) for a in agents}
                 for _ in range(days)]
         rates = {t: [] for t in args.threads}
         for env in envs.values():

@@ -23,13 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from arena_env.cli import int_at_least  # noqa: E402
 from arena_env.evaluation import tournament  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=30)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--seeds", type=int_at_least(1, "--seeds"), default=30, help="evaluation seeds (default 30)")
+    p.add_argument("--repeat", type=int_at_least(1, "--repeat"), default=2,
+                   help="timed runs per backend and worker count (default 2)")
     p.add_argument("--backends", default="local",
                    help="comma-separated: local (worker processes) and/or ray (Ray tasks on a local Ray, start-up "
                         "included); default local")

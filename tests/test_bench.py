@@ -141,3 +141,26 @@ def test_every_quick_benchmark_names_where_it_writes(script):
     assert res.returncode == 0, res.stderr[-2000:]
     text = " ".join(res.stdout.split())
     assert f"benchmarks/results/{script}.json" in text and f"runs/benchmarks/{script}-quick.json" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench_seat_effect.py", "--seeds", "1"], "pass --seeds 2 or more"),
+    (["bench_seat_effect.py", "--scenarios", "bogus"], "--scenarios: unknown scenario 'bogus'"),
+    (["bench_tournament.py", "--seeds", "0"], "pass --seeds 1 or more"),
+    (["bench_tournament.py", "--repeat", "0"], "pass --repeat 1 or more"),
+    (["bench_threads.py", "--sizes", "0"], "pass --sizes 10 or more"),
+    (["bench_threads.py", "--threads", "0"], "pass --threads 1 or more"),
+])
+def test_benchmarks_refuse_bad_arguments_with_a_usage_error(args, message, tmp_path):
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:], "--out" if "threads" not in
+                          args[0] else "--warm", str(tmp_path / "x.json") if "threads" not in args[0] else "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_thread_benchmark_runs_without_the_one_thread_column():
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_threads.py"), "--sizes", "300", "--threads",
+                          "2", "--repeats", "1", "--warm", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 thr best/median" in res.stdout and "1 thr" not in res.stdout and res.stdout.splitlines()[-1].split()[0] == "300"
