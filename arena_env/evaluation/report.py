@@ -38,8 +38,9 @@ def _png(fig) -> str:
 
 
 def _legend_outside(ax) -> None:
-    """The axes' legend to the right of its plotting area, where it hides no data."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+    """The axes' legend to the right of its plotting area, where it hides no data (none without labelled lines)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
 
 
 def _interval_plot(plt, names, est, lo, hi, xlabel, ref=None):
