@@ -7,7 +7,7 @@ Run from the checkout (``make bench`` does exactly this)::
     .venv/bin/python benchmarks/bench_env.py --quick         # smoke run with small sizes, < 1 minute
     .venv/bin/python benchmarks/bench_env.py --repeat 7 --out /tmp/bench.json
 
-Writes one JSON file (default ``benchmarks/results/bench_env.json``) with the machine description,
+Writes one JSON file (default ``benchmarks/results/bench_env.json``; ``--quick``: ``runs/benchmarks/bench_env-quick.json``) with the machine description,
 every measurement (all samples and their median) and the targets with pass/fail, and prints a
 summary.  ``benchmarks/README.md`` explains every figure.
 

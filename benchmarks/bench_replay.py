@@ -30,7 +30,7 @@ manifest: timers multiply the rows the snapshots are built for (about 1.2 M dail
 the condition keeps a share), so its extraction is timed separately, followed by the same evaluation.
 Target: load + extract + evaluate of the 1M-event log under 5 s (``targets.total_under_5s``).
 
-Writes one JSON file (default ``benchmarks/results/bench_replay.json``): the command, the machine and
+Writes one JSON file (default ``benchmarks/results/bench_replay.json``; ``--quick``: ``runs/benchmarks/bench_replay-quick.json``): the command, the machine and
 library versions, the sizes, every sample per stage, the medians, events/s, the CPUs other processes
 kept busy during each sample (``foreign_cpus``), and a fingerprint of the results (each policy's
 estimates), so that two runs can be checked to compute the same thing.

@@ -41,7 +41,8 @@ threads) and the load generator's, and the CPUs other processes kept busy (``/pr
 
 Targets (the wall-clock ``agent`` run): 0 errors, p99 < 50 ms, >= 845 requests/s (5x the 169/s the
 TendedLoop sandbox served to 50 concurrent clients on loopback).  The script exits with status 1
-when a target of a full run is missed (a ``--quick`` run or one with other settings only reports).  Writes ``benchmarks/results/bench_server.json``.
+when a target of a full run is missed (a ``--quick`` run or one with other settings only reports).  Writes ``benchmarks/results/bench_server.json`` (``--quick``:
+``runs/benchmarks/bench_server-quick.json``).
 """
 
 from __future__ import annotations

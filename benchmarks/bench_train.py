@@ -34,7 +34,7 @@ episodes; constant observations, zero reward) in SB3's ``DummyVecEnv``: the rate
 spaces can beat, since PPO's own work per step (a Gaussian policy over 10 actions, 70 inputs) is more
 than on CartPole's 4 inputs and 2 discrete actions.
 
-Writes one JSON file (default ``benchmarks/results/bench_train.json``) with the machine, every sample,
+Writes one JSON file (default ``benchmarks/results/bench_train.json``; ``--quick``: ``runs/benchmarks/bench_train-quick.json``) with the machine, every sample,
 the medians and the target with pass/fail, and prints a summary.
 """
 
