@@ -73,8 +73,19 @@ WARM_DAYS = 20  # users are recruited over the first ~14 days; measure after day
 ENV_MAX_DAYS = 400  # long enough that truncation never interrupts a timed block
 N_AGENTS = 4
 UPDATE_EVERY = 7  # every 7th day the agents propose random updates, otherwise they hold
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "bench_env.json"
-QUICK_OUT = Path("runs") / "benchmarks" / "bench_env-quick.json"  # a --quick run's default: not the shipped results
+
+
+def out_help(name: str) -> str:
+    """The ``--out`` help of benchmark ``name``: where :func:`default_out` writes."""
+    return (f"JSON output (default benchmarks/results/{name}.json; with --quick runs/benchmarks/{name}-quick.json "
+            "under the working directory, so that a smoke run leaves the shipped results alone)")
+
+
+def default_out(name: str, quick: bool) -> Path:
+    """Where benchmark ``name`` writes without ``--out``: the shipped ``benchmarks/results/<name>.json``, or for
+    a ``--quick`` smoke run ``runs/benchmarks/<name>-quick.json`` under the working directory."""
+    return Path("runs") / "benchmarks" / f"{name}-quick.json" if quick else ROOT / "benchmarks" / "results" / f"{name}.json"
+
 
 TARGETS = {
     "kernel_vs_numpy": "numba kernel >= 5x its NumPy twin at 100k users (1 thread)",
@@ -812,9 +823,7 @@ def summary(res) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=None,
-                    help=f"JSON output (default {DEFAULT_OUT.relative_to(ROOT)}; with --quick {QUICK_OUT} under the "
-                         "working directory, so that a smoke run leaves the shipped results alone)")
+    ap.add_argument("--out", type=Path, default=None, help=out_help("bench_env"))
     ap.add_argument("--quick", action="store_true", help="fast smoke run with small sizes (< 1 minute)")
     ap.add_argument("--repeat", type=int, default=None, help="timed samples per configuration (median reported); "
                     "default 9, 3 with --quick")
@@ -823,7 +832,7 @@ def main(argv=None) -> int:
                     "disturbed samples (default 330, 20 with --quick; 0 disables)")
     args = ap.parse_args(argv)
     if args.out is None:
-        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
+        args.out = default_out("bench_env", args.quick)
     plan = QUICK if args.quick else FULL
     LOAD.budget = args.max_wait if args.max_wait is not None else (20.0 if args.quick else 330.0)
     repeat = args.repeat if args.repeat is not None else plan["repeat"]

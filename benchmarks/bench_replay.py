@@ -55,7 +55,7 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench_env import Load, machine  # noqa: E402
+from bench_env import Load, default_out, machine, out_help  # noqa: E402
 
 from arena_env.replay import synthetic  # noqa: E402
 from arena_env.replay import policies as P  # noqa: E402
@@ -147,14 +147,10 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1,000 cases, 1 repeat: a smoke run of a few seconds")
     p.add_argument("--no-timer", action="store_true", help="skip the timer-triggered variant")
     p.add_argument("--profile", action="store_true", help="print a cProfile of one run (main variant)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON output (default benchmarks/results/bench_replay.json; with --quick "
-                        "runs/benchmarks/bench_replay-quick.json under the working directory, so that a smoke run "
-                        "leaves the shipped results alone)")
+    p.add_argument("--out", type=Path, default=None, help=out_help("bench_replay"))
     args = p.parse_args(argv)
     if args.out is None:
-        args.out = (Path("runs") / "benchmarks" / "bench_replay-quick.json" if args.quick
-                    else ROOT / "benchmarks" / "results" / "bench_replay.json")
+        args.out = default_out("bench_replay", args.quick)
     n_cases = args.cases or (1_000 if args.quick else 50_000)
     repeat = args.repeat or (1 if args.quick else 3)
     if min(n_cases, repeat, args.n_bootstrap) < 1:

@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_env import machine  # noqa: E402  (date, platform, CPU model and count, load averages)
+from bench_env import default_out, machine, out_help  # noqa: E402  (date, platform, CPU model and count, load averages)
 
 TARGET_ERRORS = 0
 TARGET_P99_MS = 50.0
@@ -525,14 +525,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0 and the clients to the others")
     p.add_argument("--quick", action="store_true", help="one 8-second wall-clock run (a smoke run of ~15 s)")
     p.add_argument("--profile", action="store_true", help="run the main server under cProfile and print its top functions")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON output (default benchmarks/results/bench_server.json; with --quick "
-                        "runs/benchmarks/bench_server-quick.json under the working directory, so that a smoke run "
-                        "leaves the shipped results alone)")
+    p.add_argument("--out", type=Path, default=None, help=out_help("bench_server"))
     args = p.parse_args(argv)
     if args.out is None:
-        args.out = (Path("runs") / "benchmarks" / "bench_server-quick.json" if args.quick
-                    else ROOT / "benchmarks" / "results" / "bench_server.json")
+        args.out = default_out("bench_server", args.quick)
     seconds = args.seconds or (8.0 if args.quick else 60.0)
     if args.agents < 1 or seconds <= 0 or args.client_procs < 1:
         p.error("--agents, --seconds and --client-procs must be positive")

@@ -55,7 +55,7 @@ for p in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(p))
 
 import numpy as np  # noqa: E402
-from bench_env import machine  # noqa: E402
+from bench_env import default_out, machine, out_help  # noqa: E402
 
 TARGET = 0.70
 
@@ -177,14 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--timesteps", type=int, default=None, help="timed steps per sample (default 30 rollouts)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="2 rollouts per sample, 1 repeat")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON output (default benchmarks/results/bench_train.json; with --quick "
-                        "runs/benchmarks/bench_train-quick.json under the working directory, so that a smoke run "
-                        "leaves the shipped results alone)")
+    p.add_argument("--out", type=Path, default=None, help=out_help("bench_train"))
     args = p.parse_args(argv)
     if args.out is None:
-        args.out = (Path("runs") / "benchmarks" / "bench_train-quick.json" if args.quick
-                    else ROOT / "benchmarks" / "results" / "bench_train.json")
+        args.out = default_out("bench_train", args.quick)
 
     import torch
 
