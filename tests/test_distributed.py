@@ -101,6 +101,35 @@ def test_ray_needs_its_backend_and_a_reachable_cluster(tmp_path):
     assert "static oracle" not in res.stderr
 
 
+def test_a_cluster_that_refuses_the_job_leaves_no_empty_store(tmp_path, monkeypatch):
+    """Something listens at the address but Ray cannot join it (another service, a cluster of another
+    version): the error leaves no empty cells.jsonl, so the corrected command may use the same --out."""
+    import contextlib
+
+    from arena_env import distributed
+
+    @contextlib.contextmanager
+    def refused(*args, **kwargs):
+        raise distributed.RayUnavailable("cannot join the Ray cluster at '10.0.0.5:6379': Failed to connect")
+        yield
+
+    monkeypatch.setattr(distributed, "check_ray", lambda address=None: None)  # the port answers
+    monkeypatch.setattr(distributed, "ray_session", refused)
+    path = tmp_path / "t.yaml"
+    path.write_text("scenarios: [tiny]\nseeds: 1\ntrack: [solo]\noracle: false\noverrides: {max_days: 3}\n"
+                    "agents:\n  - {agent: hold, baseline: true}\n")
+    cfg = tournament.load_config(path)
+    for out in (tmp_path / "new", tmp_path / "made"):
+        if out.name == "made":
+            out.mkdir()  # a directory the user made: it stays
+        with pytest.raises(distributed.RayUnavailable, match="cannot join"):
+            tournament.run(cfg, out, backend="ray", address="10.0.0.5:6379")
+        assert not (out / "cells.jsonl").exists()
+        assert out.is_dir() == (out.name == "made")
+        rows = tournament.run(cfg, out, workers=1)  # the same --out, no --resume needed
+        assert rows and not any(r["failed"] for r in rows)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -61,6 +61,7 @@ Backends
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -781,7 +782,24 @@ def run(cfg: TournamentConfig, out: str | os.PathLike, workers: int | None = Non
 
         check_ray(address)
     cfg = with_oracles(cfg, workers, progress=progress is not None)
+    new_dir, new_store = not out.exists(), not log.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _play(cfg, out, log, workers, cap, progress, backend, address)
+    except BaseException:
+        # a run that stored no cell (Ray refused the cluster, an interrupt before the first cell) leaves no
+        # empty store behind, which would make the corrected command ask for --resume
+        if new_store and log.exists() and log.stat().st_size == 0:
+            log.unlink()
+            if new_dir:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # only if empty
+        raise
+
+
+def _play(cfg: TournamentConfig, out: Path, log: Path, workers: int | None, cap: int | None,
+          progress: Callable[[int, int, float, int], None] | None, backend: str, address: str | None) -> list[dict]:
+    """The body of :func:`run` once the run directory exists: play the missing cells, write the results."""
     store = read_cells(log)
     cells = cfg.cells()
     digests = {c: cfg.cell_digest(c) for c in cells}
