@@ -123,6 +123,22 @@ def test_independent_policies_resume_and_enter_a_tournament(tmp_path):
     assert len(mine) == 2 and not any(r["failed"] for r in mine), [r["error"] for r in mine]
 
 
+def test_extending_a_finished_run_trains_on_from_its_final_policy(tmp_path):
+    """No checkpoint at the end of the training (every 5 iterations, 2 trained): --resume with a larger
+    total_timesteps goes on from policy/, it does not train again from the start."""
+    cfg = rllib.from_dict({**TINY, "checkpoint": {"every": 5, "keep": 2}}, "t.yaml")
+    rllib.train(cfg, tmp_path / "run", progress=False)
+    assert rllib.checkpoints(tmp_path / "run" / "checkpoints") == []
+    before = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    final = weights(tmp_path / "run" / "policy")
+    s = rllib.train(rllib.resume_config(tmp_path / "run", 1200), tmp_path / "run", resume=True, progress=False)
+    assert s["resumed_from_iteration"] == 2 and s["iterations"] == 3 and s["timesteps"] == 1200
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert rows[:3] == before and [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "policy" / "arena.json").read_text())["iteration"] == 3
+    assert any(not np.array_equal(final[k], v) for k, v in weights(tmp_path / "run" / "policy").items())
+
+
 @pytest.mark.parametrize("patch, match", [
     ({"framework": "rllib", "algo": "NOPE"}, "algo: unknown RLlib algorithm 'NOPE'"),
     ({"policies": "some"}, "policies: one of shared, independent"),

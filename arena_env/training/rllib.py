@@ -22,7 +22,8 @@ Outputs in ``runs/<run_name>/``: ``config.yaml``, ``policy/`` (the final RLlib c
 ``arena.json``; it enters tournaments as ``{checkpoint: runs/<run_name>/policy}``), ``checkpoints/iter_<n>/``,
 ``progress.csv`` (one row per iteration), ``rllib/`` (RLlib's own result logs), ``ray/`` (Ray's session
 logs), ``summary.json`` and the evaluation (``leaderboard.md``, ``report.html``).  ``--resume`` restores
-the last checkpoint and trains on to ``total_timesteps``.
+the last checkpoint (or the final ``policy/``, when a finished run is extended and it is newer) and trains on
+to ``total_timesteps``.
 
 Determinism: the same config and seed give the same weights (one torch thread, any ``num_env_runners``:
 each env copy is seeded from the seed and its runner's index, and the agents keep the env's order, see
@@ -369,7 +370,11 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
     torch.set_num_threads(cfg.threads["torch"])
     ckdir = out / "checkpoints"
     done = checkpoints(ckdir) if resume else []
-    summary: dict[str, Any] = {"resumed_from_iteration": done[-1] if done else None}
+    start, source = (done[-1], ckdir / f"iter_{done[-1]}") if done else (0, None)
+    final = _policy_meta(out) if resume else {}
+    if int(final.get("iteration", 0)) > start:  # a finished training extended: on from its final policy
+        start, source = int(final["iteration"]), out / "policy"
+    summary: dict[str, Any] = {"resumed_from_iteration": start if source is not None else None}
     from arena_env.distributed import ray_session
 
     for name in ("ray._common.deprecation", "ray.rllib.algorithms.algorithm_config", "ray.tune.utils.util"):
@@ -389,13 +394,13 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
         try:
             if not resume:
                 write_config(out, cfg.to_dict())  # the run is claimed once RLlib has built the algorithm
-            if done:
-                algo.restore_from_path(str((ckdir / f"iter_{done[-1]}").resolve()))
-            steps = _steps_of(out) if resume else 0
+            if source is not None:
+                algo.restore_from_path(str(source.resolve()))
+            steps = int(json.loads((source / META_NAME).read_text()).get("timesteps", 0)) if source is not None else 0
             t0, n0 = time.monotonic(), steps
             log = out / "progress.csv"
             if resume and log.exists():  # the iterations after the checkpoint are trained again
-                keep_to = done[-1] if done else 0
+                keep_to = start
                 with open(log, newline="", encoding="utf-8") as fh:
                     rows = [r for r in csv.reader(fh)][1:]
                 with open(log, "w", newline="", encoding="utf-8") as fh:
@@ -405,7 +410,7 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
             else:
                 with open(log, "w", newline="", encoding="utf-8") as fh:
                     csv.writer(fh).writerow(CSV_FIELDS)
-            it = done[-1] if done else 0
+            it = start
             while steps < cfg.total_timesteps:
                 result = algo.train()
                 it += 1
@@ -433,20 +438,21 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
     return summary
 
 
+def _policy_meta(out: Path) -> dict:
+    """``arena.json`` of the run's final ``policy/`` (empty: not saved yet)."""
+    try:
+        meta = json.loads((out / "policy" / META_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def _policy_steps(out: Path) -> int | None:
     """Agent steps of the run's final ``policy/`` (None: not saved yet)."""
     try:
-        return int(json.loads((out / "policy" / META_NAME).read_text())["timesteps"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(_policy_meta(out)["timesteps"])
+    except (KeyError, ValueError, TypeError):
         return None
-
-
-def _steps_of(out: Path) -> int:
-    """Agent steps of the last checkpoint (a resumed run counts on from there)."""
-    done = checkpoints(out / "checkpoints")
-    if not done:
-        return 0
-    return int(json.loads((out / "checkpoints" / f"iter_{done[-1]}" / META_NAME).read_text()).get("timesteps", 0))
 
 
 def resume_config(out: str | os.PathLike, total_timesteps: int | None = None) -> RLlibConfig:
