@@ -171,3 +171,26 @@ def test_the_adapter_keeps_the_env_agent_order_and_seeds_each_copy():
         obs, rew, term, trunc, _ = e.step(acts)
         assert list(obs) == e.possible_agents and set(rew) == set(e.possible_agents)
     assert trunc["__all__"] or term["__all__"]
+
+
+def test_every_env_copy_of_every_runner_gets_its_own_economy():
+    """RLlib seeds the first reset of copy v of runner w with seed + w + v, which repeats across runners
+    (runner 1 copy 1 and runner 2 copy 0 both got seed + 2: one economy twice).  The adapter gives each
+    copy its own seed, the same as RLlib's for the local runner and for one remote runner."""
+    from arena_env.wrappers.rllib_env import EconomyMultiAgentEnv
+
+    seeds = {}
+    for w in range(4):
+        for v in range(3):
+            ctx = type("Ctx", (dict,), {"worker_index": w, "vector_index": 0})(scenario="tiny", n_users=50,
+                                                                                max_days=2, seed=5)  # RLlib 2.60: 0
+            e = EconomyMultiAgentEnv(ctx)
+            e.reset(seed=5 + w + v)  # what RLlib's MultiAgentEnvRunner passes copy v on its first reset
+            seeds[w, v] = e.env.episode_seed
+            if w <= 1:
+                assert seeds[w, v] == 5 + w + v  # RLlib's own: one runner trains as it did
+            e.reset(seed=123_456)  # another seed is used as given
+            assert e.env.episode_seed == 123_456
+            e.close()
+    remote = [s for (w, v), s in seeds.items() if w >= 1]
+    assert len(set(remote)) == len(remote)
