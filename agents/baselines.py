@@ -7,7 +7,7 @@ import numpy as np
 
 from . import hparams, rules
 from .protocol import PARAM_NAMES, Context, Outcome, Update
-from .registry import register
+from .registry import AgentConfigError, register
 
 
 @register("hold")
@@ -77,17 +77,17 @@ class Fixed:
 
     def __init__(self, config=None):
         if not isinstance(config, dict) or not config:
-            raise ValueError(f"fixed: config must be a non-empty mapping parameter -> value, got {config!r}; "
+            raise AgentConfigError(f"fixed: config must be a non-empty mapping parameter -> value, got {config!r}; "
                              f"parameters: {', '.join(PARAM_NAMES)}")
         bad = [k for k in config if k not in PARAM_NAMES]
         if bad:
-            raise ValueError(f"fixed: unknown parameter(s) {', '.join(map(str, bad))} in config; "
+            raise AgentConfigError(f"fixed: unknown parameter(s) {', '.join(map(str, bad))} in config; "
                              f"parameters: {', '.join(PARAM_NAMES)}")
         target = {}
         for k, v in config.items():
             whole = isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
             if isinstance(v, bool) or not whole or v < 0:
-                raise ValueError(f"fixed: config.{k} must be a non-negative integer, got {v!r}")
+                raise AgentConfigError(f"fixed: config.{k} must be a non-negative integer, got {v!r}")
             target[k] = int(v)
         self.target = {k: target[k] for k in PARAM_NAMES if k in target}
 

@@ -48,9 +48,22 @@ def read_meta(path: str) -> dict:
         with zipfile.ZipFile(path) as zf:
             if META_NAME not in zf.namelist():
                 return {}
-            return json.loads(zf.read(META_NAME).decode("utf-8"))
+            text = zf.read(META_NAME)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise ValueError(f"sb3: {path}: not a readable Stable-Baselines3 checkpoint ({exc})") from None
+        raise AgentConfigError(f"sb3: {path}: not a readable Stable-Baselines3 checkpoint ({exc})") from None
+    where = f"sb3: {path}: {META_NAME}"
+    try:
+        meta = json.loads(text.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+        raise AgentConfigError(f"{where}: not valid JSON ({exc}); rewrite it with agents.learners.write_meta "
+                               "or remove it") from None
+    if not isinstance(meta, dict):
+        raise AgentConfigError(f"{where}: expected a JSON object such as {{\"algo\": \"PPO\", \"action_mode\": "
+                               f"\"continuous\"}}, got {type(meta).__name__}")
+    for key in ("algo", "action_mode"):
+        if key in meta and not isinstance(meta[key], str):
+            raise AgentConfigError(f"{where}: {key}: expected a string, got {meta[key]!r}")
+    return meta
 
 
 def checkpoint_path(path) -> str:
@@ -100,20 +113,21 @@ class SB3Policy:
         meta = read_meta(path)
         for key, given in (("algo", algo), ("action_mode", action_mode)):
             if given is not None and key in meta and meta[key] != given:
-                raise ValueError(f"sb3: {path} was trained with {key} {meta[key]!r}, not {given!r}; drop {key} "
-                                 "or load another checkpoint")
+                raise AgentConfigError(f"sb3: {path} was trained with {key} {meta[key]!r}, not {given!r}; drop {key} "
+                                       "or load another checkpoint")
+        source = "" if algo is not None or "algo" not in meta else f" (recorded in {path}: {META_NAME})"
         algo = algo or meta.get("algo", "PPO")
         cls = getattr(stable_baselines3, algo, None)
         if cls is None:
-            raise ValueError(f"sb3: unknown algorithm {algo!r}; e.g. PPO, A2C, SAC, TD3, DQN")
+            raise AgentConfigError(f"sb3: unknown algorithm {algo!r}{source}; e.g. PPO, A2C, SAC, TD3, DQN")
         self.path = path
         self.model = cls.load(path, device="cpu")
         discrete = hasattr(self.model.action_space, "n")
         mode = action_mode or meta.get("action_mode") or ("discrete" if discrete else "continuous")
         if mode not in ACTION_MODES or (mode == "discrete") != discrete:
-            raise ValueError(f"sb3: action_mode {mode!r} does not fit the policy's action space "
-                             f"{self.model.action_space}; expected one of {', '.join(ACTION_MODES)} "
-                             "(discrete for a Discrete space)")
+            raise AgentConfigError(f"sb3: action_mode {mode!r} does not fit the policy's action space "
+                                   f"{self.model.action_space}; expected one of {', '.join(ACTION_MODES)} "
+                                   "(discrete for a Discrete space)")
         self.action_mode = mode
 
     def reset(self, seed: int | None = None) -> None:
@@ -161,14 +175,20 @@ class RLlibPolicy:
         root = os.path.abspath(str(path))
         meta_file = os.path.join(root, META_NAME)
         if not os.path.isfile(meta_file):
-            raise ValueError(f"rllib: {root} is not the policy/ directory of an RLlib run (no {META_NAME}); "
-                             "train one with python train.py --config configs/rllib_ppo.yaml")
-        with open(meta_file, encoding="utf-8") as fh:
-            meta = json.load(fh)
+            raise AgentConfigError(f"rllib: {root} is not the policy/ directory of an RLlib run (no {META_NAME}); "
+                                   "train one with python train.py --config configs/rllib_ppo.yaml")
+        try:
+            with open(meta_file, encoding="utf-8") as fh:
+                meta = json.load(fh)
+        except ValueError as exc:
+            raise AgentConfigError(f"rllib: {meta_file}: not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("modules") or [], list):
+            raise AgentConfigError(f"rllib: {meta_file}: expected a JSON object with a list \"modules\" "
+                                   "(train.py writes it)")
         modules = list(meta.get("modules") or [])
         module = module or ("shared" if "shared" in modules else (modules[0] if modules else "shared"))
         if module not in modules:
-            raise ValueError(f"rllib: {root} has no policy {module!r}; its policies: {', '.join(modules)}")
+            raise AgentConfigError(f"rllib: {root} has no policy {module!r}; its policies: {', '.join(modules)}")
         from ray.rllib.core.rl_module.rl_module import RLModule
 
         where = os.path.join(root, "learner_group", "learner", "rl_module", module)
@@ -296,7 +316,7 @@ class LLMAgent:
     def __init__(self, complete: Callable[[str], str] | None = None, client: str | None = None,
                  model: str = "claude-sonnet-4-5", every: int = 7, max_failures: int = 3):
         if complete is None and client is None:
-            raise ValueError("llm: pass complete=<prompt -> text function> or client='anthropic'")
+            raise AgentConfigError("llm: pass complete=<prompt -> text function> or client='anthropic'")
         if complete is not None and not callable(complete):
             raise hparams.fail("llm", "complete", "a function prompt -> answer text", complete)
         hparams.choice("llm", "client", client, CLIENTS, optional=True)

@@ -242,6 +242,45 @@ def test_sb3_path_resolves_as_sb3_does_and_reads_the_record(tmp_path, monkeypatc
         agents.make("sb3", path=str(tmp_path / "tgt"), action_mode="absolute")
 
 
+@pytest.mark.parametrize("record, match", [
+    ("{not json", r"arena\.json: not valid JSON"),
+    ("[1, 2]", r"arena\.json: expected a JSON object"),
+    ('{"algo": 5}', r"arena\.json: algo: expected a string, got 5"),
+    ('{"algo": "PPO", "action_mode": ["continuous"]}', r"arena\.json: action_mode: expected a string"),
+    ('{"algo": "NOPE"}', r"unknown algorithm 'NOPE' \(recorded in .*arena\.json\)"),
+])
+def test_a_malformed_checkpoint_record_is_an_agent_config_error_naming_it(tmp_path, record, match):
+    """arena.json is read before the model: a record of the wrong shape or types is refused by name (it was a
+    bare TypeError or AttributeError from deep inside the agent)."""
+    import zipfile
+
+    path = tmp_path / "m.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("data", "{}")
+        zf.writestr("arena.json", record)
+    with pytest.raises(agents.AgentConfigError, match=match):
+        agents.make("sb3", path=str(path))
+
+
+def test_the_learners_invalid_hyperparameters_are_agent_config_errors(tmp_path):
+    """docs/agents.md: invalid hyperparameter values raise agents.AgentConfigError, for every shipped agent."""
+    with pytest.raises(agents.AgentConfigError, match="llm: pass complete="):
+        agents.make("llm")
+    for bad in ({}, {"scanXpp": 1}, {"scanXp": "7"}):
+        with pytest.raises(agents.AgentConfigError, match="fixed: "):
+            agents.make("fixed", config=bad)
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    with pytest.raises(agents.AgentConfigError, match="rllib: .* is not the policy/ directory"):
+        agents.make("rllib", path=str(policy))
+    (policy / "arena.json").write_text("[1]")
+    with pytest.raises(agents.AgentConfigError, match=r"rllib: .*arena\.json: expected a JSON object"):
+        agents.make("rllib", path=str(policy))
+    (policy / "arena.json").write_text('{"modules": ["shared"]}')
+    with pytest.raises(agents.AgentConfigError, match="rllib: .* has no policy 'variant_0'"):
+        agents.make("rllib", path=str(policy), module="variant_0")
+
+
 def test_sb3_target_actions_request_the_values_on_the_observation_scale(monkeypatch):
     """action_mode target: the policy's output is read as the env's target action (rules.unit_target,
     rounded, within the bounds), the same values the env in target mode requests."""
