@@ -4,6 +4,7 @@ after kill -9, several scenarios, the shipped configs, and the VecEnv closed aft
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import subprocess
 import sys
@@ -531,6 +532,26 @@ def test_the_curve_keeps_the_latest_bins_in_view(tmp_path, monkeypatch):
     # a curve within the range: no note, nothing cut
     ax = _drawn(_curve_run(tmp_path, [0.001 * i for i in range(60)], ["tiny"], "all"), monkeypatch)
     assert not ax.texts and ax.get_ylim()[0] <= min(ax.lines[0].get_ydata())
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda text: text + "120,tiny,variant_0,notanumber,0,0,0,12\n",
+     r"line 62: return: expected a number, got 'notanumber'"),
+    (lambda text: text + "120,tiny,vari", r"line 62: return: expected a number, got None"),  # cut short by a kill
+    (lambda text: text + "12.5,tiny,variant_0,0.1,0,0,0,12\n", r"line 62: timesteps: expected an integer, got '12.5'"),
+    (lambda text: text.replace("return", "ret", 1), r"the header has no column 'return'"),
+])
+def test_the_curve_names_the_line_and_column_of_a_malformed_episodes_csv(tmp_path, edit, match):
+    """A bad line of episodes.csv was a bare ValueError without the file (or an uncaught TypeError for a line
+    cut short); python -m arena_env.training.curve now says which line and column, and exits with 2."""
+    from arena_env.training import curve
+
+    run = _curve_run(tmp_path, [0.01 * i for i in range(60)], ["tiny"], "all")
+    path = run / "episodes.csv"
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + match):
+        curve.plot(run)
+    assert curve.main([str(run)]) == 2
 
 
 def test_rllib_arguments_are_checked_against_their_types():

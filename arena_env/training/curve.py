@@ -21,10 +21,44 @@ from collections import defaultdict
 from pathlib import Path
 
 
+COLUMNS = ("timesteps", "scenario", "return")  # the columns of episodes.csv the curve reads
+_EXPECTED = {"timesteps": "an integer", "scenario": "a name", "return": "a number"}
+
+
 def read_episodes(path: Path) -> list[dict]:
+    """The episodes of ``episodes.csv``: ``timesteps`` (an integer), ``scenario`` and ``return`` (a number).
+    A header without those columns, or a line whose values are missing or not of those types (a line cut
+    short, an edited file), is a ``ValueError`` naming the file, the line and the column."""
+    out = []
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{"timesteps": int(r["timesteps"]), "scenario": r["scenario"], "return": float(r["return"])}
-                for r in csv.DictReader(fh)]
+        reader = csv.DictReader(fh)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: the header has no column {missing[0]!r} (got {reader.fieldnames}); "
+                             f"train.py writes timesteps, scenario, agent, return, xp_cost, rejections, clamps, length")
+        for r in reader:
+            try:
+                out.append({"timesteps": int(r["timesteps"]), "scenario": _text(r["scenario"]),
+                            "return": float(r["return"])})
+            except (TypeError, ValueError):
+                bad = next(c for c in COLUMNS if not _valid(c, r.get(c)))
+                raise ValueError(f"{path}: line {reader.line_num}: {bad}: expected {_EXPECTED[bad]}, got "
+                                 f"{r.get(bad)!r}; correct or remove the line") from None
+    return out
+
+
+def _text(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(value)
+    return value
+
+
+def _valid(column: str, value) -> bool:
+    try:
+        {"timesteps": int, "scenario": _text, "return": float}[column](value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def references(run_dir: Path, label: str | None, evaluated: list[str] | None = None) -> dict[str, dict[str, float]]:
