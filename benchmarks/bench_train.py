@@ -3,7 +3,7 @@
 
 Run from the checkout::
 
-    .venv/bin/python benchmarks/bench_train.py                  # 3 interleaved repeats, ~6 minutes
+    .venv/bin/python benchmarks/bench_train.py                  # 3 interleaved repeats, ~2 minutes on a quiet 2-core machine
     .venv/bin/python benchmarks/bench_train.py --quick          # smoke run, < 1 minute
     .venv/bin/python benchmarks/bench_train.py --config configs/ppo.yaml --timesteps 50000 --out /tmp/t.json
 
