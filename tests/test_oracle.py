@@ -200,13 +200,14 @@ def test_the_fixed_agent_requests_its_target_whenever_it_may():
 
 @pytest.mark.parametrize("config, match", [
     ({"scanXpp": 12}, r"unknown parameter\(s\) scanXpp"),
-    ({"scanXp": -1}, "config.scanXp must be a non-negative integer, got -1"),
+    ({"scanXp": -1}, r"fixed: config.scanXp: expected an integer in \[0, 3.40282e\+38\], got -1"),
     ({}, "config must be a non-empty mapping"),
     (None, "config must be a non-empty mapping"),
     ([12] * 10, "config must be a non-empty mapping"),
-    ({"scanXp": 1.5}, "config.scanXp must be a non-negative integer, got 1.5"),
-    ({"scanXp": True}, "config.scanXp must be a non-negative integer, got True"),
-    ({"scanXp": "12"}, "config.scanXp must be a non-negative integer, got '12'"),
+    ({"scanXp": 1.5}, r"fixed: config.scanXp: expected an integer in \[0, 3.40282e\+38\], got 1.5"),
+    ({"scanXp": True}, r"fixed: config.scanXp: expected an integer in \[0, 3.40282e\+38\], got True"),
+    ({"scanXp": "12"}, r"fixed: config.scanXp: expected an integer in \[0, 3.40282e\+38\], got '12'"),
+    ({"scanXp": 1e39}, r"config.scanXp: expected an integer in \[0, 3.40282e\+38\], got 1e\+39"),  # no float32 action
 ])
 def test_the_fixed_agent_refuses_bad_configs(config, match, tmp_path):
     with pytest.raises(ValueError, match=match):
