@@ -53,8 +53,8 @@ def fingerprint(name: str) -> dict:
         h.update(env.config.tobytes())
     h.update(env.history_i.tobytes())
     for field, dt in L.USER_FIELDS:
-        if np.dtype(dt).kind in "iu":
-            h.update(env.users[field].tobytes())
+        if np.dtype(dt).kind in "iu":  # the values, whatever the field's width in the record
+            h.update(env.users[field].astype(np.int64).tobytes())
     last = env.history_i[-1]
     return {
         "scenario": name,

@@ -35,9 +35,25 @@ def assert_same(a, b, ctx=""):
 def test_user_state_fits_in_64_bytes():
     size = sum(np.dtype(dt).itemsize for _, dt in L.USER_FIELDS)
     assert size <= 64
-    assert size == 44
+    assert size == 48
     st = model.init_population(scenario.load("tiny"), 0)
-    assert st.dtype.itemsize == 44 and st.nbytes == 44 * st.shape[0]  # one packed record per user
+    assert st.dtype.itemsize == 48 and st.nbytes == 48 * st.shape[0]  # one packed record per user
+
+
+def test_cumulative_xp_passes_two_to_the_31_on_both_backends():
+    """cum_xp is int64: at the hard bounds a user can earn ~300k XP a day, so 32,000 days (the longest
+    episode) pass 2**31; an int32 field wrapped to negative values."""
+    sc = scenario.load("tiny", n_users=300, recruitment={"initial_fraction": 1.0, "days": 0})
+    start = 2**31 - 10
+    pops = [Population(sc, 4, backend) for backend in (P, R)]
+    for pop in pops:
+        pop.state["cum_xp"][:] = start
+        for day in range(3):
+            pop.step(day)
+    assert_same(*pops)
+    a = pops[0].state
+    earned = a["cum_xp"].astype(np.int64) - start
+    assert (earned >= 0).all() and (a["cum_xp"] > 2**31 - 1).sum() > 100  # most users earned, none wrapped
 
 
 @pytest.mark.parametrize("name", ["tiny", "gaming-prone"])

@@ -6,7 +6,7 @@ Every index constant of the model is defined here, once; the Numba kernels
 import them from here, :mod:`~arena_env.economy.model` fills the tables, and
 :mod:`~arena_env.economy.metrics` reads the aggregates.  The equations are in ``docs/model.md``.
 
-* **User record** (:data:`USER_FIELDS`, :data:`USER_DTYPE`): one packed 44-byte record per user.
+* **User record** (:data:`USER_FIELDS`, :data:`USER_DTYPE`): one packed 48-byte record per user.
 * **Tables of the day**, prepared by :mod:`~arena_env.economy.model`: the configs ``cfg`` (V, 10),
   columns ``P_*``; the per-(variant, segment) incentive table ``vs_tab`` (V, G, N_VS), columns
   ``VS_*``; the per-segment table ``sg_tab`` (G, N_SG), columns ``SG_*``; the global vector
@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-# --- user state: fields of one packed record per user, name -> dtype; 44 bytes per user -------
+# --- user state: fields of one packed record per user, name -> dtype; 48 bytes per user -------
 USER_FIELDS = (
     ("variant", np.int8),  # 0 = control, 1.. = treatments
     ("segment", np.int8),  # index into the scenario's segments
@@ -35,7 +35,7 @@ USER_FIELDS = (
     ("act7", np.uint8),  # activity bitmask of the last 7 days, bit 0 = today
     ("m_target", np.uint8),  # scans still required by the open mission; 0 = none open
     ("m_progress", np.uint8),  # scans made toward the open mission
-    ("cum_xp", np.int32),  # XP credited since enrolment
+    ("cum_xp", np.int64),  # XP credited since enrolment (int64: 32,000 days at the hard bounds pass 2**31)
     ("xp_today", np.int32),  # XP claimed today (credited pro rata by pay_out under a budget)
     ("ref_xp", np.float32),  # reference point: the daily XP (before streak bonus) the user got used to
     ("sat", np.float32),  # satisfaction in (0, 1)
@@ -44,7 +44,7 @@ USER_FIELDS = (
     ("trait", np.float32),  # engagement propensity, logit scale
     ("fb_trait", np.float32),  # feedback propensity, logit scale
 )
-USER_DTYPE = np.dtype(list(USER_FIELDS))  # packed (no padding): 44 bytes per user
+USER_DTYPE = np.dtype(list(USER_FIELDS))  # packed (no padding): 48 bytes per user
 FLAG_CHURNED = 1
 
 # --- random streams -------------------------------------------------------------------------------

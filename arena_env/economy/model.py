@@ -28,7 +28,7 @@ _REF = {k: DEFAULTS[k] + 1.0 for k in DEFAULTS}
 _INIT_DAY = 1 << 40
 _I_SEGMENT, _I_VARIANT, _I_ENROLL, _I_DAY, _I_TRAIT1, _I_TRAIT2, _I_FB1, _I_FB2 = range(8)
 
-USER_DTYPE = L.USER_DTYPE  # packed: 44 bytes per user
+USER_DTYPE = L.USER_DTYPE  # packed: 48 bytes per user
 
 CHUNK_USERS = 4096
 """Target users per chunk; the chunking is fixed by the scenario, never by the thread count."""
@@ -54,7 +54,7 @@ def _normal(seed: int, users: np.ndarray, s1: int, s2: int) -> np.ndarray:
 def init_population(sc: Scenario, seed: int) -> np.ndarray:
     """Draw the population of a scenario: variants, segments, arrival days and traits.
 
-    Returns the user state as one record array of :data:`layout.USER_FIELDS` (a packed 44-byte
+    Returns the user state as one record array of :data:`layout.USER_FIELDS` (a packed 48-byte
     record per user), which is what the kernels are given; ``state[field]`` is a field's (strided)
     view.  One record per user keeps a user's state on one cache line, so two threads scale
     better than with one array per field.  With equal allocation (``allocation: null``) users are

@@ -10,7 +10,7 @@ the same name and signature, vectorised over users, and the tests prove that the
 
 Data
 ----
-Users live in one packed record array (:data:`~arena_env.economy.layout.USER_DTYPE`, 44 bytes per
+Users live in one packed record array (:data:`~arena_env.economy.layout.USER_DTYPE`, 48 bytes per
 user); a phase reads and writes the fields of ``users[u]``.  Everything else a phase reads is in
 the day's :class:`~arena_env.economy.layout.DayParams` ``p`` (the tables and the constants derived
 from ``glob``, bundled by :func:`day_params` at the start of each chunk), and the counts it makes go

@@ -310,7 +310,7 @@ def ledger(users, u, v, s, age, scans, xp, p, ai, af, site_next):
     """Twin of :func:`arena_env.economy.population.ledger`."""
     alpha = _ema_rate(age, p.alpha_w)
     users["xp_today"][u] = xp
-    users["cum_xp"][u] += xp.astype(np.int32)
+    users["cum_xp"][u] += xp.astype(np.int64)
     scan_ema, xp_ema = users["scan_ema"], users["xp_ema"]
     se = scan_ema[u] + alpha * (scans - scan_ema[u])
     xe = xp_ema[u] + alpha * (xp - xp_ema[u])
@@ -400,7 +400,7 @@ def withhold(users, u, v, age, scale, alpha_w, ai):
     su = u[short]
     kept = np.floor(x[short] * scale[v[short]]).astype(np.int64)
     withheld = x[short] - kept
-    users["cum_xp"][su] -= withheld.astype(np.int32)
+    users["cum_xp"][su] -= withheld.astype(np.int64)
     users["xp_today"][su] = kept
     users["xp_ema"][su] = users["xp_ema"][su] - _ema_rate(age[short], alpha_w) * withheld
     ai.add(A_XP_BUDGET, su, -withheld)
