@@ -194,3 +194,29 @@ def test_every_env_copy_of_every_runner_gets_its_own_economy():
             e.close()
     remote = [s for (w, v), s in seeds.items() if w >= 1]
     assert len(set(remote)) == len(remote)
+
+
+def test_ctrl_c_during_training_names_the_checkpoint_a_resume_goes_on_from(tmp_path, monkeypatch, capsys):
+    """Ctrl-C inside an iteration: the run stops with the newest checkpoint named and the command to go on;
+    --resume then trains on from that checkpoint."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    cfg = rllib.from_dict({**TINY, "total_timesteps": 1200}, "t.yaml")
+    calls = {"n": 0}
+    real = Algorithm.train
+
+    def interrupt_third(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(Algorithm, "train", interrupt_third)
+    with pytest.raises(KeyboardInterrupt):
+        rllib.train(cfg, tmp_path / "run", progress=False)
+    err = capsys.readouterr().err
+    assert "interrupted during iteration 3; the newest checkpoint is iteration 2" in err
+    assert f"python train.py --resume --out {tmp_path / 'run'}" in err
+    monkeypatch.setattr(Algorithm, "train", real)
+    s = rllib.train(rllib.resume_config(tmp_path / "run"), tmp_path / "run", resume=True, progress=False)
+    assert s["resumed_from_iteration"] == 2 and s["timesteps"] >= 1200

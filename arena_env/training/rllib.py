@@ -412,7 +412,12 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
                     csv.writer(fh).writerow(CSV_FIELDS)
             it = start
             while steps < cfg.total_timesteps:
-                result = algo.train()
+                try:
+                    result = algo.train()
+                except KeyboardInterrupt:  # RLlib's runners are interrupted too: no safe state to save now
+                    print(f"\n{_interrupted(ckdir, it)}; continue with: python train.py --resume --out {out}",
+                          file=sys.stderr)
+                    raise
                 it += 1
                 steps = agent_steps(result)
                 runners = result.get("env_runners", {})
@@ -436,6 +441,14 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
         finally:
             algo.stop()
     return summary
+
+
+def _interrupted(ckdir: Path, it: int) -> str:
+    """What a Ctrl-C during iteration ``it + 1`` leaves: the newest checkpoint, from which ``--resume`` goes on."""
+    done = checkpoints(ckdir)
+    kept = (f"the newest checkpoint is iteration {done[-1]} ({ckdir / f'iter_{done[-1]}'})" if done else
+            "no checkpoint yet (one is saved every checkpoint.every iterations), so a resume starts over")
+    return f"interrupted during iteration {it + 1}; {kept}"
 
 
 def _policy_meta(out: Path) -> dict:
