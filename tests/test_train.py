@@ -498,7 +498,7 @@ def _curve_run(tmp_path: Path, returns: list[float], scenarios: list[str], table
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"algo": "PPO", "run_name": "cfg",
                                                           "eval": {"scenarios": scenarios}}))
     with open(tmp_path / "episodes.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, R.CSV_FIELDS)
+        w = csv.DictWriter(fh, R.EPISODE_FIELDS)
         w.writeheader()
         for i, r in enumerate(returns):
             w.writerow({"timesteps": 12 * (i + 1), "scenario": "tiny", "agent": "variant_0", "return": r, "length": 12})

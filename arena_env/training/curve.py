@@ -21,8 +21,18 @@ from collections import defaultdict
 from pathlib import Path
 
 
-COLUMNS = ("timesteps", "scenario", "return")  # the columns of episodes.csv the curve reads
-_EXPECTED = {"timesteps": "an integer", "scenario": "a name", "return": "a number"}
+EPISODE_FIELDS = ("timesteps", "scenario", "agent", "return", "xp_cost", "rejections", "clamps", "length")
+"""The columns of ``episodes.csv``, as train.py writes them (one line per finished episode of a row)."""
+
+
+def _name(value: str) -> str:
+    if not value:
+        raise ValueError(value)
+    return value
+
+
+# the columns the curve reads: how each is parsed, and what a bad value was expected to be
+_READ = {"timesteps": (int, "an integer"), "scenario": (_name, "a name"), "return": (float, "a number")}
 
 
 def read_episodes(path: Path) -> list[dict]:
@@ -32,33 +42,20 @@ def read_episodes(path: Path) -> list[dict]:
     out = []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        missing = [c for c in _READ if c not in (reader.fieldnames or ())]
         if missing:
             raise ValueError(f"{path}: the header has no column {missing[0]!r} (got {reader.fieldnames}); "
-                             f"train.py writes timesteps, scenario, agent, return, xp_cost, rejections, clamps, length")
+                             f"train.py writes {', '.join(EPISODE_FIELDS)}")
         for r in reader:
-            try:
-                out.append({"timesteps": int(r["timesteps"]), "scenario": _text(r["scenario"]),
-                            "return": float(r["return"])})
-            except (TypeError, ValueError):
-                bad = next(c for c in COLUMNS if not _valid(c, r.get(c)))
-                raise ValueError(f"{path}: line {reader.line_num}: {bad}: expected {_EXPECTED[bad]}, got "
-                                 f"{r.get(bad)!r}; correct or remove the line") from None
+            row = {}
+            for column, (parse, expected) in _READ.items():
+                try:
+                    row[column] = parse(r.get(column))
+                except (TypeError, ValueError):  # None: a line cut short
+                    raise ValueError(f"{path}: line {reader.line_num}: {column}: expected {expected}, got "
+                                     f"{r.get(column)!r}; correct or remove the line") from None
+            out.append(row)
     return out
-
-
-def _text(value) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(value)
-    return value
-
-
-def _valid(column: str, value) -> bool:
-    try:
-        {"timesteps": int, "scenario": _text, "return": float}[column](value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def references(run_dir: Path, label: str | None, evaluated: list[str] | None = None) -> dict[str, dict[str, float]]:

@@ -46,8 +46,8 @@ from arena_env import progress as progress_bar
 from arena_env.paths import check_out_dir
 
 from .config import TrainConfig, TrainConfigError, algorithm, build_kwargs, eval_tournament, from_dict, meta
+from .curve import EPISODE_FIELDS
 
-CSV_FIELDS = ("timesteps", "scenario", "agent", "return", "xp_cost", "rejections", "clamps", "length")
 _CKPT = re.compile(r"model_(\d+)\.zip$")
 
 
@@ -117,7 +117,7 @@ class ArenaLog(BaseCallback):
     def _on_training_start(self) -> None:
         new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         self._fh = open(self.csv_path, "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._fh, CSV_FIELDS, extrasaction="ignore")
+        self._writer = csv.DictWriter(self._fh, EPISODE_FIELDS, extrasaction="ignore")
         if new:
             self._writer.writeheader()
 
@@ -547,7 +547,7 @@ def _truncate_csv(path: Path, steps: int) -> None:
         rows = [r for r in csv.DictReader(fh) if r.get("timesteps", "").isdigit() and int(r["timesteps"]) <= steps]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, CSV_FIELDS)
+        w = csv.DictWriter(fh, EPISODE_FIELDS)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
