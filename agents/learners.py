@@ -121,7 +121,12 @@ class SB3Policy:
         if cls is None:
             raise AgentConfigError(f"sb3: unknown algorithm {algo!r}{source}; e.g. PPO, A2C, SAC, TD3, DQN")
         self.path = path
-        self.model = cls.load(path, device="cpu")
+        try:
+            self.model = cls.load(path, device="cpu")
+        except Exception as exc:  # SB3 fails deep inside (AttributeError, KeyError ...) on a mismatched file
+            raise AgentConfigError(f"sb3: {path} cannot be loaded as {algo}{source} ({type(exc).__name__}: {exc}); "
+                                   "give the algorithm that trained it (algo: PPO, A2C, SAC, TD3, DQN ...) or "
+                                   "check that the file is a Stable-Baselines3 model.save() checkpoint") from exc
         discrete = hasattr(self.model.action_space, "n")
         mode = action_mode or meta.get("action_mode") or ("discrete" if discrete else "continuous")
         if mode not in ACTION_MODES or (mode == "discrete") != discrete:

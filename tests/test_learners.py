@@ -262,6 +262,30 @@ def test_a_malformed_checkpoint_record_is_an_agent_config_error_naming_it(tmp_pa
         agents.make("sb3", path=str(path))
 
 
+def test_a_checkpoint_loaded_as_the_wrong_algorithm_is_an_agent_config_error_naming_it(tmp_path):
+    """PPO weights loaded as SAC or DQN (given, or a wrong arena.json), or a zip that is no SB3 checkpoint,
+    failed with a bare AttributeError or KeyError from inside Stable-Baselines3."""
+    import zipfile
+
+    from stable_baselines3 import PPO
+
+    from agents.learners import write_meta
+
+    single = EconomySingleEnv(scenario="tiny", max_days=8)
+    path = tmp_path / "ppo.zip"
+    PPO("MlpPolicy", single, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu").save(path)
+    with pytest.raises(agents.AgentConfigError, match=r"^sb3: .*ppo\.zip cannot be loaded as SAC \(AttributeError"):
+        agents.make("sb3", path=str(path), algo="SAC")
+    write_meta(str(path), {"algo": "DQN"})
+    with pytest.raises(agents.AgentConfigError, match=r"cannot be loaded as DQN \(recorded in .*arena\.json\)"):
+        agents.make("sb3", path=str(path))
+    bare = tmp_path / "bare.zip"
+    with zipfile.ZipFile(bare, "w") as zf:
+        zf.writestr("notes.txt", "not a model")
+    with pytest.raises(agents.AgentConfigError, match=r"bare\.zip cannot be loaded as PPO .*model\.save\(\) checkpoint"):
+        agents.make("sb3", path=str(bare))
+
+
 def test_the_learners_invalid_hyperparameters_are_agent_config_errors(tmp_path):
     """docs/agents.md: invalid hyperparameter values raise agents.AgentConfigError, for every shipped agent."""
     with pytest.raises(agents.AgentConfigError, match="llm: pass complete="):
