@@ -8,7 +8,8 @@
 ``serve`` runs one experiment of the economy simulator behind the TendedLoop Arena HTTP protocol
 (``arena_env/server/``; ``docs/server.md``), bound to 127.0.0.1 unless ``--host`` says otherwise.  A
 new experiment prints its manifest (URL, experiment id, the admin token, one strategy token per
-variant) once, and ``--manifest-out`` writes it as JSON; ``--db`` keeps the experiment, and running the
+variant) once, when the port accepts connections, and ``--manifest-out`` then writes it as JSON (``--port 0``:
+the port the system chose); ``--db`` keeps the experiment, and running the
 command again with the same ``--db`` resumes it (tokens unchanged, simulation where it was).
 """
 
@@ -69,7 +70,19 @@ def serve(args, p: argparse.ArgumentParser) -> int:
     db = Path(args.db) if args.db else Path("runs") / "server" / f"{Path(str(args.scenario)).stem}.db"
     if args.seconds_per_day <= 0:
         p.error(f"--seconds-per-day must be > 0, got {args.seconds_per_day}")
-    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    out = Path(args.manifest_out) if args.manifest_out else None
+    if out is not None and not db.exists():  # checked before the experiment exists: its tokens are shown once
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            p.error(f"--manifest-out {out}: cannot create its directory ({exc.strerror or exc})")
+        if out.is_dir() or not os.access(out.parent, os.W_OK):
+            p.error(f"--manifest-out {out}: " + ("is a directory" if out.is_dir() else "its directory is not writable")
+                    + "; give a file path in a writable directory")
+    sock = _listen(args.host, args.port, p)  # before anything is created: a busy port leaves no experiment behind
+    port = sock.getsockname()[1]  # the port the system chose for --port 0
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{port}"
+    manifest = None
     try:
         if db.exists():
             exp = Experiment.open(db)
@@ -82,44 +95,77 @@ def serve(args, p: argparse.ArgumentParser) -> int:
             manifest = {"apiUrl": url, "experimentId": exp.meta["experiment_id"], "adminToken": tokens[-1],
                         "variants": [{"variantId": exp.ids[v], "variantName": exp.names[v], "isControl": v == 0,
                                       "strategyToken": tokens[v]} for v in range(len(exp.ids))]}
-            text = json.dumps(manifest, indent=2)
-            if args.manifest_out:
-                out = Path(args.manifest_out)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds secrets: owner only
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(text + "\n")
-            print(text, flush=True)
     except (ScenarioError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        sock.close()
         p.error(str(exc))
-    exp.warm_up()  # the simulator compiled before the first request, not inside it
-    import uvicorn
-
-    webhooks = None
     try:
-        from arena_env.server.webhooks import WebhookDispatcher
+        exp.warm_up()  # the simulator compiled before the first request, not inside it
+        import uvicorn
 
-        secret = (db.with_suffix(".secret"))
-        if not secret.exists():
-            import secrets as _secrets
+        webhooks = None
+        try:
+            from arena_env.server.webhooks import WebhookDispatcher
 
-            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_secrets.token_bytes(32))
-        webhooks = WebhookDispatcher(db, secret.read_bytes())
-        exp.listeners.append(webhooks.listener)
-    except ImportError:
+            secret = (db.with_suffix(".secret"))
+            if not secret.exists():
+                import secrets as _secrets
+
+                fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(_secrets.token_bytes(32))
+            webhooks = WebhookDispatcher(db, secret.read_bytes())
+            exp.listeners.append(webhooks.listener)
+        except ImportError:
+            pass
+        print(f"serving on {url} (scenario {exp.meta['scenario']}, "
+              f"{'manual clock' if exp.meta['manual_clock'] else str(exp.meta['seconds_per_day']) + ' s per day'})",
+              file=sys.stderr, flush=True)
+        print(f"live scoreboard: {url}/ (paste the admin token, or open {url}/#token=<adminToken>)", file=sys.stderr,
+              flush=True)
+        server = uvicorn.Server(uvicorn.Config(create_app(exp, webhooks=webhooks, freeze_gc=True), host=args.host,
+                                               port=port, log_level="warning", access_log=False))
+    finally:  # the manifest when the server is about to accept (the socket listens already), also on a failure
+        if manifest is not None:
+            _publish(json.dumps(manifest, indent=2), out)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
         pass
-    print(f"serving on {url} (scenario {exp.meta['scenario']}, "
-          f"{'manual clock' if exp.meta['manual_clock'] else str(exp.meta['seconds_per_day']) + ' s per day'})",
-          file=sys.stderr, flush=True)
-    print(f"live scoreboard: {url}/ (paste the admin token, or open {url}/#token=<adminToken>)", file=sys.stderr,
-          flush=True)
-    uvicorn.run(create_app(exp, webhooks=webhooks, freeze_gc=True), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
-    if webhooks is not None:
-        webhooks.close()
-    return 0
+    finally:
+        sock.close()
+        if webhooks is not None:
+            webhooks.close()
+    return 0 if server.started else 1
+
+
+def _publish(text: str, out: Path | None) -> None:
+    """Print the manifest (stdout first: the tokens are never lost), then write it to ``out`` whole: a
+    temporary file renamed, mode 0600 as it holds secrets, so a client waiting for the file reads it complete."""
+    print(text, flush=True)
+    if out is None:
+        return
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, out)
+
+
+def _listen(host: str, port: int, p: argparse.ArgumentParser):
+    """A TCP socket bound to ``host:port`` and listening (uvicorn serves on it); a port in use or a host that
+    is not an address of this machine is a usage error naming it."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart may reuse the port
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        p.error(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                "pick a free port (--port 0 lets the system choose one) or an address of this machine")
+    return sock
 
 
 def check_scenario(args, p: argparse.ArgumentParser) -> int:

@@ -304,6 +304,39 @@ def test_kill_9_loses_no_accepted_decision(tmp_path):
         proc.wait(10)
 
 
+def test_the_manifest_appears_when_the_server_accepts_and_names_the_port_it_chose(tmp_path):
+    """--manifest-out was written before the port listened (a client reading it at once was refused, and
+    --port 0 wrote ":0"); a busy port or a bad --manifest-out was found after the experiment was created."""
+    man, db = tmp_path / "m.json", tmp_path / "e.db"
+    proc = subprocess.Popen([sys.executable, "-m", "arena_env", "serve", "--scenario", "tiny", "--port", "0",
+                             "--db", str(db), "--manual-clock", "--manifest-out", str(man)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if man.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        m = json.loads(man.read_text())  # renamed into place: complete once it exists
+        port = int(m["apiUrl"].rsplit(":", 1)[1])
+        assert port > 0 and oct(man.stat().st_mode & 0o777) == "0o600"
+        t1 = m["variants"][1]["strategyToken"]
+        assert _call(m["apiUrl"], "GET", "/api/arena/signals", t1)[0] == 200  # at once, no retry
+        busy = subprocess.run([sys.executable, "-m", "arena_env", "serve", "--scenario", "tiny", "--port", str(port),
+                               "--db", str(tmp_path / "busy.db")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 2 and f"--port {port}: cannot listen there" in busy.stderr
+        assert not (tmp_path / "busy.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    (tmp_path / "afile").write_text("x")
+    for bad, why in ((tmp_path, "is a directory"), (tmp_path / "afile" / "m.json", "cannot create its directory")):
+        r = subprocess.run([sys.executable, "-m", "arena_env", "serve", "--scenario", "tiny", "--port", "0",
+                            "--db", str(tmp_path / "bad.db"), "--manifest-out", str(bad)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "--manifest-out" in r.stderr and why in r.stderr, r.stderr
+        assert not (tmp_path / "bad.db").exists()
+
+
 def test_the_wall_clock_moves_the_simulation(tmp_path):
     proc, url = _start(["--scenario", "tiny", "--db", str(tmp_path / "w.db"), "--seconds-per-day", "0.2",
                         "--manifest-out", str(tmp_path / "m.json")], tmp_path)
