@@ -75,16 +75,36 @@ N_AGENTS = 4
 UPDATE_EVERY = 7  # every 7th day the agents propose random updates, otherwise they hold
 
 
-def out_help(name: str) -> str:
-    """The ``--out`` help of benchmark ``name``: where :func:`default_out` writes."""
-    return (f"JSON output (default benchmarks/results/{name}.json; with --quick runs/benchmarks/{name}-quick.json "
-            "under the working directory, so that a smoke run leaves the shipped results alone)")
+def out_help(name: str, quick: bool = True) -> str:
+    """The ``--out`` help of benchmark ``name`` (``quick``: it has ``--quick``): where :func:`resolve_out` writes."""
+    return (f"JSON output (default benchmarks/results/{name}.json; "
+            + (f"with --quick runs/benchmarks/{name}-quick.json and " if quick else "")
+            + f"with other non-default settings runs/benchmarks/{name}-custom.json, under the working directory, "
+            "so that only the documented command replaces the shipped results)")
 
 
-def default_out(name: str, quick: bool) -> Path:
-    """Where benchmark ``name`` writes without ``--out``: the shipped ``benchmarks/results/<name>.json``, or for
-    a ``--quick`` smoke run ``runs/benchmarks/<name>-quick.json`` under the working directory."""
-    return Path("runs") / "benchmarks" / f"{name}-quick.json" if quick else ROOT / "benchmarks" / "results" / f"{name}.json"
+def resolve_out(name: str, parser: argparse.ArgumentParser, args: argparse.Namespace,
+                report_only: tuple[str, ...] = ()) -> Path:
+    """Where benchmark ``name`` writes: ``--out`` when given; else the shipped ``benchmarks/results/<name>.json``
+    for a run of the default settings, ``runs/benchmarks/<name>-quick.json`` (under the working directory) for a
+    ``--quick`` smoke run and ``runs/benchmarks/<name>-custom.json`` for any other setting that may change the
+    figures (every argument but ``--out``, ``--quick`` and the script's ``report_only`` ones), said on stdout."""
+    if args.out is not None:
+        return args.out
+    if getattr(args, "quick", False):
+        return Path("runs") / "benchmarks" / f"{name}-quick.json"
+    defaults = vars(parser.parse_args([]))
+
+    def same(a, b):
+        return Path(a).resolve() == Path(b).resolve() if isinstance(a, Path) and isinstance(b, Path) else a == b
+
+    changed = [k for k, v in vars(args).items() if k not in ("out", "quick", *report_only) and not same(v, defaults[k])]
+    if not changed:
+        return ROOT / "benchmarks" / "results" / f"{name}.json"
+    out = Path("runs") / "benchmarks" / f"{name}-custom.json"
+    print(f"settings other than the shipped run's ({', '.join('--' + k.replace('_', '-') for k in changed)}): "
+          f"writing {out}, not benchmarks/results/{name}.json (pass --out to choose)", flush=True)
+    return out
 
 
 TARGETS = {
@@ -831,8 +851,7 @@ def main(argv=None) -> int:
                     help="total seconds the run may spend waiting for other processes to go quiet and retaking "
                     "disturbed samples (default 330, 20 with --quick; 0 disables)")
     args = ap.parse_args(argv)
-    if args.out is None:
-        args.out = default_out("bench_env", args.quick)
+    args.out = resolve_out("bench_env", ap, args, report_only=("max_wait",))
     plan = QUICK if args.quick else FULL
     LOAD.budget = args.max_wait if args.max_wait is not None else (20.0 if args.quick else 330.0)
     repeat = args.repeat if args.repeat is not None else plan["repeat"]

@@ -55,7 +55,7 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench_env import Load, default_out, machine, out_help  # noqa: E402
+from bench_env import Load, machine, out_help, resolve_out  # noqa: E402
 
 from arena_env.replay import synthetic  # noqa: E402
 from arena_env.replay import policies as P  # noqa: E402
@@ -149,8 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="print a cProfile of one run (main variant)")
     p.add_argument("--out", type=Path, default=None, help=out_help("bench_replay"))
     args = p.parse_args(argv)
-    if args.out is None:
-        args.out = default_out("bench_replay", args.quick)
+    args.out = resolve_out("bench_replay", p, args, report_only=("profile",))
     n_cases = args.cases or (1_000 if args.quick else 50_000)
     repeat = args.repeat or (1 if args.quick else 3)
     if min(n_cases, repeat, args.n_bootstrap) < 1:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from arena_env.cli import int_at_least  # noqa: E402
+from bench_env import out_help, resolve_out  # noqa: E402
 from arena_env.evaluation import tournament  # noqa: E402
 from arena_env.evaluation.tournament import AgentSpec, Cell, TournamentConfig  # noqa: E402
 
@@ -48,8 +49,9 @@ def main(argv=None) -> int:
                    help="worker processes (default: all cores)")
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS),
                    help=f"scenario names or paths (default {' '.join(SCENARIOS)})")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_seat_effect.json")
+    p.add_argument("--out", type=Path, default=None, help=out_help("bench_seat_effect", quick=False))
     args = p.parse_args(argv)
+    args.out = resolve_out("bench_seat_effect", p, args, report_only=("workers",))  # results equal for any count
     from arena_env.economy.scenario import ScenarioError, find
 
     for sc in args.scenarios:  # before any episode runs

@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_env import default_out, machine, out_help  # noqa: E402  (date, platform, CPU model and count, load averages)
+from bench_env import machine, out_help, resolve_out  # noqa: E402  (date, platform, CPU model and count, load averages)
 
 TARGET_ERRORS = 0
 TARGET_P99_MS = 50.0
@@ -527,8 +527,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="run the main server under cProfile and print its top functions")
     p.add_argument("--out", type=Path, default=None, help=out_help("bench_server"))
     args = p.parse_args(argv)
-    if args.out is None:
-        args.out = default_out("bench_server", args.quick)
+    args.out = resolve_out("bench_server", p, args)
     seconds = args.seconds or (8.0 if args.quick else 60.0)
     if args.agents < 1 or seconds <= 0 or args.client_procs < 1:
         p.error("--agents, --seconds and --client-procs must be positive")

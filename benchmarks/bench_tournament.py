@@ -1,6 +1,6 @@
 """Tournament throughput: episodes (cells) per second with 1 and 2 worker processes.
 
-Run: .venv/bin/python benchmarks/bench_tournament.py [--seeds 30] [--backends local,ray] [--out ...json]
+Run: .venv/bin/python benchmarks/bench_tournament.py [--seeds 20] [--repeat 3] [--backends local,ray] [--out ...json]
 Target: 2 workers >= 1.7x one.  Each cell is a 90-day episode of the default scenario as shipped
 (10,000 users; the quick tournament's cells: its seven agents and the oracle-static reference solo,
 every pair of the agents head-to-head); worker start-up
@@ -24,19 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arena_env.cli import int_at_least  # noqa: E402
+from bench_env import out_help, resolve_out  # noqa: E402
 from arena_env.evaluation import tournament  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int_at_least(1, "--seeds"), default=30, help="evaluation seeds (default 30)")
-    p.add_argument("--repeat", type=int_at_least(1, "--repeat"), default=2,
-                   help="timed runs per backend and worker count (default 2)")
+    p.add_argument("--seeds", type=int_at_least(1, "--seeds"), default=20, help="evaluation seeds (default 20)")
+    p.add_argument("--repeat", type=int_at_least(1, "--repeat"), default=3,
+                   help="timed runs per backend and worker count (default 3)")
     p.add_argument("--backends", default="local",
                    help="comma-separated: local (worker processes) and/or ray (Ray tasks on a local Ray, start-up "
                         "included); default local")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_tournament.json")
+    p.add_argument("--out", type=Path, default=None, help=out_help("bench_tournament", quick=False))
     args = p.parse_args(argv)
+    args.out = resolve_out("bench_tournament", p, args)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or any(b not in tournament.BACKENDS for b in backends):
         p.error(f"--backends: a comma-separated list of {', '.join(tournament.BACKENDS)}")

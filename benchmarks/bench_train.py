@@ -55,7 +55,7 @@ for p in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(p))
 
 import numpy as np  # noqa: E402
-from bench_env import default_out, machine, out_help  # noqa: E402
+from bench_env import machine, out_help, resolve_out  # noqa: E402
 
 TARGET = 0.70
 
@@ -179,8 +179,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="2 rollouts per sample, 1 repeat")
     p.add_argument("--out", type=Path, default=None, help=out_help("bench_train"))
     args = p.parse_args(argv)
-    if args.out is None:
-        args.out = default_out("bench_train", args.quick)
+    args.out = resolve_out("bench_train", p, args)
 
     import torch
 

@@ -134,13 +134,44 @@ def test_a_quick_run_without_out_leaves_the_shipped_results_alone(tmp_path):
     assert json.loads(quick.read_text())["log"]["cases"] == 50
 
 
-@pytest.mark.parametrize("script", ["bench_env", "bench_replay", "bench_server", "bench_train"])
-def test_every_quick_benchmark_names_where_it_writes(script):
+@pytest.mark.parametrize("script, quick", [("bench_env", True), ("bench_replay", True), ("bench_server", True),
+                                           ("bench_train", True), ("bench_tournament", False),
+                                           ("bench_seat_effect", False)])
+def test_every_benchmark_names_where_it_writes(script, quick):
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    text = " ".join(res.stdout.split())
-    assert f"benchmarks/results/{script}.json" in text and f"runs/benchmarks/{script}-quick.json" in text
+    text = "".join(res.stdout.split())  # argparse wraps lines at spaces and hyphens
+    assert f"benchmarks/results/{script}.json" in text and f"runs/benchmarks/{script}-custom.json" in text
+    assert (f"runs/benchmarks/{script}-quick.json" in text) == quick
+
+
+def test_only_the_default_settings_write_the_shipped_results(tmp_path, monkeypatch):
+    """A full run with other settings (bench_train.py --repeat 1, bench_tournament.py --backends local,ray)
+    replaced benchmarks/results/: now only the documented command does; report-only flags do not count."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_env import resolve_out
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "ppo.yaml")
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", type=Path, default=None)
+    monkeypatch.chdir(tmp_path)
+
+    def out(*argv):
+        return resolve_out("b", p, p.parse_args(argv), report_only=("profile",))
+
+    shipped = ROOT / "benchmarks" / "results" / "b.json"
+    assert out() == shipped and out("--repeat", "3", "--profile") == shipped
+    assert out("--config", str(Path("..") / tmp_path.name / ".." / ".." / ROOT / "configs" / "ppo.yaml")) == shipped
+    assert out("--repeat", "1") == Path("runs/benchmarks/b-custom.json")
+    assert out("--config", "other.yaml") == Path("runs/benchmarks/b-custom.json")
+    assert out("--quick", "--repeat", "1") == Path("runs/benchmarks/b-quick.json")
+    assert out("--repeat", "1", "--out", "x.json") == Path("x.json")
 
 
 @pytest.mark.parametrize("args, message", [
