@@ -45,6 +45,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,7 +387,9 @@ def _learn(cfg: RLlibConfig, out: Path, resume: bool, progress: bool) -> dict:
                 "policies": cfg.policies, "modules": module_ids(cfg, agents), "scenarios": list(cfg.scenarios),
                 "seed": cfg.seed, "run_name": cfg.run_name}
         try:
-            algo = config.build_algo()
+            with warnings.catch_warnings():  # RLlib registers its env with Gymnasium again for every algorithm built
+                warnings.filterwarnings("ignore", r".*Overriding environment rllib-multi-agent-env-v0", UserWarning)
+                algo = config.build_algo()
         except (ValueError, TypeError, KeyError, AssertionError) as exc:
             if resume:
                 raise
