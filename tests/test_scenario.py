@@ -184,3 +184,15 @@ def test_docs_key_tables_give_the_dataclass_defaults_and_ranges(title):
         if m and lo is not None:
             assert float(m.group(1)) == lo, f"{key}: docs say {rng}, the code {lo}..{hi}"
             assert float(m.group(2)) == (math.inf if hi is None else hi), f"{key}: docs say {rng}, the code {lo}..{hi}"
+
+
+def test_a_file_that_is_not_utf8_names_the_file_line_and_fix(tmp_path):
+    """Latin-1 bytes (a comment typed in another encoding) were a bare UnicodeDecodeError without the file."""
+    p = tmp_path / "s.yaml"
+    p.write_bytes(BASE.encode() + "description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ScenarioError) as exc:
+        load(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: not UTF-8 text: byte 0xe9 at line 3, column 17") and "save the file as UTF-8" in msg
+    p.write_bytes(BASE.encode() + "description: caf\xe9\n".encode("utf-8"))
+    assert load(p).description == "caf\xe9"

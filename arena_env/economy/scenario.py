@@ -296,13 +296,23 @@ _PARSED: dict[tuple, dict] = {}  # scenario files by (path, mtime, size): an env
 
 
 def read_yaml(path: str | os.PathLike, error: type[ValueError] = ScenarioError) -> dict:
-    """A YAML file whose top level is a mapping (empty file: ``{}``); an unreadable file, malformed YAML
-    or another top level raises ``error`` naming the file (and the line and column)."""
+    """A YAML file whose top level is a mapping (empty file: ``{}``); an unreadable file, bytes that are
+    not UTF-8, malformed YAML or another top level raises ``error`` naming the file (and the line and
+    column)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_SAFE_LOADER)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise error(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} is not "
+                    "valid UTF-8; save the file as UTF-8 (YAML files are read as UTF-8)") from None
+    try:
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
