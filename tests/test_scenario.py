@@ -50,6 +50,9 @@ BASE = "name: s\nsegments: [{name: a}]\n"
     (BASE + "presets: [{name: p, overrides: {scanXp: 9999}}]\n", "presets[0].overrides.scanXp", "out of range"),
     ("name: s\nsegments: []\n", "segments", "at least one"),
     (BASE + "economy: {weekday: [1, 2]}\n", "economy.weekday", "7 values"),
+    ("name: s\nsegments: [{name: a}, {name: b}, {name: a}]\n", "segments[2].name", "also the name of segments[0]"),
+    ("name: s\nsegments: [{weight: 1}, {weight: 2}]\n", "segments[1].name", "'users' is also the name of segments[0]"),
+    (BASE + "presets: [{name: lean}, {name: lean, overrides: {scanXp: 4}}]\n", "presets[1].name", "a name of its own"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, text, key, hint):
     p = write(tmp_path, text)

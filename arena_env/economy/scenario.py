@@ -497,6 +497,13 @@ def _check_scenario(sc: Scenario, source: str) -> None:
             raise _err(source, f"segments[{i}].recruit_until", f"{until} is before recruit_from {s.recruit_from}")
     if len(sc.segments) > 127:
         raise _err(source, "segments", "at most 127 segments")
+    for section, items in (("segments", sc.segments), ("presets", sc.presets)):
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            j = first.setdefault(item.name, i)
+            if j != i:  # agents see the presets by name (agents.Context.presets): one of the two would be lost
+                raise _err(source, f"{section}[{i}].name", f"{item.name!r} is also the name of {section}[{j}]; "
+                                                           f"give every entry of {section} a name of its own")
     if sc.allocation is not None:
         if len(sc.allocation) != sc.n_variants:
             raise _err(source, "allocation", f"needs {sc.n_variants} weights (control first, then "
