@@ -220,6 +220,30 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monk
     assert f"--out {afile}: a file is there" in capsys.readouterr().err
 
 
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """A file on the path, or a place without write permission, crashed with a traceback after the whole
+    card had been computed (in write_card), and the card was lost."""
+    import arena_env.paths as paths
+
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    monkeypatch.setattr(C, "build_card", lambda *a, **k: pytest.fail("the card was built"))
+    with pytest.raises(SystemExit) as exc:
+        main(["check-scenario", "tiny", "--quick", "--out", str(afile / "cards" / "tiny")])
+    assert exc.value.code == 2 and afile.read_text() == "keep me"
+    assert f"--out {afile / 'cards' / 'tiny'}: {afile} is a file" in capsys.readouterr().err
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(paths.tempfile, "TemporaryFile", denied)  # root may write anywhere: simulate the refusal
+    with pytest.raises(SystemExit) as exc:
+        main(["check-scenario", "tiny", "--quick", "--out", str(tmp_path / "new" / "card")])
+    assert exc.value.code == 2
+    assert "the outputs cannot be written there (Permission denied); pass a directory" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the check leaves nothing behind
+
+
 @pytest.mark.parametrize("flag,fix", [("--seeds", "--seeds 2 or more"), ("--train-seeds", "--train-seeds 1 or more"),
                                       ("--workers", "--workers 1 or more")])
 def test_bad_counts_name_the_fix(capsys, flag, fix):
