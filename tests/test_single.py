@@ -118,3 +118,20 @@ def test_bad_opponents_fail_at_construction_naming_the_seat(bad, err, words):
         gymnasium.make("arena/EconomySingle-v1", scenario="tiny", opponents=bad)
     for w in words:
         assert w in str(exc.value)
+
+
+def test_a_refused_step_changes_nothing_the_opponents_included():
+    """The opponents acted before the env checked the learner's action: a refused step still advanced a
+    random opponent's draws, so the episode went on differently from one that never made the mistake;
+    and a step before reset() with opponents was a KeyError instead of the env's error."""
+    def rewards(mistake):
+        env = EconomySingleEnv(opponents="random", scenario="tiny", max_days=6)
+        if mistake:
+            with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+                env.step(np.zeros(10, np.float32))
+        env.reset(seed=3)
+        if mistake:
+            with pytest.raises(ValueError, match="action of variant_0: expected shape"):
+                env.step(np.zeros(9, np.float32))
+        return [env.step(np.full(10, 0.5, np.float32))[1] for _ in range(4)]
+    assert rewards(True) == rewards(False)

@@ -502,10 +502,16 @@ class EconomyEnv(ParallelEnv):
                          zip(np.asarray(config, np.float64).tolist(), self.tenant_vector.tolist(),
                              self._obs_cfg_span.tolist())], np.float32)
 
-    def step(self, actions):
+    def _checked_actions(self, actions) -> tuple[np.ndarray, np.ndarray, dict]:
+        """What :meth:`step` checks before anything changes: the episode is live and every action is valid
+        (:meth:`_parse_actions`, whose proposals it returns).  The wrappers call it for their learners'
+        actions before their opponents act."""
         if not self.agents:
             raise RuntimeError("the episode is over (or reset() was never called): call reset() before step()")
-        req, has, notes = self._parse_actions(actions)
+        return self._parse_actions(actions)
+
+    def step(self, actions):
+        req, has, notes = self._checked_actions(actions)
         sc = self.scenario
         scheduled = self._start_day(self.day)
         records = self._submit(self.day * MINUTES_PER_DAY, req, has)

@@ -19,6 +19,10 @@ whole episode.  ``reset()`` without a seed continues from the last one: the econ
 seed (``EconomyEnv.episode_seed``) seeds the opponents by the same rule, so a run seeded once (as
 Stable-Baselines3 seeds) is reproducible episode after episode.
 
+Invalid actions raise the parallel environment's ``ValueError`` naming the learner, and a step before
+``reset()`` or after the episode its ``RuntimeError``; both are raised before any opponent acts, so a
+refused step changes nothing.
+
 Version history: v0, initial release.
 """
 
@@ -87,6 +91,22 @@ def update_opponents(env: EconomyEnv, opponents: dict, rewards: dict, infos: dic
             pol.update(Outcome(float(rewards[a]), infos[a]["decision"], env.day))
 
 
+def step_with_opponents(env: EconomyEnv, opponents: dict, learner_actions: dict, obs: dict, infos: dict):
+    """One step of ``env``: the learners' actions plus the opponents' (from the last observations and
+    infos); returns the env's ``(obs, rewards, terminations, truncations, infos)``.  The learners' actions
+    are checked first, so a step the env refuses (an invalid action, the episode over) raises before any
+    opponent acts: it changes nothing, the opponents' state included."""
+    env._checked_actions(learner_actions)
+    act = dict(learner_actions)
+    for a, pol in opponents.items():
+        x = opponent_action(env, a, pol, obs, infos)
+        if x is not None:
+            act[a] = x
+    out = env.step(act)
+    update_opponents(env, opponents, out[1], out[4])
+    return out
+
+
 class EconomySingleEnv(gymnasium.Env):
     """The economy arena with one learning agent (see the module docstring)."""
 
@@ -118,14 +138,9 @@ class EconomySingleEnv(gymnasium.Env):
         return self._obs[self.learner], self._infos[self.learner]
 
     def step(self, action):
-        actions = {self.learner: action}
-        for a in self.others:
-            act = opponent_action(self.par, a, self.opponents[a], self._obs, self._infos)
-            if act is not None:
-                actions[a] = act
-        obs, rew, term, trunc, infos = self.par.step(actions)
+        obs, rew, term, trunc, infos = step_with_opponents(self.par, self.opponents, {self.learner: action},
+                                                           self._obs, self._infos)
         self._obs, self._infos = obs, infos
-        update_opponents(self.par, self.opponents, rew, infos)
         a = self.learner
         return obs[a], rew[a], term[a], trunc[a], infos[a]
 

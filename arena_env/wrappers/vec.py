@@ -53,7 +53,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from arena_env.economy.env import EconomyEnv
-from arena_env.wrappers.single import _is_spec, _opponent, opponent_action, reset_opponents, update_opponents
+from arena_env.wrappers.single import _is_spec, _opponent, reset_opponents, step_with_opponents
 
 
 def _reset_one(env: EconomyEnv, opponents: dict, seed, options) -> tuple[dict, dict]:
@@ -62,18 +62,6 @@ def _reset_one(env: EconomyEnv, opponents: dict, seed, options) -> tuple[dict, d
     reset_opponents(env, opponents, env.episode_seed)
     return obs, infos
 
-
-def _step_one(env: EconomyEnv, opponents: dict, learner_actions: dict, obs: dict, infos: dict):
-    """One step of one economy: the learners' actions plus the opponents' (from the last observations
-    and infos); returns the env's ``(obs, rewards, terminations, truncations, infos)``."""
-    act = dict(learner_actions)
-    for a, pol in opponents.items():
-        x = opponent_action(env, a, pol, obs, infos)
-        if x is not None:
-            act[a] = x
-    out = env.step(act)
-    update_opponents(env, opponents, out[1], out[4])
-    return out
 
 
 def _shard(conn, copies: list, opponents: list) -> None:
@@ -113,7 +101,7 @@ def _serve(conn, copies: list, opponents: list) -> None:
             if cmd == "step":
                 out = {}
                 for c, act in arg.items():
-                    out[c] = _step_one(envs[c], opp[c], act, obs[c], infos[c])
+                    out[c] = step_with_opponents(envs[c], opp[c], act, obs[c], infos[c])
                     obs[c], infos[c] = out[c][0], out[c][4]
             elif cmd == "reset":
                 out = {}
@@ -324,7 +312,7 @@ class EconomyVecEnv(VecEnv):
             w.send("step", {k: per_copy[c] for k, c in enumerate(w.copies)})
         for c, env in enumerate(self.envs):
             if not isinstance(env, _RemoteEnv):
-                results[c] = _step_one(env, self.opponents[c], per_copy[c], self._obs[c], self._infos[c])
+                results[c] = step_with_opponents(env, self.opponents[c], per_copy[c], self._obs[c], self._infos[c])
         for w in self._workers:
             for k, out in w.recv().items():
                 results[w.copies[k]] = out
