@@ -135,3 +135,19 @@ def test_a_refused_step_changes_nothing_the_opponents_included():
                 env.step(np.zeros(9, np.float32))
         return [env.step(np.full(10, 0.5, np.float32))[1] for _ in range(4)]
     assert rewards(True) == rewards(False)
+
+
+def test_one_agent_object_cannot_play_two_seats():
+    """Given as the policy of every other seat, one agent object played them all: reset once per seat
+    (it kept the last seed) and told every seat's outcome, so the seats mixed their state."""
+    import agents
+
+    ucb = agents.make("ucb1")
+    with pytest.raises(ValueError, match=r"one UCB1 object would play variant_1, variant_2, .*instance of its own"):
+        EconomySingleEnv(opponents=ucb, scenario="tiny", n_agents=3)
+    with pytest.raises(ValueError, match="one Raiser object would play variant_0, variant_2"):
+        opp = Raiser()
+        EconomySingleEnv(opponents={"variant_0": opp, "variant_2": opp}, learner="variant_1", scenario="tiny",
+                         n_agents=3)
+    EconomySingleEnv(opponents=ucb, scenario="tiny")  # one seat: fine
+    EconomySingleEnv(opponents=lambda o, i: None, scenario="tiny", n_agents=3)  # a function holds no state

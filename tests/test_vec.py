@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import agents
 from arena_env.economy.env import EconomyEnv
 from arena_env.wrappers.vec import EconomyVecEnv
 
@@ -87,6 +88,9 @@ def test_opponents_by_name_drive_the_other_treatments():
     assert (cfg[2] != cfg[0]).any()  # the random opponent moved variant_1
 
 
+_ONE_AGENT = agents.make("hold")
+
+
 @pytest.mark.parametrize("kw, words", [
     ({"copies": []}, ["copies", "non-empty"]),
     ({"copies": {"scenario": "tiny"}}, ["copies"]),
@@ -95,6 +99,8 @@ def test_opponents_by_name_drive_the_other_treatments():
     ({"copies": [TINY], "learners": ["variant_0", "variant_0"]}, ["learners: variant_0 listed twice"]),
     ({"copies": [TINY, {**TINY, "action_mode": "discrete"}]}, ["copies[1]", "spaces"]),
     ({"copies": [TINY], "learners": ["variant_0"], "opponents": "nope"}, ["unknown agent 'nope'"]),
+    ({"copies": [TINY, TINY], "learners": ["variant_0"], "opponents": _ONE_AGENT},  # one object in two economies
+     ["one Hold object would play copies[0] variant_1, copies[1] variant_1", "instance of its own"]),
 ])
 def test_bad_arguments_are_errors_that_say_what_to_fix(kw, words):
     with pytest.raises((ValueError, TypeError)) as exc:

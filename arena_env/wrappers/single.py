@@ -10,8 +10,8 @@ policy is a registered agent's name such as ``"random"`` or a spec ``{"agent": "
 {...}}`` (a new instance per seat), an :class:`agents.Agent` (``reset``, ``act(context)``,
 ``update(outcome)``), a callable ``policy(observation, info) -> action``, or an object with
 ``act(observation, info)`` and optionally ``reset(seed)``; ``None`` holds; anything else is an error
-at construction, naming the seat), ``learner`` (default ``"variant_0"``), ``render_mode`` and every
-keyword of the parallel environment.
+at construction, naming the seat; an agent or object plays one seat only, a function any number),
+``learner`` (default ``"variant_0"``), ``render_mode`` and every keyword of the parallel environment.
 
 Seeding: ``reset(seed=s)`` seeds the economy and then the opponent playing ``variant_k`` with
 ``reset(s + 1 + k)`` (the rule of :func:`arena_env.wrappers.agents.agent_seed`), so a seed fixes the
@@ -64,6 +64,22 @@ def _opponent(seat: str, pol):
     raise TypeError(f"opponents[{seat!r}]: expected None (hold), a registered agent name (e.g. 'random'), "
                     "{'agent': name, 'params': {...}}, an agents.Agent, a callable policy(observation, info) -> "
                     f"action or an object with act(observation, info); got {type(pol).__name__} {pol!r}")
+
+
+def check_one_seat_each(seats: list[tuple[str, object]]) -> None:
+    """``ValueError`` when one stateful opponent (an :class:`agents.Agent`, or an object with ``act``)
+    would play two of ``seats`` (``(seat name, policy)`` pairs): each seat resets it and tells it its
+    outcomes, so the seats would mix their state.  Functions (and None) may play any number of seats."""
+    where: dict[int, list[str]] = {}
+    for seat, pol in seats:
+        if isinstance(pol, Agent) or callable(getattr(pol, "act", None)):
+            where.setdefault(id(pol), []).append(seat)
+    for seat, pol in seats:
+        if len(where.get(id(pol), ())) > 1:
+            raise ValueError(f"opponents: one {type(pol).__name__} object would play {', '.join(where[id(pol)])}, "
+                             "and they would share its state (each seat resets it and tells it its outcomes); "
+                             "give each seat an instance of its own (a mapping seat -> instance), or a registered "
+                             "agent name or {'agent': name, 'params': {...}} spec (a new instance per seat)")
 
 
 def reset_opponents(env: EconomyEnv, opponents: dict, seed: int | None) -> None:
@@ -125,6 +141,7 @@ class EconomySingleEnv(gymnasium.Env):
             raise ValueError(f"opponents: unknown or learner agents {sorted(map(str, unknown))}; the others are "
                              f"{', '.join(self.others)} (the learner is {learner})")
         self.opponents = {a: _opponent(a, opponents.get(a)) for a in self.others}
+        check_one_seat_each(list(self.opponents.items()))
         self.render_mode = render_mode
         self.observation_space = self.par.observation_space(learner)
         self.action_space = self.par.action_space(learner)

@@ -11,7 +11,7 @@
   learner per economy); the other treatments are driven by ``opponents`` (the forms of
   :class:`~arena_env.wrappers.single.EconomySingleEnv`: a registered agent's name such as
   ``"random"``, a ``{"agent", "params"}`` spec, an agent object, a callable, or None to hold),
-  validated at construction.
+  validated at construction; an agent object plays one seat of one economy only.
 
 Rows are ordered economy by economy, agents in ``possible_agents`` order.  ``num_envs`` is the number
 of rows.  The SB3 contract, exactly:
@@ -53,7 +53,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from arena_env.economy.env import EconomyEnv
-from arena_env.wrappers.single import _is_spec, _opponent, reset_opponents, step_with_opponents
+from arena_env.wrappers.single import _is_spec, _opponent, check_one_seat_each, reset_opponents, step_with_opponents
 
 
 def _reset_one(env: EconomyEnv, opponents: dict, seed, options) -> tuple[dict, dict]:
@@ -226,6 +226,8 @@ class EconomyVecEnv(VecEnv):
                                      f"(opponents: {', '.join(others) or 'none'})")
                 self.opponents.append({a: _opponent(a, spec.get(a)) for a in others})
                 specs.append({a: spec.get(a) for a in others})
+            check_one_seat_each([(f"copies[{c}] {a}", pol) for c, o in enumerate(self.opponents)
+                                 for a, pol in o.items()])
             c0, a0 = self.rows[0]
             obs_space = self.envs[c0].observation_space(a0)
             act_space = self.envs[c0].action_space(a0)
