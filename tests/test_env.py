@@ -162,9 +162,11 @@ def test_seeds_outside_the_63_bit_range_are_refused_not_folded():
 
 
 def test_researcher_actions_before_reset_say_to_reset():
-    env = EconomyEnv("tiny", max_days=3)
+    """render(), state(), signals() and ledger() before reset() were AttributeErrors ('guardrails', '_mean')."""
+    env = EconomyEnv("tiny", max_days=3, render_mode="ansi")
     for call in (env.pause, env.resume, env.complete, lambda: env.trip_circuit_breaker("variant_0"),
-                 lambda: env.reset_circuit_breaker("variant_0")):
+                 lambda: env.reset_circuit_breaker("variant_0"), env.render, env.state, lambda: env.signals(1),
+                 env.ledger):
         with pytest.raises(RuntimeError, match=r"reset\(\) was never called"):
             call()
     env.reset(seed=0)

@@ -377,33 +377,34 @@ class EconomyEnv(ParallelEnv):
             return self._agent_variant[agent]
         raise ValueError(f"unknown agent {agent!r}; agents are {', '.join(self.possible_agents)}")
 
-    def _researcher(self, action: str) -> Guardrails:
-        """The guardrails a researcher action works on (there are none before the first ``reset()``)."""
+    def _experiment(self, what: str) -> Guardrails:
+        """The guardrails of the experiment that ``what`` (a researcher action, ``render``, ``state``, ...)
+        works on; a ``RuntimeError`` naming it before the first ``reset()``, when there is none."""
         g = getattr(self, "guardrails", None)
         if g is None:
-            raise RuntimeError(f"{action}(): reset() was never called, so there is no experiment yet; "
+            raise RuntimeError(f"{what}(): reset() was never called, so there is no experiment yet; "
                                "call reset() first")
         return g
 
     def reset_circuit_breaker(self, agent: str) -> bool:
         """Researcher action: close the circuit breaker of ``agent``'s variant (the only way)."""
-        return self._researcher("reset_circuit_breaker").reset_breaker(self._variant_of(agent))
+        return self._experiment("reset_circuit_breaker").reset_breaker(self._variant_of(agent))
 
     def trip_circuit_breaker(self, agent: str) -> bool:
         """Researcher action: open the circuit breaker of ``agent``'s variant."""
-        return self._researcher("trip_circuit_breaker").trip_breaker(self._variant_of(agent))
+        return self._experiment("trip_circuit_breaker").trip_breaker(self._variant_of(agent))
 
     def pause(self) -> None:
         """Researcher action: pause the experiment (updates are rejected, users keep going)."""
-        self._researcher("pause").pause()
+        self._experiment("pause").pause()
 
     def resume(self) -> None:
         """Researcher action: resume a paused experiment."""
-        self._researcher("resume").resume()
+        self._experiment("resume").resume()
 
     def complete(self) -> None:
         """Researcher action: complete the experiment; the next step terminates every agent."""
-        self._researcher("complete").complete()
+        self._experiment("complete").complete()
 
     def _run_schedule(self, day: int) -> list[dict]:
         """Carry out the scenario's researcher actions of ``day``; a lifecycle action that is not legal
@@ -755,6 +756,7 @@ class EconomyEnv(ParallelEnv):
 
     def signals(self, v: int) -> dict:
         """The protocol's ``GET /signals`` payload for variant ``v`` (0 = control)."""
+        self._experiment("signals")
         ti = self._today_i
         metrics = M.metric_dicts(self._mean[v:v + 1], self._var[v:v + 1], self._n[v:v + 1])[0]
         return {"enrolled": int(ti[v, L.A_ENROLLED]), "activeToday": int(ti[v, L.A_ACTIVE]),
@@ -790,6 +792,7 @@ class EconomyEnv(ParallelEnv):
     # ------------------------------------------------------------------ misc
     def ledger(self) -> dict[str, np.ndarray]:
         """XP issued so far per rule, each an int64 array over variants (0 = control)."""
+        self._experiment("ledger")
         h = self.history_i[:self.day].sum(axis=0)
         return {rule: h[:, L.A_XP_SCAN + i].copy() for i, rule in enumerate(L.XP_RULES)}
 
@@ -797,6 +800,7 @@ class EconomyEnv(ParallelEnv):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without render_mode; pass render_mode='ansi'")
             return None
+        self._experiment("render")
         return self._render_text()
 
     def _render_text(self) -> str:
@@ -830,6 +834,7 @@ class EconomyEnv(ParallelEnv):
         """A compact global state: the 24-value metric block of every variant, control first
         (value, stdDev, evidence and confidence of the six metrics, transformed as in the observation,
         each in [0, 1])."""
+        self._experiment("state")
         return self._metric_blocks().ravel().astype(np.float32)
 
 
