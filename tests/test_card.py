@@ -112,6 +112,16 @@ def test_configs_and_schedules():
     assert C.schedule([(5, 20), (6, 20)], [10], tenant, 30) == ((0, (5, 20)), (10, (6, 20)))
 
 
+def test_switch_days_are_decision_days():
+    """With weekly steps and a short episode the candidates were [1, 7]: a switch 'from day 1' that took
+    effect on day 7, as the card did not say, and two candidates for one policy."""
+    assert C.switch_day_candidates(C.QUICK.switch_fractions, 10, 7) == [7]
+    assert C.switch_day_candidates(C.FULL.switch_fractions, 30, 7) == [7, 14, 21]
+    assert C.switch_day_candidates(C.FULL.switch_fractions, 90, 1) == [15, 30, 45, 60]
+    assert C.switch_day_candidates(C.QUICK.switch_fractions, 2, 1) == [1]
+    assert C.switch_day_candidates(C.QUICK.switch_fractions, 7, 7) == [7]  # one step: no switch within the episode
+
+
 def test_effect_timing_and_autocorr():
     diff = np.array([-1.0, -1.0, 0.5, 1.0, 1.0, 1.0, 1.0])
     t = C.effect_timing(diff, 1, tail_days=2)

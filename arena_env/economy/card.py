@@ -596,6 +596,16 @@ def plan(n_eval: int, n_train: int, settings: Settings, n_params: int = len(PARA
             "adaptive eval": n_eval}
 
 
+def switch_day_candidates(fractions: Sequence[float], max_days: int, days_per_step: int = 1) -> list[int]:
+    """The schedule search's switch days: each fraction of the episode rounded to a decision day (a
+    multiple of ``days_per_step``, the days a step starts), from the first decision after day 0 to the
+    last one before ``max_days``; sorted, without repeats.  With weekly steps a switch on day 1 would
+    take effect on day 7, and the card would report day 1."""
+    last = (max_days - 1) // days_per_step * days_per_step
+    return sorted({max(days_per_step, min(last, int(round(f * max_days / days_per_step)) * days_per_step))
+                   for f in fractions})
+
+
 DEFAULT_SEEDS, DEFAULT_TRAIN_SEEDS = 10, 3
 QUICK_SEEDS, QUICK_TRAIN_SEEDS = 4, 2
 
@@ -674,7 +684,7 @@ def build_card(scenario: str, *, seeds: int = DEFAULT_SEEDS, train_seeds: int = 
 
         # 3. adaptive ----------------------------------------------------------------------------------
         prog.stage = "adaptive search"
-        switch_days = sorted({max(1, min(T - 1, int(round(f * T / dps)) * dps)) for f in settings.switch_fractions})
+        switch_days = switch_day_candidates(settings.switch_fractions, T, dps)
         start_idx = min(settings.switch_start, len(switch_days) - 1)
         train_opt = ev.returns([opt], train)[0]
 
